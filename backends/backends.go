@@ -1,0 +1,187 @@
+package backends
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/BurntSushi/toml"
+)
+
+// ErrClosed is returned by the methods of a backend after Close.
+var ErrClosed = errors.New("backends: closed")
+
+// Snapshot is the content of a backend under some prefixes at one revision.
+// Keys are full, absolute paths such as "/app/db/host".
+type Snapshot struct {
+	// Rev is the revision the snapshot was read at (0 if unknown).
+	Rev uint64
+	// KVs maps every key found under the requested prefixes to its value.
+	KVs map[string]string
+}
+
+// Change is one key that was set or deleted.
+type Change struct {
+	// Key is the full key.
+	Key string
+	// Value is the new value; it is empty when Deleted is set.
+	Value string
+	// Deleted reports that the key was removed.
+	Deleted bool
+}
+
+// Update is what [Watcher.Watch] returns: the state after some revision,
+// either as a list of changes to apply or as a full snapshot that replaces
+// everything under the watched prefixes.
+type Update struct {
+	// Rev is the revision the update brings the watcher to.
+	Rev uint64
+	// Changes lists the keys that changed, in order; unused when Full is set.
+	Changes []Change
+	// Full, when not nil, replaces the whole content under the prefixes.
+	Full *Snapshot
+}
+
+// Backend is a source of key/value data.
+type Backend interface {
+	// Snapshot returns every key under any of prefixes. A prefix matches
+	// keys by plain string prefix, as confd does: "/app/db" matches
+	// "/app/db/host" and "/app/dbx". "/" matches every key.
+	Snapshot(ctx context.Context, prefixes []string) (Snapshot, error)
+	// Close releases the backend. It is idempotent.
+	Close() error
+}
+
+// Watcher is implemented by backends that can wait for changes.
+type Watcher interface {
+	// Watch blocks until a key under prefixes changed after revision
+	// after, then returns what changed. With after == 0 it returns at once
+	// with the current revision.
+	Watch(ctx context.Context, prefixes []string, after uint64) (Update, error)
+}
+
+// Config holds a backend's options and opens it.
+type Config interface {
+	// Open connects to the backend described by the config.
+	Open(ctx context.Context) (Backend, error)
+}
+
+// Validator is implemented by configs that can check themselves before Open.
+type Validator interface {
+	// Validate reports the first problem with the options, if any.
+	Validate() error
+}
+
+// Describer is implemented by configs that describe their backend in one
+// line, for listings such as "kvconf plugins".
+type Describer interface {
+	// Description returns a short, one-line description.
+	Description() string
+}
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]func() Config{}
+)
+
+// Register makes a backend available under name. It is meant to be called
+// from the init function of the backend's package, and panics if name is
+// empty, newConfig is nil or name is already registered.
+func Register(name string, newConfig func() Config) {
+	mu.Lock()
+	defer mu.Unlock()
+	if name == "" {
+		panic("backends: Register with an empty name")
+	}
+	if newConfig == nil {
+		panic("backends: Register of " + name + " with a nil factory")
+	}
+	if _, dup := registry[name]; dup {
+		panic("backends: Register called twice for " + name)
+	}
+	registry[name] = newConfig
+}
+
+// Names returns the names of the registered backends, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// NewConfig returns a fresh, default Config for the named backend.
+func NewConfig(name string) (Config, error) {
+	mu.RLock()
+	newConfig, ok := registry[name]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("backends: unknown backend %q (known: %s; missing import of backends/all?)",
+			name, strings.Join(Names(), ", "))
+	}
+	return newConfig(), nil
+}
+
+// OptionError reports an option that the named backend does not take.
+type OptionError struct {
+	// Backend is the backend's registered name.
+	Backend string
+	// Key is the option's name, as written in TOML.
+	Key string
+}
+
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("backends: backend %q does not take option %q", e.Backend, e.Key)
+}
+
+// Decode builds the Config of the named backend from options keyed by their
+// TOML names (the keys of confd.toml, such as "nodes" or "file"). An option
+// the backend does not take is an [*OptionError]; a config that implements
+// [Validator] is validated.
+func Decode(name string, opts map[string]any) (Config, error) {
+	cfg, err := NewConfig(name)
+	if err != nil {
+		return nil, err
+	}
+	var buf strings.Builder
+	if err := toml.NewEncoder(&buf).Encode(opts); err != nil {
+		return nil, fmt.Errorf("backends: %s: encode options: %w", name, err)
+	}
+	md, err := toml.Decode(buf.String(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("backends: %s: %w", name, err)
+	}
+	var errs []error
+	for _, k := range md.Undecoded() {
+		errs = append(errs, &OptionError{Backend: name, Key: k.String()})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if v, ok := cfg.(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("backends: %s: %w", name, err)
+		}
+	}
+	return cfg, nil
+}
+
+// Open decodes opts for the named backend (see [Decode]) and opens it.
+func Open(ctx context.Context, name string, opts map[string]any) (Backend, error) {
+	cfg, err := Decode(name, opts)
+	if err != nil {
+		return nil, err
+	}
+	b, err := cfg.Open(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backends: open %s: %w", name, err)
+	}
+	return b, nil
+}

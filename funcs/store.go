@@ -1,0 +1,284 @@
+package funcs
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	iradix "github.com/hashicorp/go-immutable-radix/v2"
+
+	"github.com/kvconf/kvconf/backends"
+)
+
+// ErrNotExist is wrapped by every [*KeyError].
+var ErrNotExist = errors.New("funcs: key does not exist")
+
+// KeyError reports a key that is not in the store.
+type KeyError struct {
+	// Key is the key as the template asked for it.
+	Key string
+}
+
+func (e *KeyError) Error() string { return fmt.Sprintf("key %q does not exist", e.Key) }
+
+// Unwrap returns [ErrNotExist].
+func (e *KeyError) Unwrap() error { return ErrNotExist }
+
+// KV is one key and its value.
+type KV struct {
+	Key   string
+	Value string
+}
+
+// Store is an immutable, sorted set of key/value pairs. Look-ups cost
+// O(log n + k): they seek to the literal prefix of what is asked and walk
+// only the matching keys. [Store.Apply] and [Store.Replace] return a new store
+// that shares all unchanged keys with the old one.
+//
+// A store may be a view (see [Store.View]) that shows only the keys under
+// some prefixes, with a root prefix stripped, the way a template resource
+// sees its backend's data. A Store is safe for concurrent use.
+type Store struct {
+	tree *iradix.Tree[string]
+	root string   // stripped from full keys; "" for none
+	keys []string // full-key prefixes the view may see; nil for all
+}
+
+// NewStore returns a store holding kvs; keys are full paths such as "/a/b".
+func NewStore(kvs map[string]string) *Store {
+	txn := iradix.New[string]().Txn()
+	for k, v := range kvs {
+		txn.Insert([]byte(k), v)
+	}
+	return &Store{tree: txn.CommitOnly()}
+}
+
+// Len returns the number of keys in the underlying store, ignoring any view.
+func (s *Store) Len() int { return s.tree.Len() }
+
+// Apply returns a store with changes applied in order. Views keep their
+// root and keys.
+func (s *Store) Apply(changes []backends.Change) *Store {
+	if len(changes) == 0 {
+		return s
+	}
+	txn := s.tree.Txn()
+	for _, c := range changes {
+		if c.Deleted {
+			txn.Delete([]byte(c.Key))
+		} else {
+			txn.Insert([]byte(c.Key), c.Value)
+		}
+	}
+	return &Store{tree: txn.CommitOnly(), root: s.root, keys: s.keys}
+}
+
+// Replace returns a store in which everything under prefixes (plain string
+// prefixes, as in [backends.Backend.Snapshot]) is replaced by kvs.
+func (s *Store) Replace(prefixes []string, kvs map[string]string) *Store {
+	txn := s.tree.Txn()
+	for _, p := range prefixes {
+		txn.DeletePrefix([]byte(p))
+	}
+	for k, v := range kvs {
+		txn.Insert([]byte(k), v)
+	}
+	return &Store{tree: txn.CommitOnly(), root: s.root, keys: s.keys}
+}
+
+// View returns a store that shows only keys starting with root+k for some k
+// in keys, with root stripped: with root "/app" and keys ["/db"], the full
+// key "/app/db/host" is seen as "/db/host". Keys are matched as plain string
+// prefixes, as confd fetches them. An empty keys list shows everything
+// under root. The view is taken over s's underlying store, not over s's view.
+func (s *Store) View(root string, keys []string) *Store {
+	root = strings.TrimSuffix(cleanKey(root), "/")
+	full := make([]string, 0, len(keys))
+	for _, k := range keys {
+		full = append(full, root+cleanKey(k))
+	}
+	if len(full) == 0 {
+		full = append(full, root+"/")
+		if root == "" {
+			full[0] = ""
+		}
+	}
+	return &Store{tree: s.tree, root: root, keys: minimalPrefixes(full)}
+}
+
+// minimalPrefixes sorts ps and drops every entry that another one is a
+// prefix of, so the rest cover disjoint, ordered ranges of keys.
+func minimalPrefixes(ps []string) []string {
+	sort.Strings(ps)
+	out := ps[:0]
+	for _, p := range ps {
+		if len(out) > 0 && strings.HasPrefix(p, out[len(out)-1]) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// cleanKey makes k absolute and clean: "a//b/" becomes "/a/b".
+func cleanKey(k string) string { return path.Clean("/" + k) }
+
+// full maps a key as the view sees it to the key in the underlying tree.
+func (s *Store) full(k string) string { return s.root + cleanKey(k) }
+
+// visible reports whether the view may see the full key k.
+func (s *Store) visible(k string) bool {
+	if s.keys == nil {
+		return true
+	}
+	for _, p := range s.keys {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// ranges returns the literal prefixes to walk for keys starting with want,
+// each within one of the view's key prefixes, in key order.
+func (s *Store) ranges(want string) []string {
+	if s.keys == nil {
+		return []string{want}
+	}
+	var out []string
+	for _, p := range s.keys {
+		switch {
+		case strings.HasPrefix(want, p):
+			return []string{want}
+		case strings.HasPrefix(p, want):
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// walk calls fn for each key starting with prefix, in order, until fn
+// returns a non-empty key to seek to (the walk goes on from the first key
+// not less than it) or false to stop.
+func (s *Store) walk(prefix string, fn func(k, v string) (seek string, more bool)) {
+	it := s.tree.Root().Iterator()
+	it.SeekLowerBound([]byte(prefix))
+	for {
+		kb, v, ok := it.Next()
+		if !ok || !strings.HasPrefix(string(kb), prefix) {
+			return
+		}
+		seek, more := fn(string(kb), v)
+		if !more {
+			return
+		}
+		if seek != "" {
+			it = s.tree.Root().Iterator()
+			it.SeekLowerBound([]byte(seek))
+		}
+	}
+}
+
+// Get returns the value of key, or a [*KeyError].
+func (s *Store) Get(key string) (string, error) {
+	k := s.full(key)
+	if s.visible(k) {
+		if v, ok := s.tree.Get([]byte(k)); ok {
+			return v, nil
+		}
+	}
+	return "", &KeyError{Key: key}
+}
+
+// Exists reports whether key is in the store.
+func (s *Store) Exists(key string) bool {
+	_, err := s.Get(key)
+	return err == nil
+}
+
+// GetAll returns the pairs whose keys match pattern (see [path.Match]: "*"
+// does not cross "/"), sorted by key. Keys are as the view sees them.
+func (s *Store) GetAll(pattern string) ([]KV, error) {
+	if _, err := path.Match(pattern, ""); err != nil {
+		return nil, fmt.Errorf("pattern %q: %w", pattern, err)
+	}
+	pat := s.full(pattern)
+	if strings.HasSuffix(pattern, "/") && pat != "/" {
+		pat += "/" // cleanKey drops it, but it makes the pattern match nothing, as in confd
+	}
+	lit := pat
+	if i := strings.IndexAny(pat, `*?[\`); i >= 0 {
+		lit = pat[:i]
+	}
+	out := []KV{}
+	for _, r := range s.ranges(lit) {
+		s.walk(r, func(k, v string) (string, bool) {
+			if ok, _ := path.Match(pat, k); ok {
+				out = append(out, KV{Key: strings.TrimPrefix(k, s.root), Value: v})
+			}
+			return "", true
+		})
+	}
+	return out, nil
+}
+
+// GetAllValues returns the values of the keys matching pattern, sorted by
+// value, as confd's getvs does.
+func (s *Store) GetAllValues(pattern string) ([]string, error) {
+	kvs, err := s.GetAll(pattern)
+	if err != nil {
+		return nil, err
+	}
+	vs := make([]string, len(kvs))
+	for i, kv := range kvs {
+		vs[i] = kv.Value
+	}
+	sort.Strings(vs)
+	return vs, nil
+}
+
+// List returns the sorted, unique names of dir's immediate children: the
+// first path element of every key under dir. As in confd, a key equal to
+// dir itself lists its own base name.
+func (s *Store) List(dir string) []string { return s.list(dir, false) }
+
+// ListDir returns the sorted, unique names of dir's immediate children that
+// have children of their own.
+func (s *Store) ListDir(dir string) []string { return s.list(dir, true) }
+
+func (s *Store) list(dir string, dirsOnly bool) []string {
+	d := s.full(dir)
+	seen := map[string]bool{}
+	if !dirsOnly && d != "/" && s.visible(d) {
+		if _, ok := s.tree.Get([]byte(d)); ok {
+			seen[path.Base(d)] = true
+		}
+	}
+	base := strings.TrimSuffix(d, "/") + "/"
+	for _, r := range s.ranges(base) {
+		s.walk(r, func(k, _ string) (string, bool) {
+			rest := k[len(base):]
+			child, _, deeper := strings.Cut(rest, "/")
+			if child == "" {
+				return "", true
+			}
+			if deeper || !dirsOnly {
+				seen[child] = true
+			}
+			if deeper {
+				// Skip the rest of child's subtree: every key between
+				// base+child+"/" and base+child+"0" is in it.
+				return base + child + "0", true
+			}
+			return "", true
+		})
+	}
+	out := make([]string, 0, len(seen))
+	for c := range seen {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}

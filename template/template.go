@@ -1,0 +1,178 @@
+// Package template parses and renders kvconf templates: Go text/template
+// with the function sets of package funcs, missingkey=error, and include
+// for shared fragments kept in the templates directory.
+package template
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	texttemplate "text/template"
+
+	"github.com/kvconf/kvconf/funcs"
+)
+
+// Options tunes [Parse].
+type Options struct {
+	// Sets names the function sets, in order (later sets win). Nil means
+	// [funcs.DefaultSets].
+	Sets []string
+	// IncludeDir is the directory include reads fragments from. Empty
+	// disables include.
+	IncludeDir string
+}
+
+// maxIncludeDepth bounds include nesting, as a backstop to cycle detection.
+const maxIncludeDepth = 32
+
+// Template is a parsed template, safe for concurrent renders.
+type Template struct {
+	name string
+	sets []string
+	dir  string
+	t    *texttemplate.Template
+
+	mu        sync.Mutex
+	fragments map[string]*texttemplate.Template // parsed include files
+}
+
+// Parse parses src as the template called name (shown in error messages,
+// usually the file's path relative to the templates directory). A call of a
+// function that none of the sets define is an error here, not at render.
+func Parse(name string, src []byte, opts Options) (*Template, error) {
+	sets := opts.Sets
+	if sets == nil {
+		sets = funcs.DefaultSets
+	}
+	t := &Template{name: name, sets: sets, dir: opts.IncludeDir, fragments: map[string]*texttemplate.Template{}}
+	pt, err := t.parse(context.Background(), name, src)
+	if err != nil {
+		return nil, err
+	}
+	t.t = pt
+	return t, nil
+}
+
+// Name returns the template's name.
+func (t *Template) Name() string { return t.name }
+
+// parse parses one source with every function name known, bound to an
+// empty store.
+func (t *Template) parse(ctx context.Context, name string, src []byte) (*texttemplate.Template, error) {
+	fm, err := funcs.Map(ctx, t.sets, funcs.NewStore(nil))
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	fm["include"] = func(string, ...any) (string, error) { return "", nil }
+	pt, err := texttemplate.New(name).Option("missingkey=error").Funcs(fm).Parse(string(src))
+	if err != nil {
+		return nil, err // text/template errors already read "template: name:line: ..."
+	}
+	return pt, nil
+}
+
+// Render executes the template with functions bound to s and writes the
+// output to w. Nothing is written to w when rendering fails.
+func (t *Template) Render(ctx context.Context, w io.Writer, s *funcs.Store) error {
+	r := &render{ctx: ctx, t: t, store: s}
+	out, err := r.exec(t.t, nil)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, out)
+	return err
+}
+
+// render is the state of one Render call: the store and the include stack.
+type render struct {
+	ctx   context.Context
+	t     *Template
+	store *funcs.Store
+	stack []string
+}
+
+func (r *render) exec(pt *texttemplate.Template, data any) (string, error) {
+	fm, err := funcs.Map(r.ctx, r.t.sets, r.store)
+	if err != nil {
+		return "", err
+	}
+	fm["include"] = r.include
+	ct, err := pt.Clone()
+	if err != nil {
+		return "", fmt.Errorf("template %s: %w", pt.Name(), err)
+	}
+	var buf bytes.Buffer
+	if err := ct.Funcs(fm).Execute(&buf, data); err != nil {
+		return "", err
+	}
+	return buf.String(), nil
+}
+
+// include renders the fragment file name (relative to the include
+// directory) with data, or with no data when none is given.
+func (r *render) include(name string, data ...any) (string, error) {
+	if err := r.ctx.Err(); err != nil {
+		return "", err
+	}
+	if len(data) > 1 {
+		return "", fmt.Errorf("include %q: want at most one data argument, got %d", name, len(data))
+	}
+	for _, n := range r.stack {
+		if n == name {
+			return "", fmt.Errorf("include %q: cycle %s -> %s", name, strings.Join(r.stack, " -> "), name)
+		}
+	}
+	if len(r.stack) >= maxIncludeDepth {
+		return "", fmt.Errorf("include %q: nested more than %d deep", name, maxIncludeDepth)
+	}
+	pt, err := r.t.fragment(r.ctx, name)
+	if err != nil {
+		return "", err
+	}
+	var d any
+	if len(data) == 1 {
+		d = data[0]
+	}
+	r.stack = append(r.stack, name)
+	defer func() { r.stack = r.stack[:len(r.stack)-1] }()
+	return r.exec(pt, d)
+}
+
+// ErrInclude is wrapped by errors about an include path that is not allowed.
+var ErrInclude = errors.New("template: include outside the templates directory")
+
+// fragment returns the parsed include file name, reading it on first use.
+func (t *Template) fragment(ctx context.Context, name string) (*texttemplate.Template, error) {
+	if t.dir == "" {
+		return nil, fmt.Errorf("include %q: no templates directory", name)
+	}
+	if !filepath.IsLocal(name) {
+		return nil, fmt.Errorf("include %q: %w", name, ErrInclude)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if pt, ok := t.fragments[name]; ok {
+		return pt, nil
+	}
+	root, err := os.OpenRoot(t.dir)
+	if err != nil {
+		return nil, fmt.Errorf("include %q: %w", name, err)
+	}
+	defer root.Close()
+	src, err := root.ReadFile(name) // os.Root refuses symlinks that leave dir
+	if err != nil {
+		return nil, fmt.Errorf("include %q: %w", name, err)
+	}
+	pt, err := t.parse(ctx, name, src)
+	if err != nil {
+		return nil, fmt.Errorf("include %q: %w", name, err)
+	}
+	t.fragments[name] = pt
+	return pt, nil
+}
