@@ -212,9 +212,20 @@ func (s *Store) GetAll(pattern string) ([]KV, error) {
 	if i := strings.IndexAny(pat, `*?[\`); i >= 0 {
 		lit = pat[:i]
 	}
+	// Without character classes or escapes, a match has exactly as many
+	// "/" as the pattern, so deeper subtrees can be skipped whole.
+	depth := -1
+	if !strings.ContainsAny(pat, `[\`) {
+		depth = strings.Count(pat, "/")
+	}
 	out := []KV{}
 	for _, r := range s.ranges(lit) {
 		s.walk(r, func(k, v string) (string, bool) {
+			if depth >= 0 {
+				if i := nthIndex(k, '/', depth+1); i >= 0 {
+					return k[:i] + "0", true // past every key under k[:i+1]
+				}
+			}
 			if ok, _ := path.Match(pat, k); ok {
 				out = append(out, KV{Key: strings.TrimPrefix(k, s.root), Value: v})
 			}
@@ -222,6 +233,19 @@ func (s *Store) GetAll(pattern string) ([]KV, error) {
 		})
 	}
 	return out, nil
+}
+
+// nthIndex returns the index of the n-th (1-based) occurrence of c in s,
+// or -1.
+func nthIndex(s string, c byte, n int) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			if n--; n == 0 {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // GetAllValues returns the values of the keys matching pattern, sorted by

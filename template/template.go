@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	texttemplate "text/template"
@@ -80,8 +82,13 @@ func (t *Template) parse(ctx context.Context, name string, src []byte) (*texttem
 // Render executes the template with functions bound to s and writes the
 // output to w. Nothing is written to w when rendering fails.
 func (t *Template) Render(ctx context.Context, w io.Writer, s *funcs.Store) error {
-	r := &render{ctx: ctx, t: t, store: s}
-	out, err := r.exec(t.t, nil)
+	fm, err := funcs.Map(ctx, t.sets, s)
+	if err != nil {
+		return fmt.Errorf("template %s: %w", t.name, err)
+	}
+	r := &render{ctx: ctx, t: t, fm: fm, bound: map[string]*texttemplate.Template{}}
+	fm["include"] = r.include
+	out, err := r.exec(t.name, t.t, nil)
 	if err != nil {
 		return err
 	}
@@ -89,26 +96,31 @@ func (t *Template) Render(ctx context.Context, w io.Writer, s *funcs.Store) erro
 	return err
 }
 
-// render is the state of one Render call: the store and the include stack.
+// render is the state of one Render call: the functions bound to its
+// store, the templates bound to them, and the include stack.
 type render struct {
 	ctx   context.Context
 	t     *Template
-	store *funcs.Store
+	fm    texttemplate.FuncMap
+	bound map[string]*texttemplate.Template // by name: t.name or a fragment's
 	stack []string
 }
 
-func (r *render) exec(pt *texttemplate.Template, data any) (string, error) {
-	fm, err := funcs.Map(r.ctx, r.t.sets, r.store)
-	if err != nil {
-		return "", err
-	}
-	fm["include"] = r.include
-	ct, err := pt.Clone()
-	if err != nil {
-		return "", fmt.Errorf("template %s: %w", pt.Name(), err)
+// exec executes pt (called name) with data. Each template is cloned and
+// bound to the render's functions once per render, however often it is
+// included.
+func (r *render) exec(name string, pt *texttemplate.Template, data any) (string, error) {
+	bt, ok := r.bound[name]
+	if !ok {
+		ct, err := pt.Clone()
+		if err != nil {
+			return "", fmt.Errorf("template %s: %w", name, err)
+		}
+		bt = ct.Funcs(r.fm)
+		r.bound[name] = bt
 	}
 	var buf bytes.Buffer
-	if err := ct.Funcs(fm).Execute(&buf, data); err != nil {
+	if err := bt.Execute(&buf, data); err != nil {
 		return "", err
 	}
 	return buf.String(), nil
@@ -123,10 +135,9 @@ func (r *render) include(name string, data ...any) (string, error) {
 	if len(data) > 1 {
 		return "", fmt.Errorf("include %q: want at most one data argument, got %d", name, len(data))
 	}
-	for _, n := range r.stack {
-		if n == name {
-			return "", fmt.Errorf("include %q: cycle %s -> %s", name, strings.Join(r.stack, " -> "), name)
-		}
+	name = path.Clean(name)
+	if slices.Contains(r.stack, name) || name == r.t.name {
+		return "", fmt.Errorf("include %q: cycle %s -> %s", name, strings.Join(append([]string{r.t.name}, r.stack...), " -> "), name)
 	}
 	if len(r.stack) >= maxIncludeDepth {
 		return "", fmt.Errorf("include %q: nested more than %d deep", name, maxIncludeDepth)
@@ -141,7 +152,7 @@ func (r *render) include(name string, data ...any) (string, error) {
 	}
 	r.stack = append(r.stack, name)
 	defer func() { r.stack = r.stack[:len(r.stack)-1] }()
-	return r.exec(pt, d)
+	return r.exec("include:"+name, pt, d)
 }
 
 // ErrInclude is wrapped by errors about an include path that is not allowed.
@@ -164,8 +175,10 @@ func (t *Template) fragment(ctx context.Context, name string) (*texttemplate.Tem
 	if err != nil {
 		return nil, fmt.Errorf("include %q: %w", name, err)
 	}
-	defer root.Close()
 	src, err := root.ReadFile(name) // os.Root refuses symlinks that leave dir
+	if cerr := root.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("include %q: %w", name, err)
 	}
