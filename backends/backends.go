@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -159,8 +160,14 @@ func Decode(name string, opts map[string]any) (Config, error) {
 		return nil, fmt.Errorf("backends: %s: %w", name, err)
 	}
 	var errs []error
+	var reported []string
 	for _, k := range md.Undecoded() {
-		errs = append(errs, &OptionError{Backend: name, Key: k.String()})
+		key := k.String()
+		if slices.ContainsFunc(reported, func(p string) bool { return strings.HasPrefix(key, p+".") }) {
+			continue // inside an unknown table already reported
+		}
+		reported = append(reported, key)
+		errs = append(errs, &OptionError{Backend: name, Key: key})
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

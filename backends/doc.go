@@ -12,7 +12,9 @@
 // backend stays the same store: a later snapshot has a revision at least as
 // high as an earlier one. Backends that read every prefix at one revision
 // (etcd) do so; the others report the highest index they saw (Consul) or a
-// counter of their own (file, env). A revision of 0 means "unknown".
+// counter of their own (file, env). A revision of 0 means "unknown"; a
+// backend that implements [Watcher] never reports 0, since the core passes
+// the last revision back to Watch and 0 there asks for the current one.
 //
 // # Watching
 //

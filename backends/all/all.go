@@ -1,0 +1,14 @@
+// Package all registers every backend that kvconf ships, for its side
+// effects only:
+//
+//	import _ "github.com/kvconf/kvconf/backends/all"
+//
+// Each backend registers itself from its package's init function; this
+// package imports them all. It holds env and file today; later backends
+// (etcd, consul, metadata) are added here, with a blank import each.
+package all
+
+import (
+	_ "github.com/kvconf/kvconf/backends/env"  // registers "env"
+	_ "github.com/kvconf/kvconf/backends/file" // registers "file"
+)

@@ -1,0 +1,284 @@
+// Package file is the file backend: it reads keys from YAML or JSON files,
+// as confd's file backend does.
+//
+// Each file holds a map. Nested maps become paths and list items are
+// numbered: the value at database.hosts[1] is the key /database/hosts/1.
+// [Client.Snapshot] gives the rules, and where they depart from confd's.
+// The files are read in the order of [Config.File], directories
+// recursively; a key in a later file overrides the same key in an earlier
+// one.
+//
+// The files are read again at each Snapshot. The backend does not implement
+// [backends.Watcher] yet; the core polls it.
+package file
+
+import (
+	"context"
+	"crypto/sha256"
+	_ "embed" // for Sample
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/kvconf/kvconf/backends"
+)
+
+func init() {
+	backends.Register("file", func() backends.Config { return new(Config) })
+}
+
+// Sample is an annotated example of the file backend's configuration, in
+// TOML.
+//
+//go:embed sample.toml
+var Sample string
+
+// Config holds the file backend's options, with confd's names.
+type Config struct {
+	// File lists the files and directories to read, in order. Directories
+	// are read recursively, taking the files whose base name matches
+	// Filter, in lexical order. Files listed here are read whatever their
+	// name.
+	File []string `toml:"file"`
+	// Filter is a glob, in the syntax of [filepath.Match], for the base
+	// names of the files found in directories. Empty means "*", every
+	// file (hidden ones too, as with confd).
+	Filter string `toml:"filter"`
+}
+
+// Description returns a one-line description of the file backend.
+func (c *Config) Description() string {
+	return "YAML or JSON files, flattened confd-style: database.host is key /database/host"
+}
+
+// Validate reports a config with no file, an empty file name or a malformed
+// filter.
+func (c *Config) Validate() error {
+	if len(c.File) == 0 {
+		return errors.New("file: no file given (option file)")
+	}
+	if slices.Contains(c.File, "") {
+		return errors.New("file: empty file name (option file)")
+	}
+	if _, err := filepath.Match(c.Filter, ""); err != nil {
+		return fmt.Errorf("file: filter %q: %w", c.Filter, err)
+	}
+	return nil
+}
+
+// Open opens the file backend; it implements [backends.Config].
+func (c *Config) Open(ctx context.Context) (backends.Backend, error) {
+	cl, err := New(ctx, *c)
+	if err != nil {
+		return nil, err
+	}
+	return cl, nil
+}
+
+// Client reads keys from files. Its methods are safe for concurrent use;
+// snapshots are taken one at a time.
+//
+// Its revision is a counter of its own: it starts at 1 with the first
+// Snapshot and grows by one each time a Snapshot finds the content of the
+// files (every key, not only those under the requested prefixes) different
+// from what the previous Snapshot found. Two snapshots with the same
+// revision therefore read the same content, and the revision does not move
+// when the files are rewritten with the same content or when different
+// callers ask for different prefixes. The counter lives in the Client: a new
+// Client starts again at 1.
+type Client struct {
+	files  []string
+	filter string
+
+	mu     sync.Mutex
+	closed bool
+	rev    uint64   // 0 until the first Snapshot
+	sum    [32]byte // digest of the content seen at rev
+}
+
+// New returns a client for the files of cfg, after checking cfg (see
+// [Config.Validate]). It reads nothing: a missing file is reported by
+// Snapshot.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("file: open: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	filter := cfg.Filter
+	if filter == "" {
+		filter = "*"
+	}
+	return &Client{files: slices.Clone(cfg.File), filter: filter}, nil
+}
+
+// Snapshot reads every file and returns the keys that start with one of
+// prefixes, at the revision described on [Client]. A file that cannot be
+// read or parsed is an error naming it; an empty file gives no key.
+//
+// A file holds a YAML (or JSON) map, flattened as confd does:
+//
+//   - a map value descends: the key k under p is path.Join(p, k), so keys
+//     that contain "/" nest and keys are always clean paths;
+//   - a list item descends under its index: /hosts/0, /hosts/1;
+//   - a string is kept as is; a boolean is "true" or "false"; an integer is
+//     written in decimal (0x1F is "31"); a float is written with the fewest
+//     digits that read back the same, without exponent (1.50 is "1.5", 1e3
+//     is "1000", .inf is "+Inf");
+//   - null, an empty map and an empty list give no key.
+//
+// Confd read YAML 1.1 with gopkg.in/yaml.v2 and kvconf reads YAML 1.2 with
+// go.yaml.in/yaml/v3; the differences that would change a value are undone:
+// the unquoted YAML 1.1 booleans (y, yes, on, n, no, off, in their three
+// casings) are "true" or "false", and timestamps keep their text. Two
+// departures from confd are deliberate: an integer too large for 64 bits
+// keeps its text (confd rounded it through a float64), and an integer
+// between the int64 and uint64 limits is written in decimal (confd dropped
+// it). Map keys are taken as written ("1", "true", "~"), where confd failed
+// on keys that were not strings. Only the first document of a file is read,
+// as with confd, and a duplicated key is an error.
+func (c *Client) Snapshot(ctx context.Context, prefixes []string) (backends.Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return backends.Snapshot{}, fmt.Errorf("file: snapshot: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return backends.Snapshot{}, fmt.Errorf("file: snapshot: %w", backends.ErrClosed)
+	}
+	all, err := c.read(ctx)
+	if err != nil {
+		return backends.Snapshot{}, err
+	}
+	if sum := digest(all); c.rev == 0 || sum != c.sum {
+		c.rev++
+		c.sum = sum
+	}
+	kvs := make(map[string]string)
+	for k, v := range all {
+		if slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(k, p) }) {
+			kvs[k] = v
+		}
+	}
+	return backends.Snapshot{Rev: c.rev, KVs: kvs}, nil
+}
+
+// Close marks the client closed; later calls return [backends.ErrClosed].
+// It is idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	return nil
+}
+
+// read lists the files and merges their keys, later files winning.
+func (c *Client) read(ctx context.Context) (map[string]string, error) {
+	var names []string
+	for _, root := range c.files {
+		found, err := list(root, c.filter)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, found...)
+	}
+	kvs := make(map[string]string)
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("file: snapshot: %w", err)
+		}
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("file: %w", err)
+		}
+		if err := flatten(data, kvs); err != nil {
+			return nil, fmt.Errorf("file: parse %s: %w", name, err)
+		}
+	}
+	return kvs, nil
+}
+
+// list returns root if it is a file, or the files under it, recursively,
+// whose base name matches filter, in lexical order (confd's
+// util.RecursiveFilesLookup). As with confd, symbolic links to files are
+// followed and symbolic links to directories are not descended. Unlike
+// confd, it skips what is not a regular file (a FIFO would block the read).
+func list(root, filter string) ([]string, error) {
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("file: %w", err)
+	}
+	if !fi.IsDir() {
+		return []string{root}, nil
+	}
+	var files []string
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("file: %w", err)
+		}
+		for _, e := range entries {
+			name := filepath.Join(dir, e.Name())
+			if e.IsDir() {
+				if err := walk(name); err != nil {
+					return err
+				}
+				continue
+			}
+			if ok, _ := filepath.Match(filter, e.Name()); !ok {
+				continue
+			}
+			mode := e.Type()
+			if mode&fs.ModeSymlink != 0 {
+				fi, err := os.Stat(name)
+				if err != nil {
+					return fmt.Errorf("file: %w", err)
+				}
+				mode = fi.Mode()
+			}
+			if mode.IsRegular() {
+				files = append(files, name)
+			}
+		}
+		return nil
+	}
+	if err := walk(root); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
+// digest returns a digest of kvs, independent of map order, each string
+// length-prefixed so that no two maps share an encoding.
+func digest(kvs map[string]string) [32]byte {
+	h := sha256.New()
+	var n [8]byte
+	put := func(s string) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	for _, k := range slices.Sorted(maps.Keys(kvs)) {
+		put(k)
+		put(kvs[k])
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+var (
+	_ backends.Backend   = (*Client)(nil)
+	_ backends.Config    = (*Config)(nil)
+	_ backends.Validator = (*Config)(nil)
+	_ backends.Describer = (*Config)(nil)
+)
