@@ -1,0 +1,38 @@
+# kvconf: `make example` renders the bundled example; `make test` runs every test.
+GO ?= go
+
+.PHONY: all build example test test-unit test-integration deps vet bench fmt clean
+
+all: build
+
+build:
+	$(GO) build -o bin/kvconf ./cmd/kvconf
+
+## example: render conf.d/ from examples/data.yaml into ./out (no server needed)
+example:
+	$(GO) run ./cmd/kvconf -config-file examples/kvconf.toml -onetime
+	@echo; for f in out/*; do echo "== $$f"; cat "$$f"; done
+
+## test: unit and integration tests (installs HAProxy, nginx and keepalived when run as root)
+test: deps vet test-unit test-integration
+
+deps:
+	@./scripts/test-deps
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	cd test && $(GO) vet ./...
+
+test-unit:
+	$(GO) test -race -count=1 ./...
+
+test-integration:
+	cd test && $(GO) test -race -count=1 ./...
+
+## bench: Go benchmarks of the store, templates and rendering
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./funcs/ ./template/ ./resource/
+
+clean:
+	rm -rf bin out

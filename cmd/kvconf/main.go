@@ -1,0 +1,244 @@
+// Command kvconf keeps local configuration files in step with data held in
+// key/value stores, and reloads the programs that read them. It takes
+// confd's flags, confd.toml and conf.d/*.toml template resources.
+//
+// Usage:
+//
+//	kvconf [flags]            render every resource, once (-onetime) or every -interval
+//	kvconf backends           list the compiled-in backends with a sample configuration
+//
+// Run "kvconf -h" for the flags.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/kvconf/kvconf/backends"
+	_ "github.com/kvconf/kvconf/backends/all" // every compiled-in backend
+	"github.com/kvconf/kvconf/resource"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // one or more resources failed
+	exitUsage  = 2 // bad flag, config file or resource
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
+
+// run is kvconf's whole command line, testable without a process.
+func run(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "backends" {
+		return listBackends(stdout)
+	}
+	fs, vals := newFlagSet("kvconf")
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: kvconf [flags]\n       kvconf backends\n\nFlags (each also settable as KVCONF_<FLAG>; flags win over the environment, which wins over the config file):\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "kvconf: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	s, err := resolve(fs, vals, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "kvconf: %v\n", err)
+		return exitUsage
+	}
+	if s.boolean("version") {
+		fmt.Fprintf(stdout, "kvconf %s\n", versionString())
+		return exitOK
+	}
+	log, err := newLogger(s, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "kvconf: %v\n", err)
+		return exitUsage
+	}
+	if err := check(s); err != nil {
+		fmt.Fprintf(stderr, "kvconf: %v\n", err)
+		return exitUsage
+	}
+
+	opts := resource.Options{
+		ConfDir:       s.str("confdir"),
+		Prefix:        s.str("prefix"),
+		Noop:          s.boolean("noop"),
+		Diff:          stdout,
+		SyncOnly:      s.boolean("sync-only"),
+		KeepStageFile: s.boolean("keep-stage-file"),
+		Logger:        log,
+	}
+	bcfg, err := decodeBackend(s)
+	if err != nil {
+		fmt.Fprintf(stderr, "kvconf: %v\n", err)
+		return exitUsage
+	}
+	rs, err := resource.LoadDir(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "kvconf: %v\n", err)
+		return exitUsage
+	}
+	if len(rs) == 0 {
+		log.Warn("no template resources", "confdir", opts.ConfDir)
+	}
+
+	b, err := bcfg.Open(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "kvconf: backend %s: %v\n", s.str("backend"), err)
+		return exitFailed
+	}
+	defer b.Close()
+
+	if s.boolean("onetime") {
+		if err := resource.Once(ctx, b, rs); err != nil {
+			reportFailures(stderr, err, len(rs))
+			return exitFailed
+		}
+		return exitOK
+	}
+	if s.boolean("watch") {
+		if _, ok := b.(backends.Watcher); !ok {
+			fmt.Fprintf(stderr, "kvconf: %s: backend %q cannot watch for changes; use -interval\n", s.origin("watch"), s.str("backend"))
+			return exitUsage
+		}
+	}
+	log.Info("polling", "backend", s.str("backend"), "interval", s.interval(), "resources", len(rs))
+	err = resource.Run(ctx, b, rs, s.interval())
+	if errors.Is(err, context.Canceled) {
+		log.Info("stopped")
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "kvconf: %v\n", err)
+	return exitFailed
+}
+
+// check validates settings that the flag package cannot.
+func check(s settings) error {
+	if s.integer("interval") <= 0 {
+		return fmt.Errorf("%s: interval must be a positive number of seconds, got %d", s.origin("interval"), s.integer("interval"))
+	}
+	if s.str("confdir") == "" {
+		return fmt.Errorf("%s: confdir must not be empty", s.origin("confdir"))
+	}
+	if s.boolean("watch") && s.boolean("onetime") {
+		return fmt.Errorf("%s and %s: choose one", s.origin("watch"), s.origin("onetime"))
+	}
+	return nil
+}
+
+// decodeBackend decodes the backend options that were set into the
+// backend's config, naming the flag, variable or file key behind a
+// rejected option.
+func decodeBackend(s settings) (backends.Config, error) {
+	name := s.str("backend")
+	cfg, err := backends.Decode(name, s.backendOptions())
+	if err == nil {
+		return cfg, nil
+	}
+	var msgs []string
+	for _, e := range unjoin(err) {
+		var oe *backends.OptionError
+		if errors.As(e, &oe) {
+			if st := s.byKey(oe.Key); st != nil {
+				msgs = append(msgs, fmt.Sprintf("%s: not an option of backend %q", st.from, name))
+				continue
+			}
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return nil, fmt.Errorf("backend %s: %s", name, strings.Join(msgs, "; "))
+}
+
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// reportFailures lists each failed resource, with the output of a failed
+// check_cmd or reload_cmd under it.
+func reportFailures(w io.Writer, err error, total int) {
+	errs := unjoin(err)
+	fmt.Fprintf(w, "kvconf: %d of %d resources failed:\n", len(errs), total)
+	for _, e := range errs {
+		fmt.Fprintf(w, "  %s\n", e)
+		var he *resource.HookError
+		if errors.As(e, &he) && len(bytes.TrimSpace(he.Output)) > 0 {
+			out := strings.TrimRight(string(he.Output), "\n")
+			fmt.Fprintf(w, "    %s output:\n      %s\n", he.Hook, strings.ReplaceAll(out, "\n", "\n      "))
+		}
+	}
+}
+
+// newLogger builds the text logger at the configured level.
+func newLogger(s settings, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	switch strings.ToLower(s.str("log-level")) {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "info", "":
+		lvl = slog.LevelInfo
+	case "warn", "warning":
+		lvl = slog.LevelWarn
+	case "error", "fatal", "panic":
+		lvl = slog.LevelError
+	default:
+		return nil, fmt.Errorf("%s: unknown log level %q (want debug, info, warn or error)", s.origin("log-level"), s.str("log-level"))
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+// versionString is the -ldflags version, or the module version.
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// listBackends prints every compiled-in backend with its sample config.
+func listBackends(w io.Writer) int {
+	for _, name := range backends.Names() {
+		cfg, err := backends.NewConfig(name)
+		if err != nil {
+			continue
+		}
+		desc := ""
+		if d, ok := cfg.(backends.Describer); ok {
+			desc = d.Description()
+		}
+		fmt.Fprintf(w, "%s\t%s\n", name, desc)
+	}
+	return exitOK
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// envMap is a getenv backed by a map, so tests need not touch the process
+// environment.
+func envMap(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPrecedence(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "kvconf.toml", `
+prefix = "/from-file"
+interval = 30
+nodes = ["file-node"]
+log-level = "warn"
+`)
+	tests := []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		wantPrefix string
+		wantFrom   source
+		wantNodes  []string
+		wantIntvl  int
+	}{
+		{name: "file over default", args: []string{"-config-file", cfg},
+			wantPrefix: "/from-file", wantFrom: "config file key prefix", wantNodes: []string{"file-node"}, wantIntvl: 30},
+		{name: "env over file", args: []string{"-config-file", cfg},
+			env:        map[string]string{"KVCONF_PREFIX": "/from-env", "KVCONF_NODE": "a, b", "KVCONF_INTERVAL": "5"},
+			wantPrefix: "/from-env", wantFrom: "environment KVCONF_PREFIX", wantNodes: []string{"a", "b"}, wantIntvl: 5},
+		{name: "flag over env", args: []string{"-config-file", cfg, "--prefix=/from-flag", "-node", "x", "-node", "y"},
+			env:        map[string]string{"KVCONF_PREFIX": "/from-env", "KVCONF_NODE": "a"},
+			wantPrefix: "/from-flag", wantFrom: "flag -prefix", wantNodes: []string{"x", "y"}, wantIntvl: 30},
+		{name: "config file from env", env: map[string]string{"KVCONF_CONFIG_FILE": cfg},
+			wantPrefix: "/from-file", wantFrom: "config file key prefix", wantNodes: []string{"file-node"}, wantIntvl: 30},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fs, vals := newFlagSet("test")
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			s, err := resolve(fs, vals, envMap(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.str("prefix"); got != tt.wantPrefix {
+				t.Errorf("prefix = %q, want %q", got, tt.wantPrefix)
+			}
+			if got := s.origin("prefix"); got != tt.wantFrom {
+				t.Errorf("prefix from %q, want %q", got, tt.wantFrom)
+			}
+			if got := s.list("node"); !reflect.DeepEqual(got, tt.wantNodes) {
+				t.Errorf("nodes = %q, want %q", got, tt.wantNodes)
+			}
+			if got := s.integer("interval"); got != tt.wantIntvl {
+				t.Errorf("interval = %d, want %d", got, tt.wantIntvl)
+			}
+			if got := s.backendOptions()["nodes"]; !reflect.DeepEqual(got, tt.wantNodes) {
+				t.Errorf("backend option nodes = %v, want %q", got, tt.wantNodes)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	fs, vals := newFlagSet("test")
+	if err := fs.Parse([]string{"-config-file", filepath.Join(t.TempDir(), "absent-but-explicit.toml")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resolve(fs, vals, envMap(nil)); err == nil || !strings.Contains(err.Error(), "absent-but-explicit.toml") {
+		t.Fatalf("explicit missing config file: err = %v, want one naming the file", err)
+	}
+
+	fs, vals = newFlagSet("test")
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	// The default /etc/confd/confd.toml is read when it exists; point the
+	// default elsewhere through the environment to keep the test hermetic.
+	if _, err := resolve(fs, vals, envMap(map[string]string{"KVCONF_CONFIG_FILE": filepath.Join(t.TempDir(), "none.toml")})); err == nil {
+		t.Fatalf("a missing config file named in the environment must be an error")
+	}
+
+	fs, vals = newFlagSet("test")
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	s, err := resolve(fs, vals, func(k string) (string, bool) {
+		if k == "KVCONF_CONFIG_FILE" {
+			return os.DevNull, true
+		}
+		return "", false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"confdir": "/etc/confd", "backend": "etcd", "interval": 600, "log-level": "info", "onetime": false}
+	for k, v := range want {
+		if got := s[k].value; got != v {
+			t.Errorf("default %s = %v, want %v", k, got, v)
+		}
+	}
+	if len(s.backendOptions()) != 0 {
+		t.Errorf("backend options set by default: %v", s.backendOptions())
+	}
+}
+
+func TestConfigFileErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, content, want string
+	}{
+		{"unknown key", "backend = \"file\"\nbogus = 1\n", `unknown key "bogus"`},
+		{"wrong type", "interval = \"soon\"\n", `key "interval": want an integer`},
+		{"bad list", "nodes = [1, 2]\n", `key "nodes": want a list of strings`},
+		{"syntax", "backend = \n", "line 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := writeFile(t, t.TempDir(), "confd.toml", tt.content)
+			var stderr bytes.Buffer
+			code := run(t.Context(), []string{"-config-file", cfg, "-onetime"}, envMap(nil), &bytes.Buffer{}, &stderr)
+			if code != exitUsage {
+				t.Errorf("exit code = %d, want %d", code, exitUsage)
+			}
+			if !strings.Contains(stderr.String(), cfg) || !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr = %q, want it to name %s and contain %q", stderr.String(), cfg, tt.want)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data := writeFile(t, dir, "data.yaml", "a: 1\n")
+	base := []string{"-config-file", os.DevNull, "-confdir", dir, "-onetime"}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{name: "backend option the backend lacks", args: []string{"-backend", "file", "-file", data, "-table", "t"},
+			want: []string{"flag -table", `not an option of backend "file"`}},
+		{name: "confd env name routed to backend", args: []string{"-backend", "env"}, env: map[string]string{"CONFD_CLIENT_CERT": "/c.pem"},
+			want: []string{"environment CONFD_CLIENT_CERT", `not an option of backend "env"`}},
+		{name: "unknown backend", args: []string{"-backend", "zookeeper"},
+			want: []string{`unknown backend "zookeeper"`, "env", "file"}},
+		{name: "default backend not compiled in", args: nil,
+			want: []string{`unknown backend "etcd"`}},
+		{name: "bad log level", args: []string{"-backend", "env", "-log-level", "loud"},
+			want: []string{"flag -log-level", `"loud"`}},
+		{name: "bad interval", args: []string{"-backend", "env"}, env: map[string]string{"KVCONF_INTERVAL": "0"},
+			want: []string{"environment KVCONF_INTERVAL", "positive"}},
+		{name: "bad env bool", args: []string{"-backend", "env"}, env: map[string]string{"KVCONF_NOOP": "perhaps"},
+			want: []string{"environment KVCONF_NOOP"}},
+		{name: "undefined flag", args: []string{"-no-such-flag"},
+			want: []string{"no-such-flag"}},
+		{name: "stray argument", args: []string{"-backend", "env", "extra"},
+			want: []string{`unexpected argument "extra"`}},
+		{name: "file backend without files", args: []string{"-backend", "file"},
+			want: []string{"backend file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stderr bytes.Buffer
+			code := run(t.Context(), append(append([]string{}, base...), tt.args...), envMap(tt.env), &bytes.Buffer{}, &stderr)
+			if code != exitUsage {
+				t.Errorf("exit code = %d, want %d (stderr %q)", code, exitUsage, stderr.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr = %q, want it to contain %q", stderr.String(), w)
+				}
+			}
+		})
+	}
+}
+
+func TestVersionAndBackends(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if code := run(t.Context(), []string{"--version", "-config-file", os.DevNull}, envMap(nil), &out, &bytes.Buffer{}); code != exitOK {
+		t.Fatalf("-version exit code = %d", code)
+	}
+	if !strings.HasPrefix(out.String(), "kvconf ") {
+		t.Errorf("-version printed %q", out.String())
+	}
+	out.Reset()
+	if code := run(t.Context(), []string{"backends"}, envMap(nil), &out, &bytes.Buffer{}); code != exitOK {
+		t.Fatalf("backends exit code = %d", code)
+	}
+	for _, name := range []string{"env", "file"} {
+		if !strings.Contains(out.String(), name+"\t") {
+			t.Errorf("backends output lacks %s:\n%s", name, out.String())
+		}
+	}
+}

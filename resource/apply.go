@@ -1,0 +1,335 @@
+package resource
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/aymanbagabas/go-udiff"
+
+	"github.com/kvconf/kvconf/funcs"
+)
+
+// Result is what [Resource.Apply] did to dest.
+type Result int
+
+const (
+	// Unchanged means dest already had the wanted content, mode and owner,
+	// or that it still has its previous state after a failure.
+	Unchanged Result = iota
+	// Updated means dest now holds the new content.
+	Updated
+	// WouldUpdate means dest differs but [Options.Noop] kept it as it was.
+	WouldUpdate
+)
+
+// String returns "unchanged", "updated" or "would update".
+func (r Result) String() string {
+	switch r {
+	case Unchanged:
+		return "unchanged"
+	case Updated:
+		return "updated"
+	case WouldUpdate:
+		return "would update"
+	}
+	return fmt.Sprintf("Result(%d)", int(r))
+}
+
+// defaultMode is the mode of a new dest when the resource sets none.
+const defaultMode fs.FileMode = 0o644
+
+// modeBits are the bits of a file mode that Apply sets and compares.
+const modeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+
+// state is what a dest file holds.
+type state struct {
+	exists bool
+	data   []byte
+	mode   fs.FileMode
+	uid    int // -1: whatever a new file gets
+	gid    int
+}
+
+// Apply renders the resource against s, the backend's whole store with full
+// keys, and brings dest up to date. The template sees s through
+// [funcs.Store.View]: only the resource's keys, relative to its prefix and
+// rooted at "/", as in confd.
+//
+// The steps, each of which stops at the first error:
+//
+//  1. Render to memory. A render error leaves dest untouched.
+//  2. Compare with dest: when content, mode and owner all match, return
+//     [Unchanged] without touching anything. An unset mode keeps dest's
+//     mode (0644 for a new file); an unset owner or group keeps dest's
+//     (the process's for a new file).
+//  3. With [Options.Noop], print a unified diff to [Options.Diff] and
+//     return [WouldUpdate].
+//  4. Write a stage file next to dest, with its owner and mode set before
+//     any content is written, and sync it.
+//  5. Unless [Options.SyncOnly], run check_cmd on it. On failure dest is
+//     untouched, the stage file is removed (kept with
+//     [Options.KeepStageFile]) and the error is a [*HookError].
+//  6. Rename the stage file over dest and sync the directory.
+//  7. Unless [Options.SyncOnly], run reload_cmd. When it fails and
+//     rollback is on (the default), dest's previous content, mode and
+//     owner are restored the same atomic way (or dest is removed if it did
+//     not exist), and the error says so.
+//
+// Errors start with "resource NAME: ". Apply calls on one resource are
+// serialised.
+func (r *Resource) Apply(ctx context.Context, s *funcs.Store) (Result, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res, err := r.apply(ctx, s)
+	if err != nil {
+		return res, fmt.Errorf("resource %s: %w", r.Name, err)
+	}
+	return res, nil
+}
+
+func (r *Resource) apply(ctx context.Context, s *funcs.Store) (Result, error) {
+	var buf bytes.Buffer
+	if err := r.tmpl.Render(ctx, &buf, s.View(r.prefix, r.Config.Keys)); err != nil {
+		return Unchanged, err // already "template: name:line:col: ..."
+	}
+	cur, err := readState(r.dest)
+	if err != nil {
+		return Unchanged, err
+	}
+	want := state{exists: true, data: buf.Bytes(), mode: defaultMode, uid: r.uid, gid: r.gid}
+	switch {
+	case r.modeSet:
+		want.mode = r.mode
+	case cur.exists:
+		want.mode = cur.mode
+	}
+	if want.uid < 0 {
+		want.uid = cur.uid
+	}
+	if want.gid < 0 {
+		want.gid = cur.gid
+	}
+	if cur.exists && bytes.Equal(cur.data, want.data) && cur.mode == want.mode &&
+		cur.uid == want.uid && cur.gid == want.gid {
+		r.log.Debug("unchanged", "resource", r.Name, "dest", r.dest)
+		return Unchanged, nil
+	}
+
+	if r.opts.Noop {
+		if r.opts.Diff != nil {
+			if _, err := io.WriteString(r.opts.Diff, r.diff(cur, want)); err != nil {
+				return WouldUpdate, fmt.Errorf("diff: %w", err)
+			}
+		}
+		r.log.Info("would update", "resource", r.Name, "dest", r.dest)
+		return WouldUpdate, nil
+	}
+
+	stage, err := writeStage(r.dest, want)
+	if err != nil {
+		return Unchanged, err
+	}
+	committed, keep := false, false
+	defer func() {
+		if !committed && !keep {
+			// The stage file is ours and holds nothing dest needs; a
+			// failure to remove it leaves a dot file behind, no worse.
+			_ = os.Remove(stage)
+		}
+	}()
+
+	if r.check != nil && !r.opts.SyncOnly {
+		cmd, err := hookCommand(r.check, stage, r.dest)
+		if err != nil {
+			return Unchanged, fmt.Errorf("check_cmd: %w", err)
+		}
+		if err := r.runHook(ctx, "check_cmd", cmd); err != nil {
+			if r.opts.KeepStageFile {
+				keep = true
+				r.log.Info("kept stage file", "resource", r.Name, "dest", r.dest, "stage", stage)
+			}
+			return Unchanged, err
+		}
+	}
+
+	if err := os.Rename(stage, r.dest); err != nil {
+		return Unchanged, fmt.Errorf("commit: %w", err)
+	}
+	committed = true
+	// The rename is done; a failed directory sync only weakens durability,
+	// so the reload still runs and the error is reported with its result.
+	syncErr := syncDir(filepath.Dir(r.dest))
+	if syncErr != nil {
+		syncErr = fmt.Errorf("commit: %w", syncErr)
+	}
+	r.log.Info("updated", "resource", r.Name, "dest", r.dest)
+
+	if r.reload == nil || r.opts.SyncOnly {
+		return Updated, syncErr
+	}
+	cmd, err := hookCommand(r.reload, r.dest, r.dest)
+	if err == nil {
+		err = r.runHook(ctx, "reload_cmd", cmd)
+	} else {
+		err = fmt.Errorf("reload_cmd: %w", err)
+	}
+	if err == nil {
+		return Updated, syncErr
+	}
+	if r.Config.Rollback != nil && !*r.Config.Rollback {
+		return Updated, errors.Join(err, syncErr)
+	}
+	if rerr := restore(r.dest, cur); rerr != nil {
+		return Updated, errors.Join(err, fmt.Errorf("rollback of %s: %w", r.dest, rerr))
+	}
+	r.log.Warn("rolled back", "resource", r.Name, "dest", r.dest)
+	if cur.exists {
+		return Unchanged, fmt.Errorf("%w (previous content of %s restored)", err, r.dest)
+	}
+	return Unchanged, fmt.Errorf("%w (removed %s, which did not exist before)", err, r.dest)
+}
+
+// readState returns what the file at p holds.
+func readState(p string) (state, error) {
+	st := state{uid: -1, gid: -1}
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("read dest: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return st, fmt.Errorf("read dest: %s is not a regular file", p)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return st, fmt.Errorf("read dest: %w", err)
+	}
+	st.exists, st.data, st.mode = true, data, fi.Mode()&modeBits
+	st.uid, st.gid = fileOwner(fi)
+	return st, nil
+}
+
+// writeStage writes st to a new stage file next to dest and returns its
+// path. Owner and mode are set before the content is written, so that the
+// content is never readable by more than the final mode allows.
+func writeStage(dest string, st state) (string, error) {
+	// Like consul-template, create a missing parent directory.
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return "", fmt.Errorf("stage: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*")
+	if err != nil {
+		return "", fmt.Errorf("stage: %w", err)
+	}
+	name := f.Name()
+	if err := fillStage(f, st); err != nil {
+		return "", errors.Join(fmt.Errorf("stage: %w", err), os.Remove(name))
+	}
+	return name, nil
+}
+
+// fillStage sets f's owner and mode, writes st.data, syncs and closes f.
+// Chown comes first because it may clear the setuid and setgid bits.
+func fillStage(f *os.File, st state) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return errors.Join(err, f.Close())
+	}
+	uid, gid := fileOwner(fi)
+	if (st.uid >= 0 && st.uid != uid) || (st.gid >= 0 && st.gid != gid) {
+		if err := f.Chown(st.uid, st.gid); err != nil {
+			return errors.Join(err, f.Close())
+		}
+	}
+	if err := f.Chmod(st.mode); err != nil {
+		return errors.Join(err, f.Close())
+	}
+	if _, err := f.Write(st.data); err != nil {
+		return errors.Join(err, f.Close())
+	}
+	// Without CAP_FSETID, a write clears the setuid and setgid bits.
+	if st.mode&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
+		if err := f.Chmod(st.mode); err != nil {
+			return errors.Join(err, f.Close())
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return errors.Join(err, f.Close())
+	}
+	return f.Close()
+}
+
+// restore puts dest back to st, atomically, or removes it if st says it
+// did not exist.
+func restore(dest string, st state) error {
+	if !st.exists {
+		if err := os.Remove(dest); err != nil {
+			return err
+		}
+		return syncDir(filepath.Dir(dest))
+	}
+	stage, err := writeStage(dest, st)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(stage, dest); err != nil {
+		return errors.Join(err, os.Remove(stage))
+	}
+	return syncDir(filepath.Dir(dest))
+}
+
+// syncDir flushes a directory, making a rename in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		return errors.Join(fmt.Errorf("sync %s: %w", dir, err), d.Close())
+	}
+	return d.Close()
+}
+
+// diff returns a unified diff from cur to want, preceded by comment lines
+// for changes of mode and owner.
+func (r *Resource) diff(cur, want state) string {
+	var b strings.Builder
+	from := r.dest
+	if !cur.exists {
+		from = "/dev/null"
+		fmt.Fprintf(&b, "# %s: new file, mode %04o\n", r.dest, octal(want.mode))
+	} else {
+		if cur.mode != want.mode {
+			fmt.Fprintf(&b, "# %s: mode %04o -> %04o\n", r.dest, octal(cur.mode), octal(want.mode))
+		}
+		if cur.uid != want.uid || cur.gid != want.gid {
+			fmt.Fprintf(&b, "# %s: owner %d:%d -> %d:%d\n", r.dest, cur.uid, cur.gid, want.uid, want.gid)
+		}
+	}
+	b.WriteString(udiff.Unified(from, r.dest, string(cur.data), string(want.data)))
+	return b.String()
+}
+
+// octal returns m's permission bits in chmod's octal notation.
+func octal(m fs.FileMode) uint32 {
+	n := uint32(m & fs.ModePerm)
+	if m&fs.ModeSetuid != 0 {
+		n |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		n |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		n |= 0o1000
+	}
+	return n
+}
