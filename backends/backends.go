@@ -83,6 +83,13 @@ type Describer interface {
 	Description() string
 }
 
+// Sampler is implemented by configs that can show a sample configuration:
+// a commented [backend.NAME] TOML table with every option.
+type Sampler interface {
+	// Sample returns the sample configuration.
+	Sample() string
+}
+
 var (
 	mu       sync.RWMutex
 	registry = map[string]func() Config{}

@@ -43,6 +43,9 @@ var Sample string
 type Config struct{}
 
 // Description returns a one-line description of the env backend.
+// Sample returns [Sample], the commented sample configuration.
+func (c *Config) Sample() string { return Sample }
+
 func (c *Config) Description() string {
 	return "environment variables, confd-style: key /app/db/host is variable APP_DB_HOST"
 }
@@ -166,3 +169,5 @@ var (
 	_ backends.Config    = (*Config)(nil)
 	_ backends.Describer = (*Config)(nil)
 )
+
+var _ backends.Sampler = (*Config)(nil)

@@ -54,6 +54,9 @@ type Config struct {
 }
 
 // Description returns a one-line description of the file backend.
+// Sample returns [Sample], the commented sample configuration.
+func (c *Config) Sample() string { return Sample }
+
 func (c *Config) Description() string {
 	return "YAML or JSON files, flattened confd-style: database.host is key /database/host"
 }
@@ -282,3 +285,5 @@ var (
 	_ backends.Validator = (*Config)(nil)
 	_ backends.Describer = (*Config)(nil)
 )
+
+var _ backends.Sampler = (*Config)(nil)

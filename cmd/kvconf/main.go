@@ -5,7 +5,7 @@
 // Usage:
 //
 //	kvconf [flags]            render every resource, once (-onetime) or every -interval
-//	kvconf backends           list the compiled-in backends with a sample configuration
+//	kvconf backends [NAME]    list the compiled-in backends, or print NAME's sample configuration
 //
 // Run "kvconf -h" for the flags.
 package main
@@ -48,12 +48,12 @@ func main() {
 // run is kvconf's whole command line, testable without a process.
 func run(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "backends" {
-		return listBackends(stdout)
+		return listBackends(args[1:], stdout, stderr)
 	}
 	fs, vals := newFlagSet("kvconf")
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kvconf [flags]\n       kvconf backends\n\nFlags (each also settable as KVCONF_<FLAG>; flags win over the environment, which wins over the config file):\n")
+		fmt.Fprintf(stderr, "Usage: kvconf [flags]\n       kvconf backends [NAME]\n\nFlags (each also settable as KVCONF_<FLAG>; flags win over the environment, which wins over the config file):\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -227,8 +227,24 @@ func versionString() string {
 	return "(devel)"
 }
 
-// listBackends prints every compiled-in backend with its sample config.
-func listBackends(w io.Writer) int {
+// listBackends prints every compiled-in backend with its description or,
+// given a name, that backend's sample configuration.
+func listBackends(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 1 {
+		fmt.Fprintln(stderr, "Usage: kvconf backends [NAME]")
+		return exitUsage
+	}
+	if len(args) == 1 {
+		cfg, err := backends.NewConfig(args[0])
+		if err != nil {
+			fmt.Fprintf(stderr, "kvconf: %v\n", err)
+			return exitUsage
+		}
+		if sm, ok := cfg.(backends.Sampler); ok {
+			fmt.Fprint(stdout, sm.Sample())
+		}
+		return exitOK
+	}
 	for _, name := range backends.Names() {
 		cfg, err := backends.NewConfig(name)
 		if err != nil {
@@ -238,7 +254,7 @@ func listBackends(w io.Writer) int {
 		if d, ok := cfg.(backends.Describer); ok {
 			desc = d.Description()
 		}
-		fmt.Fprintf(w, "%s\t%s\n", name, desc)
+		fmt.Fprintf(stdout, "%s\t%s\n", name, desc)
 	}
 	return exitOK
 }

@@ -223,4 +223,14 @@ func TestVersionAndBackends(t *testing.T) {
 			t.Errorf("backends output lacks %s:\n%s", name, out.String())
 		}
 	}
+	out.Reset()
+	if code := run(t.Context(), []string{"backends", "file"}, envMap(nil), &out, &bytes.Buffer{}); code != exitOK {
+		t.Fatalf("backends file exit code = %d", code)
+	}
+	if !strings.Contains(out.String(), "[backend.file]") {
+		t.Errorf("backends file printed no sample:\n%s", out.String())
+	}
+	if code := run(t.Context(), []string{"backends", "nope"}, envMap(nil), &out, &bytes.Buffer{}); code != exitUsage {
+		t.Errorf("backends nope exit code = %d, want %d", code, exitUsage)
+	}
 }
