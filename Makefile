@@ -1,7 +1,7 @@
 # kvconf: `make example` renders the bundled example; `make test` runs every test.
 GO ?= go
 
-.PHONY: all build example test test-unit test-integration deps vet bench fmt clean
+.PHONY: all build example test test-unit test-integration deps vet lint bench clean
 
 all: build
 
@@ -29,6 +29,10 @@ test-unit:
 
 test-integration:
 	cd test && $(GO) test -race -count=1 ./...
+
+## lint: golangci-lint with the linters of STYLE.md (.golangci.yml)
+lint:
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run ./...
 
 ## bench: Go benchmarks of the store, templates and rendering
 bench:

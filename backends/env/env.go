@@ -42,10 +42,10 @@ var Sample string
 // the only one.
 type Config struct{}
 
-// Description returns a one-line description of the env backend.
 // Sample returns [Sample], the commented sample configuration.
 func (c *Config) Sample() string { return Sample }
 
+// Description returns a one-line description of the env backend.
 func (c *Config) Description() string {
 	return "environment variables, confd-style: key /app/db/host is variable APP_DB_HOST"
 }
