@@ -16,6 +16,19 @@ import (
 	"github.com/kvconf/kvconf/funcs"
 )
 
+// Error is the failure of one resource: its file name and the cause.
+type Error struct {
+	// Resource is the resource's name, its file path relative to the confdir.
+	Resource string
+	// Err is the cause.
+	Err error
+}
+
+func (e *Error) Error() string { return "resource " + e.Resource + ": " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *Error) Unwrap() error { return e.Err }
+
 // Result is what [Resource.Apply] did to dest.
 type Result int
 
@@ -89,7 +102,7 @@ func (r *Resource) Apply(ctx context.Context, s *funcs.Store) (Result, error) {
 	defer r.mu.Unlock()
 	res, err := r.apply(ctx, s)
 	if err != nil {
-		return res, fmt.Errorf("resource %s: %w", r.Name, err)
+		return res, &Error{Resource: r.Name, Err: err}
 	}
 	return res, nil
 }

@@ -17,6 +17,7 @@
 //	reload_cmd = "systemctl reload haproxy"
 //	rollback = true                 # restore dest if reload_cmd fails
 //	timeout = "60s"                 # per hook
+//	wait = "2s:10s"                 # let changes settle (daemon only)
 //
 // Apply never leaves dest half-written: the new content is written to a
 // stage file in dest's directory and renamed over dest, and dest is touched
@@ -81,6 +82,10 @@ type Config struct {
 	// Timeout bounds each hook, as a Go duration such as "30s". Empty
 	// means [Options.HookTimeout].
 	Timeout string `toml:"timeout"`
+	// Wait lets changes settle before the resource is rendered again, in
+	// [ParseWait]'s "min[:max]" syntax such as "2s:10s". Empty means the
+	// wait of the run ([RunOptions.Wait]); "0s" renders at once.
+	Wait string `toml:"wait"`
 }
 
 // Options are the settings shared by every resource of a run.
@@ -134,6 +139,8 @@ type Resource struct {
 	uid     int // -1 when unset
 	gid     int // -1 when unset
 	timeout time.Duration
+	wait    Wait // valid when waitSet
+	waitSet bool
 	check   *texttemplate.Template // nil without check_cmd
 	reload  *texttemplate.Template // nil without reload_cmd
 	opts    Options
@@ -256,6 +263,11 @@ func load(name string, data []byte, opts Options) (*Resource, error) {
 		}
 		seen[low] = k[1]
 	}
+	if len(errs) > 0 {
+		// With two spellings of a field, its value depends on decode order:
+		// report the keys alone rather than checks of an arbitrary value.
+		return nil, errors.Join(errs...)
+	}
 
 	c := f.Template
 	r := &Resource{Name: name, Path: name, Config: c, opts: opts, uid: -1, gid: -1}
@@ -298,6 +310,12 @@ func load(name string, data []byte, opts Options) (*Resource, error) {
 		default:
 			r.timeout = d
 		}
+	}
+	if c.Wait != "" {
+		if r.wait, err = ParseWait(c.Wait); err != nil {
+			bad("template.wait", err)
+		}
+		r.waitSet = true
 	}
 	if r.check, err = parseHook("check_cmd", c.CheckCmd); err != nil {
 		bad("template.check_cmd", err)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/funcs"
 )
@@ -62,37 +64,86 @@ func logger(rs []*Resource) *slog.Logger {
 	return rs[0].log
 }
 
-// Run applies the resources as [Once] does, then again every interval,
-// until ctx is done. Failures are logged (through each resource's
-// [Options.Logger]) and the loop goes on. Run returns an error wrapping
-// ctx.Err() when ctx is done, or an error at once if interval is not
-// positive.
-func Run(ctx context.Context, b backends.Backend, rs []*Resource, interval time.Duration) error {
-	if interval <= 0 {
-		return fmt.Errorf("resource: run: interval %s is not positive", interval)
+// ErrNoWatcher is returned by [Run] when [RunOptions.Watch] is set and the
+// backend does not implement [backends.Watcher].
+var ErrNoWatcher = errors.New("resource: backend cannot watch for changes")
+
+// RunOptions configure [Run].
+type RunOptions struct {
+	// Watch waits for changes with the backend's [backends.Watcher]
+	// instead of polling; Run fails with [ErrNoWatcher] if it has none.
+	Watch bool
+	// Interval is, without Watch, the period of the polls, and must then
+	// be positive. With Watch, it is the period of a full reconciliation:
+	// a fresh snapshot replaces the store and every resource is rendered
+	// (an unchanged output writes nothing). Zero means no reconciliation.
+	Interval time.Duration
+	// Wait lets changes settle before a resource is rendered (see
+	// [Wait]), for resources that set no wait of their own. The zero Wait
+	// renders at once.
+	Wait Wait
+	// Retry bounds the backoff between the retries of a failed resource
+	// and those of a failing backend; zero fields mean 1s and 1m.
+	Retry Backoff
+	// Logger receives Run's messages (backend down and up, failed
+	// renders); nil discards them. Resources also log through their own
+	// [Options.Logger].
+	Logger *slog.Logger
+	// OnRender, when set, is an observation hook, meant for tests,
+	// benchmarks and metrics: it is called after every attempt to bring a
+	// resource up to date (each [Resource.Apply], and each retry of a
+	// reload_cmd that failed without rollback) with the resource's name,
+	// the result and the error. It is called from the resource's own
+	// goroutine, concurrently for different resources, so it must be safe
+	// for concurrent use and return promptly; it cannot change what Run
+	// does.
+	OnRender func(name string, res Result, err error)
+}
+
+// Run keeps the resources' dests up to date with b until ctx is done.
+//
+// It reads every resource's keys in one snapshot (of [MergePrefixes]) into
+// one shared store and renders every resource. Then, with
+// [RunOptions.Watch], a single loop follows b's [backends.Watcher.Watch]
+// from the snapshot's revision and applies each update to the store (a
+// delta, or a full snapshot that replaces everything under the prefixes);
+// without it, the loop takes a new snapshot every [RunOptions.Interval].
+// After each update only the resources that read a changed key are
+// rendered again: a key k touches a resource when k starts with one of its
+// [Resource.Prefixes]. Each resource renders after its wait (the resource's
+// wait key, else [RunOptions.Wait]) and in its own goroutine, so that a slow
+// check_cmd holds up no other resource.
+//
+// A resource that fails (a render error, a failed check_cmd or reload_cmd)
+// is retried with exponential backoff ([RunOptions.Retry]) while the others
+// carry on; as a failed reload rolls dest back, the retry renders and runs
+// the hooks again, and a reload that failed without rollback is retried on
+// its own, so that no reload is dropped. When b fails (a snapshot or a
+// watch), every dest is left as it is, the loop retries with backoff and
+// logs one "backend down" warning and, on recovery, one "backend up";
+// watching resumes from the last revision seen.
+//
+// Run returns only after all its goroutines have ended. It returns an error
+// at once for invalid options, and otherwise, once ctx is done, an error
+// wrapping ctx.Err(). A render under way when ctx ends stops with its
+// hooks killed and its stage file removed.
+func Run(ctx context.Context, b backends.Backend, rs []*Resource, opts RunOptions) error {
+	d, err := newDaemon(b, rs, opts)
+	if err != nil {
+		return err
 	}
-	log := logger(rs)
-	t := time.NewTimer(interval)
-	defer t.Stop()
-	for {
-		if ctx.Err() != nil {
-			return fmt.Errorf("resource: run: %w", ctx.Err())
-		}
-		failed, err := once(ctx, b, rs)
-		if ctx.Err() != nil {
-			return fmt.Errorf("resource: run: %w", ctx.Err())
-		}
-		if err != nil {
-			log.Error("run failed", "err", err)
-		}
-		for _, f := range failed {
-			f.r.log.Error("apply failed", "resource", f.r.Name, "dest", f.r.dest, "err", f.err)
-		}
-		t.Reset(interval) // since Go 1.23, Reset drops a pending tick
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("resource: run: %w", ctx.Err())
-		case <-t.C:
-		}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("resource: run: %w", err)
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, w := range d.workers {
+		g.Go(func() error { return w.run(gctx) })
+	}
+	g.Go(func() error { return d.fetch(gctx) })
+	err = g.Wait()
+	if ctx.Err() != nil || err == nil {
+		// The loops end only when ctx is done.
+		return fmt.Errorf("resource: run: %w", context.Cause(ctx))
+	}
+	return fmt.Errorf("resource: run: %w", err)
 }

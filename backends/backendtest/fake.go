@@ -31,6 +31,7 @@ type Fake struct {
 	compacted uint64        // the log holds every change after this revision
 	wake      chan struct{} // closed and replaced on each change and on Close
 	closed    bool
+	fail      error // set by Fail: Snapshot and Watch return it
 }
 
 type logEntry struct {
@@ -73,6 +74,24 @@ func (f *Fake) Compact() {
 	f.compacted = f.rev
 }
 
+// Fail makes Snapshot and Watch fail with an error wrapping err, as a
+// backend that lost its server does, until [Fake.Recover]; watchers that
+// are waiting return it at once. Set, Delete and Compact still work, so a
+// test can change the data during the outage. Fail(nil) is Recover.
+func (f *Fake) Fail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = err
+	if err != nil {
+		f.notify()
+	}
+}
+
+// Recover ends a [Fake.Fail]: Snapshot and Watch work again, and a Watch
+// from a revision before the outage returns what changed since, or a full
+// snapshot if the changes were compacted away.
+func (f *Fake) Recover() { f.Fail(nil) }
+
 // Rev returns the current revision.
 func (f *Fake) Rev() uint64 {
 	f.mu.Lock()
@@ -103,6 +122,9 @@ func (f *Fake) Snapshot(ctx context.Context, prefixes []string) (backends.Snapsh
 	if f.closed {
 		return backends.Snapshot{}, fmt.Errorf("backendtest: snapshot: %w", backends.ErrClosed)
 	}
+	if f.fail != nil {
+		return backends.Snapshot{}, fmt.Errorf("backendtest: snapshot: %w", f.fail)
+	}
 	return f.snapshot(prefixes), nil
 }
 
@@ -131,6 +153,11 @@ func (f *Fake) Watch(ctx context.Context, prefixes []string, after uint64) (back
 		if f.closed {
 			f.mu.Unlock()
 			return backends.Update{}, fmt.Errorf("backendtest: watch: %w", backends.ErrClosed)
+		}
+		if f.fail != nil {
+			err := f.fail
+			f.mu.Unlock()
+			return backends.Update{}, fmt.Errorf("backendtest: watch: %w", err)
 		}
 		if after == 0 {
 			rev := f.rev

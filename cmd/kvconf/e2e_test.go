@@ -708,5 +708,8 @@ func TestE2EBackendFails(t *testing.T) {
 	res := kvconfFile(t, dir) // dir/data.yaml does not exist
 	wantCode(t, res, 1)
 	wantContains(t, "stderr", res.stderr, "data.yaml")
+	if strings.Contains(res.stderr, "resources failed") {
+		t.Errorf("a backend failure is reported as resource failures:\n%s", res.stderr)
+	}
 	wantMissing(t, filepath.Join(dir, "out"))
 }

@@ -4,10 +4,11 @@
 //
 // Usage:
 //
-//	kvconf [flags]            render every resource, once (-onetime) or every -interval
+//	kvconf [flags]            render every resource, once (-onetime), on every change (-watch) or every -interval
 //	kvconf backends [NAME]    list the compiled-in backends, or print NAME's sample configuration
 //
-// Run "kvconf -h" for the flags.
+// Run "kvconf -h" for the flags. Unless -onetime is given, kvconf runs until
+// SIGINT or SIGTERM, and SIGHUP reloads conf.d and the templates.
 package main
 
 import (
@@ -41,12 +42,31 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-// run is kvconf's whole command line, testable without a process.
+// run is kvconf's whole command line, testable without a process: ctx ends
+// it (main cancels it on SIGINT and SIGTERM), and in daemon mode each
+// SIGHUP the process receives reloads the resources.
 func run(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) int {
+	return cli{getenv: getenv, stdout: stdout, stderr: stderr}.run(ctx, args)
+}
+
+// cli is what the command line takes from its process.
+type cli struct {
+	getenv         func(string) (string, bool)
+	stdout, stderr io.Writer
+	// reload, when not nil, asks for a reload of conf.d and the templates
+	// on each receive, as SIGHUP does; tests use it to reload without a
+	// signal.
+	reload <-chan struct{}
+}
+
+// run is kvconf's command line; see the package [run] function.
+func (c cli) run(ctx context.Context, args []string) int {
+	getenv, stdout, stderr := c.getenv, c.stdout, c.stderr
 	if len(args) > 0 && args[0] == "backends" {
 		return listBackends(args[1:], stdout, stderr)
 	}
@@ -113,7 +133,11 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		fmt.Fprintf(stderr, "kvconf: backend %s: %v\n", s.str("backend"), err)
 		return exitFailed
 	}
-	defer b.Close()
+	defer func() {
+		if err := b.Close(); err != nil {
+			log.Warn("backend close failed", "backend", s.str("backend"), "err", err)
+		}
+	}()
 
 	if s.boolean("onetime") {
 		if err := resource.Once(ctx, b, rs); err != nil {
@@ -128,14 +152,77 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 			return exitUsage
 		}
 	}
-	log.Info("polling", "backend", s.str("backend"), "interval", s.interval(), "resources", len(rs))
-	err = resource.Run(ctx, b, rs, s.interval())
-	if errors.Is(err, context.Canceled) {
-		log.Info("stopped")
-		return exitOK
+	wait, _ := resource.ParseWait(s.str("wait")) // checked by check
+	ropts := resource.RunOptions{
+		Watch:    s.boolean("watch"),
+		Interval: s.interval(),
+		Wait:     wait,
+		Logger:   log.With("backend", s.str("backend")),
 	}
-	fmt.Fprintf(stderr, "kvconf: %v\n", err)
-	return exitFailed
+	if ropts.Watch && !s.isSet("interval") {
+		ropts.Interval = 0 // watch alone: no periodic reconciliation
+	}
+	return c.serve(ctx, b, rs, opts, ropts)
+}
+
+// serve runs the resources until ctx is done, and reloads them on SIGHUP
+// or c.reload: when conf.d and the templates load without an error, the
+// running set is stopped and the new one started on the same backend;
+// otherwise the errors are logged and the old set keeps running.
+func (c cli) serve(ctx context.Context, b backends.Backend, rs []*resource.Resource, opts resource.Options, ropts resource.RunOptions) int {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	log := ropts.Logger
+	for {
+		log.Info("running", "watch", ropts.Watch, "interval", ropts.Interval, "wait", ropts.Wait, "resources", len(rs))
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- resource.Run(rctx, b, rs, ropts) }()
+		next, reload, err := c.awaitReload(done, hup, opts, log)
+		cancel()
+		if !reload {
+			// Run ended on its own: ctx is done, or it failed.
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				log.Info("stopped")
+				return exitOK
+			}
+			fmt.Fprintf(c.stderr, "kvconf: %v\n", err)
+			return exitFailed
+		}
+		// Once the cancelled Run returned, no render of the old set is
+		// under way.
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			log.Warn("run ended", "err", err)
+		}
+		if ctx.Err() != nil {
+			log.Info("stopped")
+			return exitOK
+		}
+		rs = next
+		log.Info("reloaded", "resources", len(rs))
+	}
+}
+
+// awaitReload waits either for a reload request whose resources load
+// without error, and returns them with reload set, or for done, and
+// returns Run's error.
+func (c cli) awaitReload(done <-chan error, hup <-chan os.Signal, opts resource.Options, log *slog.Logger) (rs []*resource.Resource, reload bool, err error) {
+	for {
+		select {
+		case err := <-done:
+			return nil, false, err
+		case <-hup:
+		case <-c.reload:
+		}
+		log.Info("reloading", "confdir", opts.ConfDir)
+		rs, err := resource.LoadDir(opts)
+		if err != nil {
+			log.Error("reload failed", "confdir", opts.ConfDir, "err", err)
+			continue
+		}
+		return rs, true, nil
+	}
 }
 
 // check validates settings that the flag package cannot.
@@ -148,6 +235,9 @@ func check(s settings) error {
 	}
 	if s.boolean("watch") && s.boolean("onetime") {
 		return fmt.Errorf("%s and %s: choose one", s.origin("watch"), s.origin("onetime"))
+	}
+	if _, err := resource.ParseWait(s.str("wait")); err != nil {
+		return fmt.Errorf("%s: %w", s.origin("wait"), err)
 	}
 	return nil
 }
@@ -184,11 +274,26 @@ func unjoin(err error) []error {
 }
 
 // reportFailures lists each failed resource, with the output of a failed
-// check_cmd or reload_cmd under it.
+// check_cmd or reload_cmd under it, and any failure of the whole run (such
+// as the snapshot) on its own.
 func reportFailures(w io.Writer, err error, total int) {
-	errs := unjoin(err)
-	fmt.Fprintf(w, "kvconf: %d of %d resources failed:\n", len(errs), total)
-	for _, e := range errs {
+	var failed, other []error
+	for _, e := range unjoin(err) {
+		var re *resource.Error
+		if errors.As(e, &re) {
+			failed = append(failed, e)
+		} else {
+			other = append(other, e)
+		}
+	}
+	for _, e := range other {
+		fmt.Fprintf(w, "kvconf: %s\n", e)
+	}
+	if len(failed) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "kvconf: %d of %d resources failed:\n", len(failed), total)
+	for _, e := range failed {
 		fmt.Fprintf(w, "  %s\n", e)
 		var he *resource.HookError
 		if errors.As(e, &he) && len(bytes.TrimSpace(he.Output)) > 0 {

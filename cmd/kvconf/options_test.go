@@ -2,11 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // envMap is a getenv backed by a map, so tests need not touch the process
@@ -173,12 +181,14 @@ func TestUsageErrors(t *testing.T) {
 			want: []string{"environment CONFD_CLIENT_CERT", `not an option of backend "env"`}},
 		{name: "unknown backend", args: []string{"-backend", "zookeeper"},
 			want: []string{`unknown backend "zookeeper"`, "env", "file"}},
-		{name: "default backend not compiled in", args: nil,
-			want: []string{`unknown backend "etcd"`}},
 		{name: "bad log level", args: []string{"-backend", "env", "-log-level", "loud"},
 			want: []string{"flag -log-level", `"loud"`}},
 		{name: "bad interval", args: []string{"-backend", "env"}, env: map[string]string{"KVCONF_INTERVAL": "0"},
 			want: []string{"environment KVCONF_INTERVAL", "positive"}},
+		{name: "bad wait", args: []string{"-backend", "env", "-wait", "soon"},
+			want: []string{"flag -wait", `invalid wait "soon"`}},
+		{name: "wait max below min", args: []string{"-backend", "env"}, env: map[string]string{"KVCONF_WAIT": "10s:2s"},
+			want: []string{"environment KVCONF_WAIT", "max 2s is less than min 10s"}},
 		{name: "bad env bool", args: []string{"-backend", "env"}, env: map[string]string{"KVCONF_NOOP": "perhaps"},
 			want: []string{"environment KVCONF_NOOP"}},
 		{name: "undefined flag", args: []string{"-no-such-flag"},
@@ -232,5 +242,224 @@ func TestVersionAndBackends(t *testing.T) {
 	}
 	if code := run(t.Context(), []string{"backends", "nope"}, envMap(nil), &out, &bytes.Buffer{}); code != exitUsage {
 		t.Errorf("backends nope exit code = %d, want %d", code, exitUsage)
+	}
+}
+
+func TestWaitFromConfigFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "kvconf.toml", "backend = \"env\"\nwait = \"1s:2s:3s\"\n")
+	var stderr bytes.Buffer
+	code := run(t.Context(), []string{"-config-file", cfg, "-confdir", dir, "-onetime"}, envMap(nil), io.Discard, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), "config file key wait: invalid wait") {
+		t.Errorf("exit code %d, stderr %q; want %d and an error naming the wait key", code, stderr.String(), exitUsage)
+	}
+}
+
+func TestWatchNeedsWatcher(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{name: "flag", args: []string{"-watch"}, want: "flag -watch: "},
+		{name: "environment", env: map[string]string{"KVCONF_WATCH": "true"}, want: "environment KVCONF_WATCH: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			if err := os.Mkdir(filepath.Join(dir, "conf.d"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"-config-file", os.DevNull, "-confdir", dir, "-backend", "env"}, tt.args...)
+			var stderr bytes.Buffer
+			code := run(t.Context(), args, envMap(tt.env), io.Discard, &stderr)
+			if code != exitUsage {
+				t.Errorf("exit code = %d, want %d", code, exitUsage)
+			}
+			if want := tt.want + `backend "env" cannot watch for changes`; !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), want)
+			}
+		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that a daemon may write while a test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitUntil polls cond until it holds, and fails the test if it still
+// does not after a generous deadline. It asserts no timing.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// holds reports whether the file at p holds want.
+func holds(p, want string) func() bool {
+	return func() bool {
+		data, err := os.ReadFile(p)
+		return err == nil && string(data) == want
+	}
+}
+
+// daemonDir is a confdir with one resource, a.toml, rendering the key /v
+// of data.yaml to out/a, for the file backend.
+type daemonDir struct {
+	dir, data, out string
+}
+
+func newDaemonDir(t *testing.T) daemonDir {
+	t.Helper()
+	dir := t.TempDir()
+	d := daemonDir{dir: dir, data: writeFile(t, dir, "data.yaml", "v: one\n"), out: filepath.Join(dir, "out")}
+	writeFile(t, dir, "templates/t.tmpl", `{{getv "/v"}}`)
+	d.resource(t, "a")
+	return d
+}
+
+// resource writes conf.d/name.toml, rendering /v to out/name.
+func (d daemonDir) resource(t *testing.T, name string) {
+	t.Helper()
+	writeFile(t, d.dir, "conf.d/"+name+".toml",
+		fmt.Sprintf("[template]\nsrc = \"t.tmpl\"\ndest = %q\nkeys = [\"/v\"]\n", filepath.Join(d.out, name)))
+}
+
+// args are the flags of a daemon that polls data.yaml every second.
+func (d daemonDir) args() []string {
+	return []string{"-config-file", os.DevNull, "-confdir", d.dir, "-backend", "file", "-file", d.data, "-interval", "1"}
+}
+
+// startDaemon runs c in the background; stop cancels it and returns the
+// exit code.
+func startDaemon(t *testing.T, c cli, args []string) (stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	go func() { done <- c.run(ctx, args) }()
+	var once sync.Once
+	code := -1
+	stop = func() int {
+		once.Do(func() {
+			cancel()
+			code = <-done
+		})
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+func TestReload(t *testing.T) {
+	t.Parallel()
+	d := newDaemonDir(t)
+	reload := make(chan struct{})
+	var stderr lockedBuffer
+	stop := startDaemon(t, cli{getenv: envMap(nil), stdout: io.Discard, stderr: &stderr, reload: reload}, d.args())
+	fire := func() {
+		t.Helper()
+		select {
+		case reload <- struct{}{}:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the daemon takes no reload:\n%s", stderr.String())
+		}
+	}
+	waitUntil(t, "a to be rendered", holds(filepath.Join(d.out, "a"), "one"))
+
+	// A new resource file is picked up.
+	d.resource(t, "b")
+	fire()
+	waitUntil(t, "b to be rendered", holds(filepath.Join(d.out, "b"), "one"))
+
+	// A broken one is reported, and the old set keeps running.
+	writeFile(t, d.dir, "conf.d/c.toml", "[template]\nsrc = \"t.tmpl\"\n")
+	fire()
+	waitUntil(t, "the reload failure", func() bool { return strings.Contains(stderr.String(), `msg="reload failed"`) })
+	if !strings.Contains(stderr.String(), "conf.d/c.toml: template.dest: missing") {
+		t.Errorf("the reload failure does not name the file and field:\n%s", stderr.String())
+	}
+	writeFile(t, d.dir, "data.yaml", "v: two\n")
+	waitUntil(t, "a to be rendered again", holds(filepath.Join(d.out, "a"), "two"))
+	waitUntil(t, "b to be rendered again", holds(filepath.Join(d.out, "b"), "two"))
+
+	if code := stop(); code != exitOK {
+		t.Errorf("exit code = %d, want %d:\n%s", code, exitOK, stderr.String())
+	}
+	out := stderr.String()
+	for _, want := range []string{`msg=reloaded backend=file resources=2`, `msg=stopped`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestWatchDaemon(t *testing.T) {
+	t.Parallel()
+	d := newDaemonDir(t)
+	var stderr lockedBuffer
+	args := []string{"-config-file", os.DevNull, "-confdir", d.dir, "-backend", "file", "-file", d.data, "-watch", "-wait", "0s"}
+	stop := startDaemon(t, cli{getenv: envMap(nil), stdout: io.Discard, stderr: &stderr}, args)
+	waitUntil(t, "a to be rendered", holds(filepath.Join(d.out, "a"), "one"))
+	writeFile(t, d.dir, "data.yaml", "v: two\n")
+	waitUntil(t, "a to follow the change", holds(filepath.Join(d.out, "a"), "two"))
+	if code := stop(); code != exitOK {
+		t.Errorf("exit code = %d, want %d:\n%s", code, exitOK, stderr.String())
+	}
+	// -watch without -interval: no periodic reconciliation.
+	if want := "msg=running backend=file watch=true interval=0s"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, stderr.String())
+	}
+}
+
+// TestReloadOnSIGHUP sends a real SIGHUP to the test process. It does not
+// run in parallel with other tests, and a handler of its own is in place
+// before the signal is sent, so the signal cannot end the process.
+func TestReloadOnSIGHUP(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" {
+		t.Skip("no SIGHUP on " + runtime.GOOS)
+	}
+	guard := make(chan os.Signal, 1)
+	signal.Notify(guard, syscall.SIGHUP)
+	defer signal.Stop(guard)
+	d := newDaemonDir(t)
+	var stderr lockedBuffer
+	stop := startDaemon(t, cli{getenv: envMap(nil), stdout: io.Discard, stderr: &stderr}, d.args())
+	// Once a is rendered, the daemon's own SIGHUP handler is in place.
+	waitUntil(t, "a to be rendered", holds(filepath.Join(d.out, "a"), "one"))
+	d.resource(t, "b")
+	p, err := os.FindProcess(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "b to be rendered", holds(filepath.Join(d.out, "b"), "one"))
+	if code := stop(); code != exitOK {
+		t.Errorf("exit code = %d, want %d:\n%s", code, exitOK, stderr.String())
 	}
 }
