@@ -8,24 +8,26 @@
 // recursively; a key in a later file overrides the same key in an earlier
 // one.
 //
-// The files are read again at each Snapshot. The backend does not implement
-// [backends.Watcher] yet; the core polls it.
+// The files are read again at each Snapshot. [Client.Watch] waits for them
+// to change, with fsnotify: it watches the directories that hold them, not
+// the files themselves, so that it keeps working when an editor or a
+// configuration tool replaces a file by renaming a new one over it, or
+// deletes it and writes it again. It tells the changed keys, and only those
+// under the prefixes watched.
 package file
 
 import (
 	"context"
-	"crypto/sha256"
 	_ "embed" // for Sample
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kvconf/kvconf/backends"
 )
@@ -53,10 +55,10 @@ type Config struct {
 	Filter string `toml:"filter"`
 }
 
-// Description returns a one-line description of the file backend.
 // Sample returns [Sample], the commented sample configuration.
 func (c *Config) Sample() string { return Sample }
 
+// Description returns a one-line description of the file backend.
 func (c *Config) Description() string {
 	return "YAML or JSON files, flattened confd-style: database.host is key /database/host"
 }
@@ -86,25 +88,43 @@ func (c *Config) Open(ctx context.Context) (backends.Backend, error) {
 }
 
 // Client reads keys from files. Its methods are safe for concurrent use;
-// snapshots are taken one at a time.
+// the files are read by one call at a time.
 //
-// Its revision is a counter of its own: it starts at 1 with the first
-// Snapshot and grows by one each time a Snapshot finds the content of the
-// files (every key, not only those under the requested prefixes) different
-// from what the previous Snapshot found. Two snapshots with the same
-// revision therefore read the same content, and the revision does not move
-// when the files are rewritten with the same content or when different
-// callers ask for different prefixes. The counter lives in the Client: a new
-// Client starts again at 1.
+// Its revision is a counter of its own: it starts at 1 with the first read
+// of the files and grows by one each time a read finds their content (every
+// key, not only those under the requested prefixes) different from what the
+// previous successful read found. Snapshot reads the files; so does Watch,
+// when it starts and after the files changed on disk. Two snapshots with
+// the same revision therefore hold the same content, and the revision does
+// not move when the files are rewritten with the same content, when a read
+// fails, or when different callers ask for different prefixes. The counter
+// lives in the Client: a new Client starts again at 1.
 type Client struct {
 	files  []string
 	filter string
+	// quiet and maxWait shape the debounce of Watch: the files are read
+	// once no event came for quiet, or maxWait after the first event of a
+	// burst that does not stop.
+	quiet, maxWait time.Duration
 
-	mu     sync.Mutex
-	closed bool
-	rev    uint64   // 0 until the first Snapshot
-	sum    [32]byte // digest of the content seen at rev
+	mu        sync.Mutex
+	closed    bool
+	rev       uint64            // 0 until the first successful read
+	kvs       map[string]string // every key read at rev; never modified
+	log       []revChanges      // the changes of each revision after compacted
+	logged    int               // the number of changes in log
+	compacted uint64            // log holds every change after this revision
+	err       error             // the error of the last read, nil if it succeeded
+	gen       uint64            // counts the reads recorded, failed ones included
+	wake      chan struct{}     // closed when a read is recorded, and on Close
+	w         *watcher          // nil until the first Watch
 }
+
+// Debounce of Watch, see [Client].
+const (
+	quiet   = 50 * time.Millisecond
+	maxWait = time.Second
+)
 
 // New returns a client for the files of cfg, after checking cfg (see
 // [Config.Validate]). It reads nothing: a missing file is reported by
@@ -120,7 +140,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if filter == "" {
 		filter = "*"
 	}
-	return &Client{files: slices.Clone(cfg.File), filter: filter}, nil
+	return &Client{files: slices.Clone(cfg.File), filter: filter, quiet: quiet, maxWait: maxWait}, nil
 }
 
 // Snapshot reads every file and returns the keys that start with one of
@@ -157,30 +177,77 @@ func (c *Client) Snapshot(ctx context.Context, prefixes []string) (backends.Snap
 	if c.closed {
 		return backends.Snapshot{}, fmt.Errorf("file: snapshot: %w", backends.ErrClosed)
 	}
-	all, err := c.read(ctx)
-	if err != nil {
+	if err := c.refresh(ctx); err != nil {
 		return backends.Snapshot{}, err
 	}
-	if sum := digest(all); c.rev == 0 || sum != c.sum {
-		c.rev++
-		c.sum = sum
-	}
+	return c.snapshot(prefixes), nil
+}
+
+// snapshot returns the keys under prefixes at c.rev. c.mu is held.
+func (c *Client) snapshot(prefixes []string) backends.Snapshot {
 	kvs := make(map[string]string)
-	for k, v := range all {
-		if slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(k, p) }) {
+	for k, v := range c.kvs {
+		if under(k, prefixes) {
 			kvs[k] = v
 		}
 	}
-	return backends.Snapshot{Rev: c.rev, KVs: kvs}, nil
+	return backends.Snapshot{Rev: c.rev, KVs: kvs}
 }
 
-// Close marks the client closed; later calls return [backends.ErrClosed].
-// It is idempotent.
+// refresh reads the files and records the outcome: a new revision if the
+// content changed, and in c.err what went wrong. When the client watches,
+// it first brings the watches up to date, so that a change made after the
+// read is seen; a failure there goes to c.err, where Watch finds it, but
+// not to the result, which is the error of the read. refresh wakes the
+// pending Watch calls. A read stopped by ctx records nothing. c.mu is held.
+func (c *Client) refresh(ctx context.Context) error {
+	var werr error
+	if c.w != nil {
+		werr = c.w.sync(c.files)
+	}
+	kvs, err := c.read(ctx)
+	if err != nil && ctx.Err() != nil {
+		return err
+	}
+	if err == nil {
+		c.record(kvs)
+	}
+	c.gen++
+	c.err = errors.Join(err, werr)
+	c.notify()
+	return err
+}
+
+// notify wakes the pending Watch calls. c.mu is held.
+func (c *Client) notify() {
+	if c.wake != nil {
+		close(c.wake)
+		c.wake = nil
+	}
+}
+
+// wakeChan returns the channel that the next [Client.notify] closes. c.mu
+// is held.
+func (c *Client) wakeChan() <-chan struct{} {
+	if c.wake == nil {
+		c.wake = make(chan struct{})
+	}
+	return c.wake
+}
+
+// Close marks the client closed, and stops the watch that Watch started
+// and waits for it. Pending and later calls return [backends.ErrClosed]. It
+// is idempotent.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
-	return nil
+	c.notify()
+	w := c.w
+	c.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	return w.stop()
 }
 
 // read lists the files and merges their keys, later files winning.
@@ -260,30 +327,16 @@ func list(root, filter string) ([]string, error) {
 	return files, nil
 }
 
-// digest returns a digest of kvs, independent of map order, each string
-// length-prefixed so that no two maps share an encoding.
-func digest(kvs map[string]string) [32]byte {
-	h := sha256.New()
-	var n [8]byte
-	put := func(s string) {
-		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
-	}
-	for _, k := range slices.Sorted(maps.Keys(kvs)) {
-		put(k)
-		put(kvs[k])
-	}
-	var sum [32]byte
-	h.Sum(sum[:0])
-	return sum
+// under reports whether key starts with one of prefixes.
+func under(key string, prefixes []string) bool {
+	return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(key, p) })
 }
 
 var (
 	_ backends.Backend   = (*Client)(nil)
+	_ backends.Watcher   = (*Client)(nil)
 	_ backends.Config    = (*Config)(nil)
 	_ backends.Validator = (*Config)(nil)
 	_ backends.Describer = (*Config)(nil)
+	_ backends.Sampler   = (*Config)(nil)
 )
-
-var _ backends.Sampler = (*Config)(nil)
