@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# End-to-end benchmarks of kvconf against a real etcd server (Debian's
+# etcd-server and etcd-client packages; installed when missing and root):
+#   1. one-shot render of 1,000 / 10,000 / 100,000 keys: wall time and peak
+#      RSS of the whole kvconf process, next to `etcdctl get --prefix` of the
+#      same keys;
+#   2. 200 resources over 10,000 keys rendered in one shot;
+#   3. put-to-file latency (median, p95, p99 over 200 puts) with 10,000 keys
+#      under the watched prefix;
+#   4. CPU used by kvconf -watch while idle for 60 s.
+# Usage: bench/etcd.sh [runs]   (runs per one-shot measurement, default 5)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-5}"
+root=$(pwd)
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need etcd || ! need etcdctl || ! [ -x /usr/bin/time ]; then
+	[ "$(id -u)" -eq 0 ] || { echo "bench/etcd.sh: install etcd-server etcd-client time" >&2; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client time >/dev/null
+fi
+
+work=$(mktemp -d)
+cleanup() { [ -n "${etcd_pid:-}" ] && kill "$etcd_pid" 2>/dev/null; [ -n "${kv_pid:-}" ] && kill "$kv_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+go build -o "$work/kvconf" ./cmd/kvconf
+go build -o "$work/loadetcd" ./bench/cmd/loadetcd
+go build -o "$work/putlat" ./bench/cmd/putlat
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cport=$(free_port); pport=$(free_port)
+endpoint="127.0.0.1:$cport"
+etcd --name bench --data-dir "$work/etcd" --listen-client-urls "http://$endpoint" \
+	--advertise-client-urls "http://$endpoint" --listen-peer-urls "http://127.0.0.1:$pport" \
+	--initial-advertise-peer-urls "http://127.0.0.1:$pport" --initial-cluster "bench=http://127.0.0.1:$pport" \
+	--log-level error >"$work/etcd.log" 2>&1 &
+etcd_pid=$!
+for _ in $(seq 100); do ETCDCTL_API=3 etcdctl --endpoints "$endpoint" endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
+
+# median of the "seconds KiB" lines of /usr/bin/time
+median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
+measure() { # measure <label> <cmd...>: median wall seconds and peak RSS over $runs runs
+	local label=$1; shift
+	local t=() m=()
+	for _ in $(seq "$runs"); do
+		/usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; return 1; }
+		read -r s k <"$work/time"; t+=("$s"); m+=("$k")
+	done
+	printf '%-34s wall %6ss   peak RSS %7.1f MiB\n' "$label" \
+		"$(printf '%s\n' "${t[@]}" | median)" "$(printf '%s\n' "${m[@]}" | median | awk '{print $1/1024}')"
+}
+
+confdir() { # confdir <dir> <resources> <keys per resource>
+	local dir=$1 n=$2 per=$3
+	mkdir -p "$dir/conf.d" "$dir/templates" "$dir/out"
+	printf '{{range gets "/k/*"}}server {{base .Key}} {{.Value}}\n{{end}}' >"$dir/templates/all.tmpl"
+	if [ "$n" -eq 1 ]; then
+		printf '[template]\nsrc = "all.tmpl"\ndest = "%s/out/all.conf"\nprefix = "/bench"\nkeys = ["/k"]\n' "$dir" >"$dir/conf.d/all.toml"
+		return
+	fi
+	for i in $(seq 0 $((n - 1))); do
+		# resource i reads the 100 keys /bench/k/<4 digits><2 digits> of block i mod 100
+		printf '[template]\nsrc = "all.tmpl"\ndest = "%s/out/r%03d.conf"\nprefix = "/bench"\nkeys = ["/k/%04d"]\n' \
+			"$dir" "$i" "$((i % 100))" >"$dir/conf.d/r$i.toml"
+	done
+}
+
+echo "== one-shot render (median of $runs runs, whole process)"
+loaded=0
+for n in 1000 10000 100000; do
+	"$work/loadetcd" -endpoint "$endpoint" -prefix /bench -n "$n" # overwrites the first $loaded keys
+	loaded=$n
+	ETCDCTL_API=3 etcdctl --endpoints "$endpoint" compaction "$(ETCDCTL_API=3 etcdctl --endpoints "$endpoint" endpoint status -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["header"]["revision"])')" >/dev/null
+	d="$work/one-$n"; confdir "$d" 1 "$n"
+	measure "etcdctl get --prefix ($n keys)" env ETCDCTL_API=3 etcdctl --endpoints "$endpoint" get --prefix /bench/k/
+	measure "kvconf -onetime ($n keys)" "$work/kvconf" -onetime -config-file /dev/null -confdir "$d" -backend etcd -node "http://$endpoint" -log-level error
+	got=$(wc -l <"$d/out/all.conf"); [ "$got" -eq "$n" ] || { echo "rendered $got lines, want $n" >&2; exit 1; }
+done
+
+echo "== 200 resources over 10,000 keys, one shot"
+ETCDCTL_API=3 etcdctl --endpoints "$endpoint" del --prefix /bench/ >/dev/null
+"$work/loadetcd" -endpoint "$endpoint" -prefix /bench -n 10000
+d="$work/many"; confdir "$d" 200 100
+measure "kvconf -onetime (200 resources)" "$work/kvconf" -onetime -config-file /dev/null -confdir "$d" -backend etcd -node "http://$endpoint" -log-level error
+
+echo "== put-to-file latency, 10,000 keys under the watched prefix"
+d="$work/watch"; confdir "$d" 1 10000
+"$work/kvconf" -watch -config-file /dev/null -confdir "$d" -backend etcd -node "http://$endpoint" -log-level error &
+kv_pid=$!
+for _ in $(seq 100); do [ -s "$d/out/all.conf" ] && break; sleep 0.1; done
+"$work/putlat" -endpoint "$endpoint" -key /bench/k/000042 -file "$d/out/all.conf" -n 200
+
+echo "== idle CPU in watch mode, 60 s"
+ticks() { awk '{print $14+$15}' "/proc/$kv_pid/stat"; }
+before=$(ticks); sleep 60; after=$(ticks)
+hz=$(getconf CLK_TCK)
+awk -v t=$((after - before)) -v hz="$hz" 'BEGIN {printf "cpu %.3f s over 60 s (%.3f%%)\n", t/hz, 100*t/hz/60}'
