@@ -7,8 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	iradix "github.com/hashicorp/go-immutable-radix/v2"
-
 	"github.com/kvconf/kvconf/backends"
 )
 
@@ -33,30 +31,27 @@ type KV struct {
 }
 
 // Store is an immutable, sorted set of key/value pairs. Look-ups cost
-// O(log n + k): they seek to the literal prefix of what is asked and walk
-// only the matching keys. [Store.Apply] and [Store.Replace] return a new store
-// that shares all unchanged keys with the old one.
+// O(log n + k): they binary-search to the literal prefix of what is asked
+// and walk only the matching keys. [Store.Apply] returns a new store that
+// shares the bulk of its keys with the old one and costs about O(sqrt n) a
+// change; [Store.Replace] builds a new one.
 //
 // A store may be a view (see [Store.View]) that shows only the keys under
 // some prefixes, with a root prefix stripped, the way a template resource
 // sees its backend's data. A Store is safe for concurrent use.
 type Store struct {
-	tree *iradix.Tree[string]
+	tree *sorted
 	root string   // stripped from full keys; "" for none
 	keys []string // full-key prefixes the view may see; nil for all
 }
 
 // NewStore returns a store holding kvs; keys are full paths such as "/a/b".
 func NewStore(kvs map[string]string) *Store {
-	txn := iradix.New[string]().Txn()
-	for k, v := range kvs {
-		txn.Insert([]byte(k), v)
-	}
-	return &Store{tree: txn.CommitOnly()}
+	return &Store{tree: newSorted(kvs)}
 }
 
 // Len returns the number of keys in the underlying store, ignoring any view.
-func (s *Store) Len() int { return s.tree.Len() }
+func (s *Store) Len() int { return s.tree.n }
 
 // Apply returns a store with changes applied in order. Views keep their
 // root and keys.
@@ -64,28 +59,13 @@ func (s *Store) Apply(changes []backends.Change) *Store {
 	if len(changes) == 0 {
 		return s
 	}
-	txn := s.tree.Txn()
-	for _, c := range changes {
-		if c.Deleted {
-			txn.Delete([]byte(c.Key))
-		} else {
-			txn.Insert([]byte(c.Key), c.Value)
-		}
-	}
-	return &Store{tree: txn.CommitOnly(), root: s.root, keys: s.keys}
+	return &Store{tree: s.tree.apply(changes), root: s.root, keys: s.keys}
 }
 
 // Replace returns a store in which everything under prefixes (plain string
 // prefixes, as in [backends.Backend.Snapshot]) is replaced by kvs.
 func (s *Store) Replace(prefixes []string, kvs map[string]string) *Store {
-	txn := s.tree.Txn()
-	for _, p := range prefixes {
-		txn.DeletePrefix([]byte(p))
-	}
-	for k, v := range kvs {
-		txn.Insert([]byte(k), v)
-	}
-	return &Store{tree: txn.CommitOnly(), root: s.root, keys: s.keys}
+	return &Store{tree: s.tree.replace(prefixes, kvs), root: s.root, keys: s.keys}
 }
 
 // View returns a store that shows only keys starting with root+k for some k
@@ -163,20 +143,18 @@ func (s *Store) ranges(want string) []string {
 // returns a non-empty key to seek to (the walk goes on from the first key
 // not less than it) or false to stop.
 func (s *Store) walk(prefix string, fn func(k, v string) (seek string, more bool)) {
-	it := s.tree.Root().Iterator()
-	it.SeekLowerBound([]byte(prefix))
+	it := s.tree.seek(prefix)
 	for {
-		kb, v, ok := it.Next()
-		if !ok || !strings.HasPrefix(string(kb), prefix) {
+		k, v, ok := it.next()
+		if !ok || !strings.HasPrefix(k, prefix) {
 			return
 		}
-		seek, more := fn(string(kb), v)
+		seek, more := fn(k, v)
 		if !more {
 			return
 		}
 		if seek != "" {
-			it = s.tree.Root().Iterator()
-			it.SeekLowerBound([]byte(seek))
+			it = s.tree.seek(seek)
 		}
 	}
 }
@@ -185,7 +163,7 @@ func (s *Store) walk(prefix string, fn func(k, v string) (seek string, more bool
 func (s *Store) Get(key string) (string, error) {
 	k := s.full(key)
 	if s.visible(k) {
-		if v, ok := s.tree.Get([]byte(k)); ok {
+		if v, ok := s.tree.get(k); ok {
 			return v, nil
 		}
 	}
@@ -276,7 +254,7 @@ func (s *Store) list(dir string, dirsOnly bool) []string {
 	d := s.full(dir)
 	seen := map[string]bool{}
 	if !dirsOnly && d != "/" && s.visible(d) {
-		if _, ok := s.tree.Get([]byte(d)); ok {
+		if _, ok := s.tree.get(d); ok {
 			seen[path.Base(d)] = true
 		}
 	}

@@ -724,3 +724,51 @@ func TestEtcdKvconfWatch(t *testing.T) {
 	}
 	waitFor("url = db2.example.com\nuser = kim\n")
 }
+
+// TestEtcdSnapshotManyPrefixes reads 150 prefixes, more than one
+// transaction holds, each with more keys than its share of a page, while a
+// writer changes them: the snapshot must equal etcd's content at the
+// snapshot's revision.
+func TestEtcdSnapshotManyPrefixes(t *testing.T) {
+	m := startEtcd(t, nil)
+	cli := rawClient(t, clientv3.Config{Endpoints: urls(m)})
+	var prefixes []string
+	for i := 0; i < 150; i++ {
+		p := fmt.Sprintf("/many/%03d", i)
+		load(t, cli, p, 200, 4)
+		prefixes = append(prefixes, p+"/")
+	}
+	c := openEtcd(t, etcd.Config{Nodes: urls(m)})
+
+	ctx, cancel := context.WithCancel(t.Context())
+	writer := make(chan error, 1)
+	go func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			_, err := cli.Put(ctx, fmt.Sprintf("/many/%03d/%08d", i%150, i%200), fmt.Sprintf("w%d", i))
+			if err != nil && ctx.Err() == nil {
+				writer <- err
+				return
+			}
+		}
+		writer <- nil
+	}()
+	s, err := c.Snapshot(reqCtx(t), prefixes)
+	cancel()
+	if werr := <-writer; werr != nil {
+		t.Fatal(werr)
+	}
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	resp, err := cli.Get(reqCtx(t), "/many/", clientv3.WithPrefix(), clientv3.WithRev(int64(s.Rev)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, kv := range resp.Kvs {
+		want[string(kv.Key)] = string(kv.Value)
+	}
+	if len(s.KVs) != 30_000 || !maps.Equal(s.KVs, want) {
+		t.Errorf("Snapshot has %d keys and differs from etcd at its revision %d", len(s.KVs), s.Rev)
+	}
+}

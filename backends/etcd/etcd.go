@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -360,34 +361,85 @@ func (c *Client) Snapshot(ctx context.Context, prefixes []string) (backends.Snap
 	}
 }
 
-// snapshot reads ps, a result of [merge], at one revision.
+// txnRanges is the most range requests put in one transaction: under
+// etcd's default --max-txn-ops of 128.
+const txnRanges = 64
+
+// snapshot reads ps, a result of [merge], at one revision. The prefixes go
+// in transactions of up to [txnRanges] range requests, so that many small
+// prefixes cost one round trip rather than one each; the first transaction
+// fixes the revision and every later request reads at it. A prefix with
+// more keys than its share of [pageSize] is read on in pages.
 func (c *Client) snapshot(ctx context.Context, ps []string) (backends.Snapshot, error) {
 	kvs := make(map[string]string)
 	var rev int64
-	for _, p := range ps {
-		key, end := span(p)
-		for {
-			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
+	for len(ps) > 0 {
+		batch := ps[:min(len(ps), txnRanges)]
+		ps = ps[len(batch):]
+		limit := int64(max(pageSize/len(batch), 100))
+		ops := make([]clientv3.Op, len(batch))
+		for i, p := range batch {
+			key, end := span(p)
+			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(limit)}
 			if rev != 0 {
 				opts = append(opts, clientv3.WithRev(rev))
 			}
-			resp, err := c.get(ctx, key, opts...)
-			if err != nil {
-				return backends.Snapshot{}, c.fail(fmt.Sprintf("snapshot %q", p), err)
+			ops[i] = clientv3.OpGet(key, opts...)
+		}
+		tctx, cancel := context.WithTimeout(ctx, c.requestTimeout)
+		resp, err := c.cli.Txn(tctx).Then(ops...).Commit()
+		cancel()
+		if err != nil {
+			return backends.Snapshot{}, c.fail("snapshot "+quoteAll(batch), err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for i, r := range resp.Responses {
+			rr := r.GetResponseRange()
+			if rr == nil {
+				return backends.Snapshot{}, fmt.Errorf("etcd: snapshot %q: transaction answered without a range", batch[i])
 			}
-			if rev == 0 {
-				rev = resp.Header.Revision
-			}
-			for _, kv := range resp.Kvs {
+			for _, kv := range rr.Kvs {
 				kvs[string(kv.Key)] = string(kv.Value)
 			}
-			if !resp.More || len(resp.Kvs) == 0 {
-				break
+			if rr.More && len(rr.Kvs) > 0 {
+				from := string(rr.Kvs[len(rr.Kvs)-1].Key) + "\x00"
+				if err := c.pages(ctx, batch[i], from, rev, kvs); err != nil {
+					return backends.Snapshot{}, err
+				}
 			}
-			key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 		}
 	}
 	return backends.Snapshot{Rev: uint64(rev), KVs: kvs}, nil
+}
+
+// quoteAll quotes each prefix and joins them with commas: "/a", "/b".
+func quoteAll(ps []string) string {
+	q := make([]string, len(ps))
+	for i, p := range ps {
+		q[i] = strconv.Quote(p)
+	}
+	return strings.Join(q, ", ")
+}
+
+// pages reads the keys of prefix p from key from on, at revision rev, in
+// pages of [pageSize], into kvs.
+func (c *Client) pages(ctx context.Context, p, from string, rev int64, kvs map[string]string) error {
+	_, end := span(p)
+	for {
+		resp, err := c.get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(pageSize), clientv3.WithRev(rev))
+		if err != nil {
+			return c.fail(fmt.Sprintf("snapshot %q", p), err)
+		}
+		for _, kv := range resp.Kvs {
+			kvs[string(kv.Key)] = string(kv.Value)
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
 }
 
 // Close closes the client and its watch; a Watch in progress returns
