@@ -84,12 +84,22 @@ ETCDCTL_API=3 etcdctl --endpoints "$endpoint" del --prefix /bench/ >/dev/null
 d="$work/many"; confdir "$d" 200 100
 measure "kvconf -onetime (200 resources)" "$work/kvconf" -onetime -config-file /dev/null -confdir "$d" -backend etcd -node "http://$endpoint" -log-level error
 
-echo "== put-to-file latency, 10,000 keys under the watched prefix"
-d="$work/watch"; confdir "$d" 1 10000
-"$work/kvconf" -watch -config-file /dev/null -confdir "$d" -backend etcd -node "http://$endpoint" -log-level error &
-kv_pid=$!
-for _ in $(seq 100); do [ -s "$d/out/all.conf" ] && break; sleep 0.1; done
-"$work/putlat" -endpoint "$endpoint" -key /bench/k/000042 -file "$d/out/all.conf" -n 200
+echo "== put-to-file latency, 10,000 keys under the watched prefix (200 puts)"
+# a: the template reads the changed key only; b: it renders all 10,000 keys.
+daemon() { # daemon <confdir> <dest>: start kvconf -watch and wait for its first render
+	"$work/kvconf" -watch -config-file /dev/null -confdir "$1" -backend etcd -node "http://$endpoint" -log-level error &
+	kv_pid=$!
+	for _ in $(seq 100); do [ -s "$2" ] && break; sleep 0.1; done
+}
+d="$work/watch-one"; mkdir -p "$d/conf.d" "$d/templates"
+printf 'value {{getv "/k/000042"}}\n' >"$d/templates/one.tmpl"
+printf '[template]\nsrc = "one.tmpl"\ndest = "%s/out/one.conf"\nprefix = "/bench"\nkeys = ["/k"]\n' "$d" >"$d/conf.d/one.toml"
+daemon "$d" "$d/out/one.conf"
+printf 'a (one-key template):     '; "$work/putlat" -endpoint "$endpoint" -key /bench/k/000042 -file "$d/out/one.conf" -n 200
+kill "$kv_pid"; wait "$kv_pid" 2>/dev/null || true
+d="$work/watch-all"; confdir "$d" 1 10000
+daemon "$d" "$d/out/all.conf"
+printf 'b (10,000-line template): '; "$work/putlat" -endpoint "$endpoint" -key /bench/k/000042 -file "$d/out/all.conf" -n 200
 
 echo "== idle CPU in watch mode, 60 s"
 ticks() { awk '{print $14+$15}' "/proc/$kv_pid/stat"; }

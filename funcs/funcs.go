@@ -17,8 +17,9 @@ import (
 )
 
 // Builder returns the functions of a set bound to a store. It is called for
-// every render with the store of that render, and once at parse time with
-// an empty store (so that templates know every name).
+// every render with the store of that render, and at parse time with an
+// empty store (so that templates know every name). [Map] copies what it
+// returns and never modifies it, so a builder may return a shared map.
 type Builder func(ctx context.Context, s *Store) texttemplate.FuncMap
 
 type set struct {

@@ -2,6 +2,7 @@ package funcs
 
 import (
 	"context"
+	"sync"
 	texttemplate "text/template"
 
 	"github.com/Masterminds/sprig/v3"
@@ -30,8 +31,11 @@ func sprigCollisions() []string {
 }
 
 // sprigFuncs is the [Builder] of the "sprig" set. Sprig's functions do not
-// read the store.
-func sprigFuncs(context.Context, *Store) texttemplate.FuncMap {
+// read the store, so the map is built once and shared; [Map] copies it.
+func sprigFuncs(context.Context, *Store) texttemplate.FuncMap { return sprigMap() }
+
+// sprigMap builds the sprig set's map on first use; it is never modified.
+var sprigMap = sync.OnceValue(func() texttemplate.FuncMap {
 	fm := texttemplate.FuncMap(sprig.TxtFuncMap())
 	for _, name := range sprigCollisions() {
 		if f, ok := fm[name]; ok {
@@ -39,4 +43,4 @@ func sprigFuncs(context.Context, *Store) texttemplate.FuncMap {
 		}
 	}
 	return fm
-}
+})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -14,7 +15,8 @@ import (
 )
 
 // Once reads the keys of every resource from b in one snapshot (of
-// [MergePrefixes]) and applies every resource to it. One resource's
+// [MergePrefixes]) and applies every resource to it, several at a time
+// (as many as GOMAXPROCS). One resource's
 // failure does not stop the others; the result joins their errors, each
 // starting with "resource NAME: ". A failed snapshot fails them all.
 func Once(ctx context.Context, b backends.Backend, rs []*Resource) error {
@@ -44,12 +46,26 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 	}
 	logger(rs).Debug("snapshot", "rev", snap.Rev, "keys", len(snap.KVs))
 	s := funcs.NewStore(snap.KVs)
-	for _, r := range rs {
-		if err := ctx.Err(); err != nil {
-			return failed, fmt.Errorf("resource: %w", err)
-		}
-		if _, err := r.Apply(ctx, s); err != nil {
-			failed = append(failed, failure{r, err})
+	// Resources are independent (no two share a dest): apply them on every
+	// core, keeping the failures in the resources' order.
+	errs := make([]error, len(rs))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, r := range rs {
+		g.Go(func() error {
+			if ctx.Err() == nil {
+				_, errs[i] = r.Apply(ctx, s)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait() // the goroutines return nil; their errors are in errs
+	if err := ctx.Err(); err != nil {
+		return failed, fmt.Errorf("resource: %w", err)
+	}
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, failure{rs[i], err})
 		}
 	}
 	return failed, nil

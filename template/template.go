@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	texttemplate "text/template"
+	"text/template/parse"
 
 	"github.com/kvconf/kvconf/funcs"
 )
@@ -41,7 +42,8 @@ type Template struct {
 	t    *texttemplate.Template
 
 	mu        sync.Mutex
-	fragments map[string]*texttemplate.Template // parsed include files
+	fragments map[string]*texttemplate.Template   // parsed include files
+	used      map[*texttemplate.Template][]string // function names each parsed template calls
 }
 
 // Parse parses src as the template called name (shown in error messages,
@@ -52,12 +54,14 @@ func Parse(name string, src []byte, opts Options) (*Template, error) {
 	if sets == nil {
 		sets = funcs.DefaultSets
 	}
-	t := &Template{name: name, sets: sets, dir: opts.IncludeDir, fragments: map[string]*texttemplate.Template{}}
+	t := &Template{name: name, sets: sets, dir: opts.IncludeDir,
+		fragments: map[string]*texttemplate.Template{}, used: map[*texttemplate.Template][]string{}}
 	pt, err := t.parse(context.Background(), name, src)
 	if err != nil {
 		return nil, err
 	}
 	t.t = pt
+	t.used[pt] = calledFuncs(pt)
 	return t, nil
 }
 
@@ -77,6 +81,63 @@ func (t *Template) parse(ctx context.Context, name string, src []byte) (*texttem
 		return nil, err // text/template errors already read "template: name:line: ..."
 	}
 	return pt, nil
+}
+
+// calledFuncs returns the names of the functions that pt and the
+// templates it defines call, so that a render binds only those.
+func calledFuncs(pt *texttemplate.Template) []string {
+	seen := map[string]bool{}
+	var walk func(n parse.Node)
+	walk = func(n parse.Node) {
+		switch n := n.(type) {
+		case *parse.ListNode:
+			if n != nil {
+				for _, c := range n.Nodes {
+					walk(c)
+				}
+			}
+		case *parse.ActionNode:
+			walk(n.Pipe)
+		case *parse.IfNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.RangeNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.WithNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.TemplateNode:
+			walk(n.Pipe)
+		case *parse.PipeNode:
+			if n != nil {
+				for _, c := range n.Cmds {
+					walk(c)
+				}
+			}
+		case *parse.CommandNode:
+			for _, a := range n.Args {
+				walk(a)
+			}
+		case *parse.ChainNode:
+			walk(n.Node)
+		case *parse.IdentifierNode:
+			seen[n.Ident] = true
+		}
+	}
+	for _, d := range pt.Templates() {
+		if d.Tree != nil {
+			walk(d.Tree.Root)
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	return names
 }
 
 // Render executes the template with functions bound to s and writes the
@@ -116,7 +177,16 @@ func (r *render) exec(name string, pt *texttemplate.Template, data any) (string,
 		if err != nil {
 			return "", fmt.Errorf("template %s: %w", name, err)
 		}
-		bt = ct.Funcs(r.fm)
+		r.t.mu.Lock()
+		used := r.t.used[pt]
+		r.t.mu.Unlock()
+		fm := make(texttemplate.FuncMap, len(used))
+		for _, n := range used {
+			if f, ok := r.fm[n]; ok { // not the builtins, such as printf
+				fm[n] = f
+			}
+		}
+		bt = ct.Funcs(fm)
 		r.bound[name] = bt
 	}
 	var buf bytes.Buffer
@@ -187,5 +257,6 @@ func (t *Template) fragment(ctx context.Context, name string) (*texttemplate.Tem
 		return nil, fmt.Errorf("include %q: %w", name, err)
 	}
 	t.fragments[name] = pt
+	t.used[pt] = calledFuncs(pt)
 	return pt, nil
 }
