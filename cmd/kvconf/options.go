@@ -74,6 +74,11 @@ var options = []option{
 	{flag: "path", key: "path", backend: true, usage: "Vault mount path of the auth method"},
 	{flag: "table", key: "table", backend: true, usage: "DynamoDB table"},
 	{flag: "separator", key: "separator", backend: true, usage: "separator that replaces / in keys (Redis)"},
+	{flag: "header", key: "headers", kind: kList, backend: true, usage: "extra HTTP request header \"Name: value\" (repeatable; metadata backend); values are never logged"},
+	{flag: "request-timeout", key: "request_timeout", backend: true, usage: "time limit of each backend request, such as 10s (etcd, metadata)"},
+	{flag: "metadata-mode", key: "metadata_mode", backend: true, usage: "how the metadata backend watches: auto, longpoll, conditional or poll"},
+	{flag: "metadata-poll-interval", key: "metadata_poll_interval", backend: true, usage: "time between reads of the metadata backend's conditional and poll modes, such as 5s"},
+	{flag: "metadata-max-wait", key: "metadata_max_wait", backend: true, usage: "longest wait of a metadata long poll on the server, in whole seconds, such as 60s"},
 }
 
 // envName is the KVCONF_ environment variable of a flag.
@@ -190,7 +195,10 @@ func resolve(fs *flag.FlagSet, vals map[string]any, getenv func(string) (string,
 		}
 	}
 	for name := range cmdline {
-		st := s[name]
+		st, ok := s[name]
+		if !ok {
+			continue // a flag of a subcommand, not an option
+		}
 		switch p := vals[name].(type) {
 		case *string:
 			st.value = *p
