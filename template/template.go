@@ -130,7 +130,7 @@ func calledFuncs(pt *texttemplate.Template) []string {
 	}
 	for _, d := range pt.Templates() {
 		if d.Tree != nil {
-			walk(d.Tree.Root)
+			walk(d.Root)
 		}
 	}
 	names := make([]string, 0, len(seen))
