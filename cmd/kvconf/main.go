@@ -6,9 +6,13 @@
 //
 //	kvconf [flags]            render every resource, once (-onetime), on every change (-watch) or every -interval
 //	kvconf backends [NAME]    list the compiled-in backends, or print NAME's sample configuration
+//	kvconf exec [flags] -- COMMAND [ARGS...]
+//	                          render every resource, then run COMMAND as a child and signal it on each change
 //
 // Run "kvconf -h" for the flags. Unless -onetime is given, kvconf runs until
-// SIGINT or SIGTERM, and SIGHUP reloads conf.d and the templates.
+// SIGINT or SIGTERM, and SIGHUP reloads conf.d and the templates. In exec
+// mode kvconf runs until COMMAND exits, forwards signals to it (SIGHUP
+// included) and exits with its exit code.
 package main
 
 import (
@@ -41,6 +45,11 @@ const (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "exec" {
+		// exec mode handles its signals itself: it forwards them to the
+		// command.
+		os.Exit(run(context.Background(), os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
 	stop()
@@ -70,10 +79,13 @@ func (c cli) run(ctx context.Context, args []string) int {
 	if len(args) > 0 && args[0] == "backends" {
 		return listBackends(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "exec" {
+		return c.exec(ctx, args[1:])
+	}
 	fs, vals := newFlagSet("kvconf")
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kvconf [flags]\n       kvconf backends [NAME]\n\nFlags (each also settable as KVCONF_<FLAG>; flags win over the environment, which wins over the config file):\n")
+		fmt.Fprintf(stderr, "Usage: kvconf [flags]\n       kvconf backends [NAME]\n       kvconf exec [flags] -- COMMAND [ARGS...]\n\nFlags (each also settable as KVCONF_<FLAG>; flags win over the environment, which wins over the config file):\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -1,0 +1,474 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/internal/supervise"
+	"github.com/kvconf/kvconf/resource"
+)
+
+// Defaults of the exec subcommand's own flags.
+const (
+	defaultWaitBackend = 30 * time.Second
+	defaultKillTimeout = 10 * time.Second
+)
+
+// Retry delays of the first render in exec mode: they double from the
+// first to the last, within -wait-backend.
+const (
+	firstRetry = 250 * time.Millisecond
+	maxRetry   = 5 * time.Second
+)
+
+// reloadCoalesce is how long the reload signal waits after the first
+// update that calls for it, so that the resources of one render burst,
+// which render concurrently, cause one signal rather than one each.
+const reloadCoalesce = 100 * time.Millisecond
+
+// execConfig is what the exec subcommand was asked to do.
+type execConfig struct {
+	waitBackend  time.Duration
+	killTimeout  time.Duration
+	reloadSignal syscall.Signal
+	once         bool
+	command      []string // COMMAND [ARGS...]
+}
+
+// exec is "kvconf exec [flags] -- COMMAND [ARGS...]": render every
+// resource (waiting up to -wait-backend for the backend), then run COMMAND
+// as a child that gets -reload-signal whenever a dest without a reload_cmd
+// changes and every forwarded signal, and exit with its exit code. With
+// -once, COMMAND replaces kvconf after the render instead. ctx done stops
+// the command as a forwarded SIGTERM does.
+func (c cli) exec(ctx context.Context, args []string) int {
+	stderr := c.stderr
+	fs, vals := newFlagSet("kvconf exec")
+	fs.SetOutput(stderr)
+	waitBackend := fs.Duration("wait-backend", defaultWaitBackend, "exec: how long to retry the first render while the backend or a resource fails")
+	reloadSig := fs.String("reload-signal", "SIGHUP", "exec: signal sent to COMMAND when a dest without reload_cmd changes (SIGUSR2, USR2, ...)")
+	killTimeout := fs.Duration("kill-timeout", defaultKillTimeout, "exec: how long COMMAND has to exit after SIGTERM or SIGINT before it gets SIGKILL")
+	once := fs.Bool("once", false, "exec: render once, then replace kvconf with COMMAND (no supervision)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: kvconf exec [flags] -- COMMAND [ARGS...]\n\nRenders every resource, then runs COMMAND and sends it -reload-signal when a dest\nwithout reload_cmd changes; forwards signals to it and exits with its exit code.\n\nFlags (each also settable as KVCONF_<FLAG>):\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	usage := func(err error) int {
+		fmt.Fprintf(stderr, "kvconf exec: %v\n", err)
+		return exitUsage
+	}
+	origins, err := applyExecEnv(fs, c.getenv)
+	if err != nil {
+		return usage(err)
+	}
+	s, err := resolve(fs, vals, c.getenv)
+	if err != nil {
+		return usage(err)
+	}
+	if s.boolean("version") {
+		fmt.Fprintf(c.stdout, "kvconf %s\n", versionString())
+		return exitOK
+	}
+	command, err := commandArgs(args, fs.Args())
+	if err != nil {
+		return usage(err)
+	}
+	cfg := execConfig{waitBackend: *waitBackend, killTimeout: *killTimeout, once: *once, command: command}
+	if cfg.reloadSignal, err = supervise.ParseSignal(*reloadSig); err != nil {
+		return usage(fmt.Errorf("%s: %w", origins["reload-signal"], err))
+	}
+	for name, d := range map[string]time.Duration{"wait-backend": cfg.waitBackend, "kill-timeout": cfg.killTimeout} {
+		if d < 0 {
+			return usage(fmt.Errorf("%s: %s is negative", origins[name], d))
+		}
+	}
+	log, err := newLogger(s, stderr)
+	if err != nil {
+		return usage(err)
+	}
+	if err := check(s); err != nil {
+		return usage(err)
+	}
+	for _, name := range []string{"onetime", "noop"} {
+		if s.boolean(name) {
+			return usage(fmt.Errorf("%s: not available with exec (use -once to render once and run COMMAND)", s.origin(name)))
+		}
+	}
+	opts := resource.Options{
+		ConfDir:       s.str("confdir"),
+		Prefix:        s.str("prefix"),
+		SyncOnly:      s.boolean("sync-only"),
+		KeepStageFile: s.boolean("keep-stage-file"),
+		Diff:          c.stdout,
+		Logger:        log,
+	}
+	bcfg, err := decodeBackend(s)
+	if err != nil {
+		return usage(err)
+	}
+	rs, err := resource.LoadDir(opts)
+	if err != nil {
+		return usage(err)
+	}
+	if len(rs) == 0 {
+		log.Warn("no template resources", "confdir", opts.ConfDir)
+	}
+	if !cfg.once && os.Getpid() == 1 {
+		return c.initExec(args, log)
+	}
+
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, supervise.Forwarded()...)
+	defer signal.Stop(sigs)
+	b, code := c.firstRender(ctx, sigs, bcfg, s.str("backend"), rs, cfg, log)
+	if b == nil {
+		return code
+	}
+	defer func() {
+		if err := b.Close(); err != nil {
+			log.Warn("backend close failed", "backend", s.str("backend"), "err", err)
+		}
+	}()
+	path, err := supervise.LookPath(cfg.command[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "kvconf exec: %v\n", err)
+		var se *supervise.StartError
+		if errors.As(err, &se) {
+			return se.Code
+		}
+		return exitFailed
+	}
+	if cfg.once {
+		return c.execOnce(b, path, cfg.command, log)
+	}
+	if s.boolean("watch") {
+		if _, ok := b.(backends.Watcher); !ok {
+			fmt.Fprintf(stderr, "kvconf exec: %s: backend %q cannot watch for changes; use -interval\n", s.origin("watch"), s.str("backend"))
+			return exitUsage
+		}
+	}
+	wait, _ := resource.ParseWait(s.str("wait")) // checked by check
+	ropts := resource.RunOptions{
+		Watch:    s.boolean("watch"),
+		Interval: s.interval(),
+		Wait:     wait,
+		Logger:   log.With("backend", s.str("backend")),
+	}
+	if ropts.Watch && !s.isSet("interval") {
+		ropts.Interval = 0 // watch alone: no periodic reconciliation
+	}
+	return c.supervise(ctx, sigs, b, rs, path, cfg, opts, ropts, log)
+}
+
+// applyExecEnv sets each exec flag that is not on the command line from
+// its KVCONF_<FLAG> variable, and returns where each one's value comes
+// from, for error messages.
+func applyExecEnv(fs *flag.FlagSet, getenv func(string) (string, bool)) (map[string]source, error) {
+	onCmdline := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCmdline[f.Name] = true })
+	origins := map[string]source{}
+	// The flags that only "kvconf exec" takes.
+	for _, name := range []string{"wait-backend", "reload-signal", "kill-timeout", "once"} {
+		origins[name] = source("flag -" + name)
+		if onCmdline[name] {
+			continue
+		}
+		env := envName(name)
+		v, ok := getenv(env)
+		if !ok {
+			continue
+		}
+		if err := fs.Set(name, v); err != nil {
+			return nil, fmt.Errorf("environment %s: %w", env, err)
+		}
+		origins[name] = source("environment " + env)
+	}
+	return origins, nil
+}
+
+// commandArgs returns the command after the "--" that ends the flags.
+func commandArgs(args, rest []string) ([]string, error) {
+	dash := len(args) - len(rest) - 1
+	if dash < 0 || args[dash] != "--" {
+		if len(rest) == 0 {
+			return nil, errors.New("missing -- COMMAND: usage: kvconf exec [flags] -- COMMAND [ARGS...]")
+		}
+		return nil, fmt.Errorf("unexpected argument %q: put the command after --: kvconf exec [flags] -- COMMAND [ARGS...]", rest[0])
+	}
+	if len(rest) == 0 {
+		return nil, errors.New("missing COMMAND after --: usage: kvconf exec [flags] -- COMMAND [ARGS...]")
+	}
+	return rest, nil
+}
+
+// firstRender renders every resource, retrying for up to -wait-backend
+// while the backend or a resource fails. It returns the open backend, or
+// nil and the exit code: the failures are reported, or SIGTERM or SIGINT
+// came first (128 plus its number). Other signals that arrive meanwhile
+// are dropped: there is no child to forward them to yet.
+func (c cli) firstRender(ctx context.Context, sigs <-chan os.Signal, bcfg backends.Config, name string, rs []*resource.Resource, cfg execConfig, log *slog.Logger) (backends.Backend, int) {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopped := make(chan os.Signal, 1)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-quit:
+				return
+			case sig := <-sigs:
+				if sig == syscall.SIGTERM || sig == syscall.SIGINT {
+					stopped <- sig
+					cancel()
+					return
+				}
+				log.Debug("signal dropped before start", "signal", supervise.SignalName(sig))
+			}
+		}
+	})
+	b, err := renderWithRetry(rctx, bcfg, name, rs, cfg.waitBackend, log)
+	close(quit)
+	wg.Wait()
+	select {
+	case sig := <-stopped:
+		if b != nil {
+			if err := b.Close(); err != nil {
+				log.Warn("backend close failed", "backend", name, "err", err)
+			}
+		}
+		log.Info("stopped before start", "signal", supervise.SignalName(sig))
+		return nil, 128 + int(sig.(syscall.Signal))
+	default:
+	}
+	if err != nil {
+		reportFailures(c.stderr, err, len(rs))
+		fmt.Fprintf(c.stderr, "kvconf exec: %s not started\n", cfg.command[0])
+		return nil, exitFailed
+	}
+	return b, exitOK
+}
+
+// renderWithRetry opens the backend and renders every resource once,
+// retrying with backoff until it succeeds, wait has passed or ctx is done.
+// It returns the last error when it gives up.
+func renderWithRetry(ctx context.Context, bcfg backends.Config, name string, rs []*resource.Resource, wait time.Duration, log *slog.Logger) (backends.Backend, error) {
+	deadline := time.Now().Add(wait)
+	var b backends.Backend
+	giveUp := func(err error) (backends.Backend, error) {
+		if b != nil {
+			if cerr := b.Close(); cerr != nil {
+				log.Warn("backend close failed", "backend", name, "err", cerr)
+			}
+		}
+		return nil, err
+	}
+	delay := firstRetry
+	for attempt := 1; ; attempt++ {
+		var err error
+		if b == nil {
+			if b, err = bcfg.Open(ctx); err != nil {
+				b, err = nil, fmt.Errorf("backend %s: %w", name, err)
+			}
+		}
+		if b != nil {
+			if err = resource.Once(ctx, b, rs); err == nil {
+				return b, nil
+			}
+		}
+		if ctx.Err() != nil {
+			return giveUp(err)
+		}
+		d := min(delay, time.Until(deadline))
+		if d <= 0 {
+			return giveUp(err)
+		}
+		log.Warn("first render failed; retrying", "attempt", attempt, "in", d, "err", err)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return giveUp(err)
+		case <-t.C:
+		}
+		delay = min(2*delay, maxRetry)
+	}
+}
+
+// execOnce replaces kvconf with the command, which keeps kvconf's pid,
+// stdio and environment. It returns only when that fails.
+func (c cli) execOnce(b backends.Backend, path string, command []string, log *slog.Logger) int {
+	if err := b.Close(); err != nil {
+		log.Warn("backend close failed", "err", err)
+	}
+	signal.Reset(supervise.Forwarded()...)
+	log.Debug("exec", "command", command[0], "path", path)
+	err := syscall.Exec(path, command, os.Environ())
+	fmt.Fprintf(c.stderr, "kvconf exec: %v\n", &supervise.StartError{Cmd: command[0], Code: 126, Err: err})
+	return 126
+}
+
+// initExec runs when kvconf exec is PID 1: it runs "kvconf exec" again, as
+// its child, and is the init of the container meanwhile: it forwards
+// signals to that child and reaps every orphan (see [supervise.Init] for
+// why this takes a second process).
+func (c cli) initExec(args []string, log *slog.Logger) int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(c.stderr, "kvconf exec: as PID 1: %v\n", err)
+		return exitFailed
+	}
+	cmd := exec.Command(self, append([]string{"exec"}, args...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	log.Debug("PID 1: starting the supervisor", "path", self)
+	code, err := supervise.Init(cmd, log)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "kvconf exec: as PID 1: start %s: %v\n", self, err)
+		return exitFailed
+	}
+	return code
+}
+
+// supervise starts the command, keeps the resources up to date while it
+// runs, reloads it when a dest without reload_cmd changes and returns its
+// exit code once it has exited.
+func (c cli) supervise(ctx context.Context, sigs <-chan os.Signal, b backends.Backend, rs []*resource.Resource, path string, cfg execConfig, opts resource.Options, ropts resource.RunOptions, log *slog.Logger) int {
+	cmd := exec.Command(path)
+	cmd.Args = cfg.command
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	child, err := supervise.Start(cmd)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "kvconf exec: %v\n", &supervise.StartError{Cmd: cfg.command[0], Code: 126, Err: err})
+		return 126
+	}
+	pid := child.Pid()
+	log.Info("started", "command", cfg.command[0], "pid", pid, "reload_signal", supervise.SignalName(cfg.reloadSignal))
+
+	rel := newReloader(child.Signal, cfg.reloadSignal, log.With("pid", pid))
+	hasReload := map[string]bool{}
+	for _, r := range rs {
+		// reload_cmd runs unless -sync-only; then the child is signalled.
+		hasReload[r.Name] = r.Config.ReloadCmd != "" && !opts.SyncOnly
+	}
+	ropts.OnRender = func(name string, res resource.Result, _ error) {
+		if res != resource.Updated {
+			return
+		}
+		if hasReload[name] {
+			log.Debug("reloaded by reload_cmd", "resource", name)
+			return
+		}
+		rel.request(name)
+	}
+
+	// Run and the reloader outlive ctx: they stop when the child has
+	// exited, which may be -kill-timeout after ctx is done.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	supCtx, stopSup := context.WithCancel(ctx)
+	defer stopSup()
+	var (
+		wg     sync.WaitGroup
+		runErr error
+	)
+	wg.Go(func() {
+		err := resource.Run(runCtx, b, rs, ropts)
+		if runCtx.Err() == nil {
+			runErr = err
+			stopSup() // kvconf no longer keeps the files up to date: stop the child
+		}
+	})
+	wg.Go(func() { rel.run(runCtx) })
+	code := supervise.Supervise(supCtx, child, supervise.Options{Signals: sigs, KillTimeout: cfg.killTimeout, Logger: log})
+	stopRun()
+	wg.Wait()
+	log.Info("exited", "command", cfg.command[0], "pid", pid, "code", code)
+	if runErr != nil {
+		fmt.Fprintf(c.stderr, "kvconf exec: %v\n", runErr)
+		return exitFailed
+	}
+	return code
+}
+
+// reloader sends the reload signal to the child for the updated resources
+// that have no reload_cmd, once per burst of updates.
+type reloader struct {
+	signal func(os.Signal) error // the child's
+	sig    syscall.Signal
+	log    *slog.Logger
+	kick   chan struct{} // capacity 1
+
+	mu    sync.Mutex
+	names map[string]bool // the resources updated since the last signal
+}
+
+// newReloader returns a reloader that sends sig through signal.
+func newReloader(signal func(os.Signal) error, sig syscall.Signal, log *slog.Logger) *reloader {
+	return &reloader{signal: signal, sig: sig, log: log, kick: make(chan struct{}, 1), names: map[string]bool{}}
+}
+
+// request asks for a reload on behalf of the named resource. It does not
+// block.
+func (r *reloader) request(name string) {
+	r.mu.Lock()
+	r.names[name] = true
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run sends the signal after each request, [reloadCoalesce] after the
+// first of a burst, until ctx is done.
+func (r *reloader) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		}
+		t := time.NewTimer(reloadCoalesce)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		names := make([]string, 0, len(r.names))
+		for n := range r.names {
+			names = append(names, n)
+		}
+		clear(r.names)
+		r.mu.Unlock()
+		if len(names) == 0 {
+			continue // a kick for names that the previous signal covered
+		}
+		slices.Sort(names)
+		if err := r.signal(r.sig); err != nil {
+			if !errors.Is(err, os.ErrProcessDone) {
+				r.log.Warn("reload signal failed", "signal", supervise.SignalName(r.sig), "err", err)
+			}
+			continue
+		}
+		r.log.Info("reload signal sent", "signal", supervise.SignalName(r.sig), "resources", strings.Join(names, ","))
+	}
+}
