@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"sync"
 	"time"
 )
 
@@ -47,10 +48,11 @@ func (e *HookError) Unwrap() error { return e.Err }
 
 // runHook runs command with /bin/sh within the resource's timeout. The
 // shell gets its own process group, and the whole group is killed when the
-// timeout expires or ctx is done, so that `sleep` in `sh -c "...; sleep 30"`
-// does not outlive it.
+// timeout expires, so that `sleep` in `sh -c "...; sleep 30"` does not
+// outlive it. When ctx is done first (kvconf is stopping), the group gets
+// SIGTERM and, if it is still running after the grace period, SIGKILL.
 func (r *Resource) runHook(ctx context.Context, hook, command string) error {
-	hctx, cancel := context.WithTimeout(ctx, r.timeout)
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(hctx, "/bin/sh", "-c", command)
 	out := &headBuffer{max: maxHookOutput}
@@ -59,7 +61,12 @@ func (r *Resource) runHook(ctx context.Context, hook, command string) error {
 	setProcessGroup(cmd)
 	r.log.Debug("running hook", "resource", r.Name, "dest", r.dest, "hook", hook)
 	start := time.Now()
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		stopGrace := r.graceOnDone(ctx, cmd, cancel)
+		err = cmd.Wait()
+		stopGrace()
+	}
 	if err == nil || (errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState.Success()) {
 		r.log.Debug("hook done", "resource", r.Name, "dest", r.dest, "hook", hook, "elapsed", time.Since(start))
 		return nil
@@ -76,6 +83,32 @@ func (r *Resource) runHook(ctx context.Context, hook, command string) error {
 		he.Err = fmt.Errorf("timed out after %s: %w", r.timeout, hctx.Err())
 	}
 	return he
+}
+
+// graceOnDone arranges that, once ctx is done, cmd's process group gets
+// SIGTERM and kill (cancelling cmd's own context, which kills the group)
+// runs after the grace period. The returned func undoes what has not
+// happened yet.
+func (r *Resource) graceOnDone(ctx context.Context, cmd *exec.Cmd, kill context.CancelFunc) (stop func()) {
+	var mu sync.Mutex
+	var timer *time.Timer
+	stopAfter := context.AfterFunc(ctx, func() {
+		r.log.Info("stopping hook", "resource", r.Name, "dest", r.dest, "grace", r.grace)
+		terminateGroup(cmd)
+		mu.Lock()
+		timer = time.AfterFunc(r.grace, kill)
+		mu.Unlock()
+	})
+	return func() {
+		if stopAfter() {
+			return
+		}
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+	}
 }
 
 // headBuffer keeps the first max bytes written to it and drops the rest,

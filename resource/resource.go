@@ -109,6 +109,11 @@ type Options struct {
 	// HookTimeout bounds each hook of resources that set no timeout;
 	// zero means 60s.
 	HookTimeout time.Duration
+	// HookGrace is how long a hook still runs after the context of the
+	// Apply that started it is done (kvconf is stopping): the hook's
+	// process group gets SIGTERM at once and SIGKILL after HookGrace,
+	// within its timeout. Zero means 10s.
+	HookGrace time.Duration
 	// Sets names the function sets templates get; nil means
 	// [funcs.DefaultSets].
 	Sets []string
@@ -119,6 +124,10 @@ type Options struct {
 // defaultHookTimeout is the hook timeout when neither the resource nor
 // [Options.HookTimeout] sets one.
 const defaultHookTimeout = 60 * time.Second
+
+// defaultHookGrace is the grace period of hooks when [Options.HookGrace]
+// sets none.
+const defaultHookGrace = 10 * time.Second
 
 // Resource is a loaded template resource, ready to [Resource.Apply].
 type Resource struct {
@@ -139,6 +148,7 @@ type Resource struct {
 	uid     int // -1 when unset
 	gid     int // -1 when unset
 	timeout time.Duration
+	grace   time.Duration
 	wait    Wait // valid when waitSet
 	waitSet bool
 	check   *texttemplate.Template // nil without check_cmd
@@ -299,6 +309,10 @@ func load(name string, data []byte, opts Options) (*Resource, error) {
 	r.timeout = opts.HookTimeout
 	if r.timeout <= 0 {
 		r.timeout = defaultHookTimeout
+	}
+	r.grace = opts.HookGrace
+	if r.grace <= 0 {
+		r.grace = defaultHookGrace
 	}
 	if c.Timeout != "" {
 		d, err := time.ParseDuration(c.Timeout)

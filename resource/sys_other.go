@@ -4,6 +4,7 @@ package resource
 
 import (
 	"io/fs"
+	"os"
 	"os/exec"
 )
 
@@ -12,3 +13,8 @@ func fileOwner(fs.FileInfo) (uid, gid int) { return -1, -1 }
 
 // setProcessGroup leaves cmd as it is.
 func setProcessGroup(*exec.Cmd) {}
+
+// terminateGroup asks cmd's process to stop.
+func terminateGroup(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(os.Interrupt) // an error: it is gone already, or cannot be asked
+}

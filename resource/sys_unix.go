@@ -31,3 +31,8 @@ func setProcessGroup(cmd *exec.Cmd) {
 		return err
 	}
 }
+
+// terminateGroup sends SIGTERM to cmd's process group.
+func terminateGroup(cmd *exec.Cmd) {
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) // ESRCH: it is gone already
+}
