@@ -3,14 +3,14 @@ package etcd
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
+
+	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
 // defaultPort is etcd's client port, given to nodes written without one.
@@ -180,27 +180,9 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 	if !c.tls() {
 		return nil, nil
 	}
-	tc := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: c.ClientInsecure, //nolint:gosec // asked for with client_insecure
-	}
-	if c.ClientCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.ClientCert, c.ClientKey)
-		if err != nil {
-			return nil, fmt.Errorf("etcd: client_cert %s, client_key %s: %w", c.ClientCert, c.ClientKey, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	if c.ClientCAKeys != "" {
-		pem, err := os.ReadFile(c.ClientCAKeys)
-		if err != nil {
-			return nil, fmt.Errorf("etcd: client_cakeys: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("etcd: client_cakeys %s: no PEM certificate", c.ClientCAKeys)
-		}
-		tc.RootCAs = pool
+	tc, err := tlsfiles.Files{Cert: c.ClientCert, Key: c.ClientKey, CA: c.ClientCAKeys, Insecure: c.ClientInsecure}.Config()
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
 	}
 	return tc, nil
 }
