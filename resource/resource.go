@@ -18,6 +18,8 @@
 //	rollback = true                 # restore dest if reload_cmd fails
 //	timeout = "60s"                 # per hook
 //	wait = "2s:10s"                 # let changes settle (daemon only)
+//	backend = "meta"                # a named backend; default: the run's default backend
+//	funcs = ["sprig", "confd"]      # the function sets of the template, in order
 //
 // Apply never leaves dest half-written: the new content is written to a
 // stage file in dest's directory and renamed over dest, and dest is touched
@@ -26,6 +28,7 @@ package resource
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +38,8 @@ import (
 	"os/user"
 	"path"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +49,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/kvconf/kvconf/funcs"
 	"github.com/kvconf/kvconf/template"
 )
 
@@ -86,6 +92,13 @@ type Config struct {
 	// [ParseWait]'s "min[:max]" syntax such as "2s:10s". Empty means the
 	// wait of the run ([RunOptions.Wait]); "0s" renders at once.
 	Wait string `toml:"wait"`
+	// Backend names the backend the resource reads, one of
+	// [Options.Backends]. Empty means the run's default backend.
+	Backend string `toml:"backend"`
+	// Funcs names the function sets the template gets, in order (later
+	// sets win on shared names). Nil means [Options.Sets]; an empty list
+	// gives the template no functions but include.
+	Funcs []string `toml:"funcs"`
 }
 
 // Options are the settings shared by every resource of a run.
@@ -114,9 +127,13 @@ type Options struct {
 	// process group gets SIGTERM at once and SIGKILL after HookGrace,
 	// within its timeout. Zero means 10s.
 	HookGrace time.Duration
-	// Sets names the function sets templates get; nil means
-	// [funcs.DefaultSets].
+	// Sets names the function sets templates get when their resource
+	// names none; nil means [funcs.DefaultSets].
 	Sets []string
+	// Backends, when not nil, are the backend names a resource may give in
+	// its backend key; any other name is a load error. Nil accepts any
+	// name (the caller checks).
+	Backends []string
 	// Logger receives progress messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -338,18 +355,33 @@ func load(name string, data []byte, opts Options) (*Resource, error) {
 		bad("template.reload_cmd", err)
 	}
 
+	if opts.Backends != nil && c.Backend != "" && !slices.Contains(opts.Backends, c.Backend) {
+		bad("template.backend", unknownBackend(c.Backend, opts.Backends))
+	}
+	sets, setsOK := opts.Sets, true
+	if c.Funcs != nil {
+		sets = c.Funcs
+		known := funcs.Names()
+		for _, n := range c.Funcs {
+			if !slices.Contains(known, n) {
+				bad("template.funcs", fmt.Errorf("unknown function set %q (known: %s)", n, strings.Join(known, ", ")))
+				setsOK = false // parsing would only repeat it
+			}
+		}
+	}
+
 	if c.Src == "" {
 		bad("template.src", errors.New("missing"))
-	} else {
+	} else if setsOK {
 		tdir := filepath.Join(opts.ConfDir, "templates")
 		src, err := readRegular(filepath.Join(tdir, c.Src))
 		if err != nil {
 			bad("template.src", err)
 		} else {
 			r.tmpl, err = template.Parse(filepath.ToSlash(filepath.Clean(c.Src)), src,
-				template.Options{Sets: opts.Sets, IncludeDir: tdir})
+				template.Options{Sets: sets, IncludeDir: tdir})
 			if err != nil {
-				bad("template.src", err)
+				bad("template.src", explainUndefined(err, c.Funcs))
 			}
 		}
 	}
@@ -357,6 +389,51 @@ func load(name string, data []byte, opts Options) (*Resource, error) {
 		return nil, errors.Join(errs...)
 	}
 	return r, nil
+}
+
+// unknownBackend is the error for a backend name that is not configured.
+func unknownBackend(name string, known []string) error {
+	var named []string
+	for _, k := range known {
+		if k != "" {
+			named = append(named, strconv.Quote(k))
+		}
+	}
+	if len(named) == 0 {
+		return fmt.Errorf("unknown backend %q (no named backends are configured)", name)
+	}
+	return fmt.Errorf("unknown backend %q (configured: %s)", name, strings.Join(named, ", "))
+}
+
+// undefinedFunc matches text/template's parse error for a call of a
+// function it does not know.
+var undefinedFunc = regexp.MustCompile(`function "([^"]+)" not defined`)
+
+// explainUndefined adds to a parse error about an undefined function the
+// function sets that define it, when the resource chose its sets with
+// template.funcs and left those out.
+func explainUndefined(err error, chosen []string) error {
+	m := undefinedFunc.FindStringSubmatch(err.Error())
+	if chosen == nil || m == nil {
+		return err
+	}
+	var in []string
+	for _, set := range funcs.Names() {
+		fm, ferr := funcs.Map(context.Background(), []string{set}, funcs.NewStore(nil))
+		if ferr != nil {
+			continue
+		}
+		if _, ok := fm[m[1]]; ok {
+			in = append(in, strconv.Quote(set))
+		}
+	}
+	if len(in) == 0 {
+		return err
+	}
+	if len(in) == 1 {
+		return fmt.Errorf("%w (%s is in function set %s, which template.funcs = %q does not enable)", err, m[1], in[0], chosen)
+	}
+	return fmt.Errorf("%w (%s is in function sets %s, none of which template.funcs = %q enables)", err, m[1], strings.Join(in, ", "), chosen)
 }
 
 // readRegular reads the regular file p; anything else (a directory, a

@@ -330,3 +330,49 @@ func FuzzLoadResource(f *testing.F) {
 		}
 	})
 }
+
+// TestLoadBackend: with Options.Backends set, a resource's backend must be
+// one of them, and the error names the file, the field and the name.
+func TestLoadBackend(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		backend  string
+		backends []string
+		want     string // error; "" for none
+	}{
+		{name: "default", backends: []string{""}},
+		{name: "named", backend: "meta", backends: []string{"", "meta"}},
+		{name: "unchecked", backend: "anything"},
+		{name: "unknown", backend: "nope", backends: []string{"", "meta", "files"},
+			want: `r.toml: template.backend: unknown backend "nope" (configured: "meta", "files")`},
+		{name: "none configured", backend: "meta", backends: []string{""},
+			want: `r.toml: template.backend: unknown backend "meta" (no named backends are configured)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			src := "[template]\nsrc = \"simple.tmpl\"\ndest = \"/tmp/x\"\n"
+			if tt.backend != "" {
+				src += fmt.Sprintf("backend = %q\n", tt.backend)
+			}
+			r, err := load("r.toml", []byte(src), Options{ConfDir: "testdata", Sets: testSets(), Backends: tt.backends})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Config.Backend != tt.backend {
+					t.Errorf("Backend = %q, want %q", r.Config.Backend, tt.backend)
+				}
+				return
+			}
+			var le *LoadError
+			if !errors.As(err, &le) || le.Field != "template.backend" {
+				t.Fatalf("error %v, want a *LoadError for template.backend", err)
+			}
+			if err.Error() != tt.want {
+				t.Errorf("error\n%s\nwant\n%s", err, tt.want)
+			}
+		})
+	}
+}

@@ -115,6 +115,10 @@ func (b Backoff) withDefaults() Backoff {
 	return b
 }
 
+// Delay returns the delay before retry number attempt (from 1), taking
+// the defaults for zero fields.
+func (b Backoff) Delay(attempt int) time.Duration { return b.withDefaults().delay(attempt) }
+
 // delay returns the delay before retry number attempt (from 1); b has its
 // defaults.
 func (b Backoff) delay(attempt int) time.Duration {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	_ "github.com/kvconf/kvconf/backends/all" // the in-process tests use the file and env backends
 )
 
 // kvconfBin is the kvconf binary that TestMain builds once for the
@@ -38,7 +40,7 @@ func testMain(m *testing.M) int {
 		}
 	}()
 	kvconfBin = filepath.Join(dir, "kvconf")
-	build := exec.Command("go", "build", "-o", kvconfBin, ".")
+	build := exec.Command("go", "build", "-o", kvconfBin, "../cmd/kvconf")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build kvconf:", err)

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 	"github.com/kvconf/kvconf/resource"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in ../../examples/golden")
+var update = flag.Bool("update", false, "rewrite the golden files in ../examples/golden")
 
 // exampleModes are the modes of the bundled examples' dests, by base name,
 // when not 0644.
@@ -32,7 +32,7 @@ var exampleModes = map[string]fs.FileMode{
 // run in-process, which would write into the source tree or need a chdir.
 func TestExamples(t *testing.T) {
 	t.Parallel()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func golden(t *testing.T, p, got, name string) {
 	}
 	want, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("%s has no golden file %s (run go test ./cmd/kvconf -run TestExamples -update to create it)", name, p)
+		t.Fatalf("%s has no golden file %s (run go test ./cli -run TestExamples -update to create it)", name, p)
 	}
 	if err != nil {
 		t.Fatal(err)

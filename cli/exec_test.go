@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -56,9 +56,8 @@ func TestExecUsage(t *testing.T) {
 func TestExecWatchNeedsWatcher(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "conf.d"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, dir, "templates/t.tmpl", "x")
+	writeFile(t, dir, "conf.d/a.toml", "[template]\nsrc = \"t.tmpl\"\ndest = \""+filepath.Join(dir, "out", "a")+"\"\n")
 	marker := filepath.Join(dir, "ran")
 	var stderr strings.Builder
 	code := run(t.Context(), []string{"exec", "-config-file", os.DevNull, "-backend", "env", "-confdir", dir, "-watch", "--", "touch", marker},

@@ -1,6 +1,7 @@
-package main
+package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/kvconf/kvconf/backends"
 )
 
 // kind is the type of an option's value.
@@ -272,6 +275,14 @@ func applyFile(s settings, path string, explicit bool) error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
+		if k == namedKey {
+			named, err := decodeNamed(path, raw[k])
+			if err != nil {
+				return err
+			}
+			s[namedKey] = &setting{opt: &namedOption, value: named, from: source("config file " + path)}
+			continue
+		}
 		st, ok := byKey[k]
 		if !ok {
 			return fmt.Errorf("config file %s: unknown key %q", path, k)
@@ -283,6 +294,76 @@ func applyFile(s settings, path string, explicit bool) error {
 		st.value, st.from = v, source("config file key "+k)
 	}
 	return nil
+}
+
+// namedKey is the config file's table of named backends, [backends.NAME].
+// Its decoded []namedBackend is kept in settings under this name, with
+// namedOption, which is neither a flag nor a backend option.
+const namedKey = "backends"
+
+var namedOption = option{flag: namedKey}
+
+// named returns the named backends of the config file, sorted by name.
+func (s settings) named() []namedBackend {
+	if st, ok := s[namedKey]; ok {
+		v, _ := st.value.([]namedBackend)
+		return v
+	}
+	return nil
+}
+
+// decodeNamed decodes the [backends.NAME] tables of the config file at
+// path: each has a type key, a registered backend name, and that backend's
+// options, which [backends.Decode] checks. Errors name the file, the table
+// and the key.
+func decodeNamed(path string, v any) ([]namedBackend, error) {
+	tables, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("config file %s: key %q: want tables [backends.NAME], got %T", path, namedKey, v)
+	}
+	names := make([]string, 0, len(tables))
+	for n := range tables {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []namedBackend
+	var errs []error
+	for _, name := range names {
+		where := fmt.Sprintf("config file %s: [backends.%s]", path, name)
+		t, ok := tables[name].(map[string]any)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: want a table, got %T", where, tables[name]))
+			continue
+		}
+		typ, ok := t["type"].(string)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: key \"type\": want the backend's type as a string, such as \"etcd\" (kvconf backends lists them)", where))
+			continue
+		}
+		opts := map[string]any{}
+		for k, v := range t {
+			if k != "type" {
+				opts[k] = v
+			}
+		}
+		cfg, err := backends.Decode(typ, opts)
+		if err != nil {
+			for _, e := range unjoin(err) {
+				var oe *backends.OptionError
+				if errors.As(e, &oe) {
+					errs = append(errs, fmt.Errorf("%s: key %q: not an option of backend %q", where, oe.Key, typ))
+					continue
+				}
+				errs = append(errs, fmt.Errorf("%s: %w", where, e))
+			}
+			continue
+		}
+		out = append(out, namedBackend{name: name, typ: typ, cfg: cfg})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
 }
 
 // fileValue converts a decoded TOML value to an option's value type.

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -270,10 +270,11 @@ func TestWatchNeedsWatcher(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			// A resource reads the default backend: it is opened (and
+			// checked) only when one does.
 			dir := t.TempDir()
-			if err := os.Mkdir(filepath.Join(dir, "conf.d"), 0o755); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, dir, "templates/t.tmpl", "x")
+			writeFile(t, dir, "conf.d/a.toml", fmt.Sprintf("[template]\nsrc = \"t.tmpl\"\ndest = %q\n", filepath.Join(dir, "out", "a")))
 			args := append([]string{"-config-file", os.DevNull, "-confdir", dir, "-backend", "env"}, tt.args...)
 			var stderr bytes.Buffer
 			code := run(t.Context(), args, envMap(tt.env), io.Discard, &stderr)
@@ -356,7 +357,7 @@ func (d daemonDir) args() []string {
 
 // startDaemon runs c in the background; stop cancels it and returns the
 // exit code.
-func startDaemon(t *testing.T, c cli, args []string) (stop func() int) {
+func startDaemon(t *testing.T, c command, args []string) (stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan int, 1)
@@ -379,7 +380,7 @@ func TestReload(t *testing.T) {
 	d := newDaemonDir(t)
 	reload := make(chan struct{})
 	var stderr lockedBuffer
-	stop := startDaemon(t, cli{getenv: envMap(nil), stdout: io.Discard, stderr: &stderr, reload: reload}, d.args())
+	stop := startDaemon(t, command{getenv: envMap(nil), stdout: io.Discard, stderr: &stderr, reload: reload}, d.args())
 	fire := func() {
 		t.Helper()
 		select {
@@ -410,7 +411,7 @@ func TestReload(t *testing.T) {
 		t.Errorf("exit code = %d, want %d:\n%s", code, exitOK, stderr.String())
 	}
 	out := stderr.String()
-	for _, want := range []string{`msg=reloaded backend=file resources=2`, `msg=stopped`} {
+	for _, want := range []string{`msg=reloaded backends=file resources=2`, `msg=stopped`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
@@ -422,7 +423,7 @@ func TestWatchDaemon(t *testing.T) {
 	d := newDaemonDir(t)
 	var stderr lockedBuffer
 	args := []string{"-config-file", os.DevNull, "-confdir", d.dir, "-backend", "file", "-file", d.data, "-watch", "-wait", "0s"}
-	stop := startDaemon(t, cli{getenv: envMap(nil), stdout: io.Discard, stderr: &stderr}, args)
+	stop := startDaemon(t, command{getenv: envMap(nil), stdout: io.Discard, stderr: &stderr}, args)
 	waitUntil(t, "a to be rendered", holds(filepath.Join(d.out, "a"), "one"))
 	writeFile(t, d.dir, "data.yaml", "v: two\n")
 	waitUntil(t, "a to follow the change", holds(filepath.Join(d.out, "a"), "two"))
@@ -430,7 +431,7 @@ func TestWatchDaemon(t *testing.T) {
 		t.Errorf("exit code = %d, want %d:\n%s", code, exitOK, stderr.String())
 	}
 	// -watch without -interval: no periodic reconciliation.
-	if want := "msg=running backend=file watch=true interval=0s"; !strings.Contains(stderr.String(), want) {
+	if want := "msg=running backends=file watch=true interval=0s"; !strings.Contains(stderr.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, stderr.String())
 	}
 }
@@ -447,7 +448,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	defer signal.Stop(guard)
 	d := newDaemonDir(t)
 	var stderr lockedBuffer
-	stop := startDaemon(t, cli{getenv: envMap(nil), stdout: io.Discard, stderr: &stderr}, d.args())
+	stop := startDaemon(t, command{getenv: envMap(nil), stdout: io.Discard, stderr: &stderr}, d.args())
 	// Once a is rendered, the daemon's own SIGHUP handler is in place.
 	waitUntil(t, "a to be rendered", holds(filepath.Join(d.out, "a"), "one"))
 	d.resource(t, "b")

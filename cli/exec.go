@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/internal/supervise"
 	"github.com/kvconf/kvconf/resource"
 )
@@ -53,7 +52,7 @@ type execConfig struct {
 // changes and every forwarded signal, and exit with its exit code. With
 // -once, COMMAND replaces kvconf after the render instead. ctx done stops
 // the command as a forwarded SIGTERM does.
-func (c cli) exec(ctx context.Context, args []string) int {
+func (c command) exec(ctx context.Context, args []string) int {
 	stderr := c.stderr
 	fs, vals := newFlagSet("kvconf exec")
 	fs.SetOutput(stderr)
@@ -124,6 +123,8 @@ func (c cli) exec(ctx context.Context, args []string) int {
 	if err != nil {
 		return usage(err)
 	}
+	p := newPool(s.str("backend"), bcfg, s.named(), log)
+	opts.Backends = p.names()
 	rs, err := resource.LoadDir(opts)
 	if err != nil {
 		return usage(err)
@@ -138,15 +139,10 @@ func (c cli) exec(ctx context.Context, args []string) int {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, supervise.Forwarded()...)
 	defer signal.Stop(sigs)
-	b, code := c.firstRender(ctx, sigs, bcfg, s.str("backend"), rs, cfg, log)
-	if b == nil {
+	defer p.close()
+	if code, ok := c.firstRender(ctx, sigs, p, rs, cfg, log); !ok {
 		return code
 	}
-	defer func() {
-		if err := b.Close(); err != nil {
-			log.Warn("backend close failed", "backend", s.str("backend"), "err", err)
-		}
-	}()
 	path, err := supervise.LookPath(cfg.command[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "kvconf exec: %v\n", err)
@@ -157,11 +153,12 @@ func (c cli) exec(ctx context.Context, args []string) int {
 		return exitFailed
 	}
 	if cfg.once {
-		return c.execOnce(b, path, cfg.command, log)
+		return c.execOnce(p, path, cfg.command, log)
 	}
 	if s.boolean("watch") {
-		if _, ok := b.(backends.Watcher); !ok {
-			fmt.Fprintf(stderr, "kvconf exec: %s: backend %q cannot watch for changes; use -interval\n", s.origin("watch"), s.str("backend"))
+		// After the first render, every backend a resource uses is open.
+		if label, bad := p.cannotWatch(p.groups(rs)); bad {
+			fmt.Fprintf(stderr, "kvconf exec: %s: backend %q cannot watch for changes; use -interval\n", s.origin("watch"), label)
 			return exitUsage
 		}
 	}
@@ -170,12 +167,12 @@ func (c cli) exec(ctx context.Context, args []string) int {
 		Watch:    s.boolean("watch"),
 		Interval: s.interval(),
 		Wait:     wait,
-		Logger:   log.With("backend", s.str("backend")),
+		Logger:   log,
 	}
 	if ropts.Watch && !s.isSet("interval") {
 		ropts.Interval = 0 // watch alone: no periodic reconciliation
 	}
-	return c.supervise(ctx, sigs, b, rs, path, cfg, opts, ropts, log)
+	return c.supervise(ctx, sigs, p, rs, path, cfg, opts, ropts, log)
 }
 
 // applyExecEnv sets each exec flag that is not on the command line from
@@ -220,11 +217,12 @@ func commandArgs(args, rest []string) ([]string, error) {
 }
 
 // firstRender renders every resource, retrying for up to -wait-backend
-// while the backend or a resource fails. It returns the open backend, or
-// nil and the exit code: the failures are reported, or SIGTERM or SIGINT
-// came first (128 plus its number). Other signals that arrive meanwhile
-// are dropped: there is no child to forward them to yet.
-func (c cli) firstRender(ctx context.Context, sigs <-chan os.Signal, bcfg backends.Config, name string, rs []*resource.Resource, cfg execConfig, log *slog.Logger) (backends.Backend, int) {
+// while a backend or a resource fails. It reports whether every resource
+// rendered; if not, it returns the exit code: the failures are reported,
+// or SIGTERM or SIGINT came first (128 plus its number). Other signals
+// that arrive meanwhile are dropped: there is no child to forward them to
+// yet. The backends opened stay open in p.
+func (c command) firstRender(ctx context.Context, sigs <-chan os.Signal, p *pool, rs []*resource.Resource, cfg execConfig, log *slog.Logger) (int, bool) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopped := make(chan os.Signal, 1)
@@ -245,68 +243,48 @@ func (c cli) firstRender(ctx context.Context, sigs <-chan os.Signal, bcfg backen
 			}
 		}
 	})
-	b, err := renderWithRetry(rctx, bcfg, name, rs, cfg.waitBackend, log)
+	err := renderWithRetry(rctx, p, rs, cfg.waitBackend, log)
 	close(quit)
 	wg.Wait()
 	select {
 	case sig := <-stopped:
-		if b != nil {
-			if err := b.Close(); err != nil {
-				log.Warn("backend close failed", "backend", name, "err", err)
-			}
-		}
 		log.Info("stopped before start", "signal", supervise.SignalName(sig))
-		return nil, 128 + int(sig.(syscall.Signal))
+		return 128 + int(sig.(syscall.Signal)), false
 	default:
 	}
 	if err != nil {
 		reportFailures(c.stderr, err, len(rs))
 		fmt.Fprintf(c.stderr, "kvconf exec: %s not started\n", cfg.command[0])
-		return nil, exitFailed
+		return exitFailed, false
 	}
-	return b, exitOK
+	return exitOK, true
 }
 
-// renderWithRetry opens the backend and renders every resource once,
-// retrying with backoff until it succeeds, wait has passed or ctx is done.
-// It returns the last error when it gives up.
-func renderWithRetry(ctx context.Context, bcfg backends.Config, name string, rs []*resource.Resource, wait time.Duration, log *slog.Logger) (backends.Backend, error) {
+// renderWithRetry renders every resource once, each from its backend
+// (opened on the first attempt that needs it), retrying with backoff until
+// every resource rendered, wait has passed or ctx is done. It returns the
+// last error when it gives up.
+func renderWithRetry(ctx context.Context, p *pool, rs []*resource.Resource, wait time.Duration, log *slog.Logger) error {
 	deadline := time.Now().Add(wait)
-	var b backends.Backend
-	giveUp := func(err error) (backends.Backend, error) {
-		if b != nil {
-			if cerr := b.Close(); cerr != nil {
-				log.Warn("backend close failed", "backend", name, "err", cerr)
-			}
-		}
-		return nil, err
-	}
 	delay := firstRetry
 	for attempt := 1; ; attempt++ {
-		var err error
-		if b == nil {
-			if b, err = bcfg.Open(ctx); err != nil {
-				b, err = nil, fmt.Errorf("backend %s: %w", name, err)
-			}
-		}
-		if b != nil {
-			if err = resource.Once(ctx, b, rs); err == nil {
-				return b, nil
-			}
+		err := p.once(ctx, rs)
+		if err == nil {
+			return nil
 		}
 		if ctx.Err() != nil {
-			return giveUp(err)
+			return err
 		}
 		d := min(delay, time.Until(deadline))
 		if d <= 0 {
-			return giveUp(err)
+			return err
 		}
 		log.Warn("first render failed; retrying", "attempt", attempt, "in", d, "err", err)
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return giveUp(err)
+			return err
 		case <-t.C:
 		}
 		delay = min(2*delay, maxRetry)
@@ -315,10 +293,8 @@ func renderWithRetry(ctx context.Context, bcfg backends.Config, name string, rs 
 
 // execOnce replaces kvconf with the command, which keeps kvconf's pid,
 // stdio and environment. It returns only when that fails.
-func (c cli) execOnce(b backends.Backend, path string, command []string, log *slog.Logger) int {
-	if err := b.Close(); err != nil {
-		log.Warn("backend close failed", "err", err)
-	}
+func (c command) execOnce(p *pool, path string, command []string, log *slog.Logger) int {
+	p.close()
 	signal.Reset(supervise.Forwarded()...)
 	log.Debug("exec", "command", command[0], "path", path)
 	err := syscall.Exec(path, command, os.Environ())
@@ -330,7 +306,7 @@ func (c cli) execOnce(b backends.Backend, path string, command []string, log *sl
 // its child, and is the init of the container meanwhile: it forwards
 // signals to that child and reaps every orphan (see [supervise.Init] for
 // why this takes a second process).
-func (c cli) initExec(args []string, log *slog.Logger) int {
+func (c command) initExec(args []string, log *slog.Logger) int {
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(c.stderr, "kvconf exec: as PID 1: %v\n", err)
@@ -350,7 +326,7 @@ func (c cli) initExec(args []string, log *slog.Logger) int {
 // supervise starts the command, keeps the resources up to date while it
 // runs, reloads it when a dest without reload_cmd changes and returns its
 // exit code once it has exited.
-func (c cli) supervise(ctx context.Context, sigs <-chan os.Signal, b backends.Backend, rs []*resource.Resource, path string, cfg execConfig, opts resource.Options, ropts resource.RunOptions, log *slog.Logger) int {
+func (c command) supervise(ctx context.Context, sigs <-chan os.Signal, p *pool, rs []*resource.Resource, path string, cfg execConfig, opts resource.Options, ropts resource.RunOptions, log *slog.Logger) int {
 	cmd := exec.Command(path)
 	cmd.Args = cfg.command
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
@@ -389,7 +365,7 @@ func (c cli) supervise(ctx context.Context, sigs <-chan os.Signal, b backends.Ba
 		runErr error
 	)
 	wg.Go(func() {
-		err := resource.Run(runCtx, b, rs, ropts)
+		err := p.run(runCtx, rs, ropts)
 		if runCtx.Err() == nil {
 			runErr = err
 			stopSup() // kvconf no longer keeps the files up to date: stop the child
