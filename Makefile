@@ -13,7 +13,7 @@ example:
 	$(GO) run ./cmd/kvconf -config-file examples/kvconf.toml -onetime
 	@echo; for f in out/*; do echo "== $$f"; cat "$$f"; done
 
-## test: unit and integration tests (installs HAProxy, nginx and keepalived when run as root)
+## test: unit and integration tests (installs HAProxy, nginx and keepalived when run as root, builds consul once)
 test: deps vet test-unit test-integration
 
 deps:
@@ -28,7 +28,7 @@ test-unit:
 	$(GO) test -race -count=1 ./...
 
 test-integration:
-	cd test && $(GO) test -race -count=1 ./...
+	bin="$$(GO=$(GO) ./scripts/consul-bin)" && export CONSUL_BIN="$$bin" && cd test && $(GO) test -race -count=1 ./...
 
 ## lint: golangci-lint with the linters of STYLE.md (.golangci.yml)
 lint:

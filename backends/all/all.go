@@ -4,11 +4,12 @@
 //	import _ "github.com/kvconf/kvconf/backends/all"
 //
 // Each backend registers itself from its package's init function; this
-// package imports them all. It holds env, etcd, file and metadata today;
-// later backends (consul) are added here, with a blank import each.
+// package imports them all: consul, env, etcd, file and metadata. A later
+// backend is added here, with a blank import.
 package all
 
 import (
+	_ "github.com/kvconf/kvconf/backends/consul"   // registers "consul"
 	_ "github.com/kvconf/kvconf/backends/env"      // registers "env"
 	_ "github.com/kvconf/kvconf/backends/etcd"     // registers "etcd" and "etcdv3"
 	_ "github.com/kvconf/kvconf/backends/file"     // registers "file"

@@ -1,0 +1,562 @@
+// Package consul is the Consul KV backend: it reads keys from Consul's KV
+// store through the HTTP API, and watches them with blocking queries. It
+// registers as "consul".
+//
+// Template keys are Consul keys with a leading "/", as in confd: the
+// template key /app/db/host is the Consul key app/db/host. A folder (a
+// Consul key that ends in "/", such as app/dir/) shows as /app/dir with its
+// value, usually "", as confd shows it, unless a key app/dir exists.
+//
+// # Revisions
+//
+// Revisions are Consul's raft indexes (X-Consul-Index). A snapshot's
+// revision is the highest index the client has seen, so that revisions
+// never go backwards from one call to the next whatever the prefixes; it
+// falls only when Consul's index does, after a restore or when a dev agent
+// restarts, and then [Client.Watch] returns a full snapshot.
+//
+// # Watching
+//
+// [Client.Watch] runs one blocking query per prefix, each listing the
+// prefix once its index passes the revision the caller holds. Consul
+// answers a blocking query with the whole listing of the prefix; Watch
+// compares it with the listing it returned last for that prefix and hands
+// the caller the keys that changed, or a full snapshot when it holds no
+// listing at the caller's revision. Queries on one prefix are at least
+// 100 ms apart, plus up to 25 ms of jitter.
+//
+// # Environment
+//
+// [New] reads two variables of the Consul CLI: CONSUL_HTTP_ADDR is the
+// node when neither the nodes option nor DNS SRV gives one, and
+// CONSUL_HTTP_TOKEN is the ACL token when auth_token is empty. When the
+// options leave them unset, Consul's API library also reads
+// CONSUL_HTTP_TOKEN_FILE, CONSUL_NAMESPACE and CONSUL_PARTITION; it reads
+// none of its TLS variables, which the client_* options replace.
+package consul
+
+import (
+	"context"
+	_ "embed" // for Sample
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/kvconf/kvconf/backends"
+)
+
+func init() {
+	backends.Register("consul", func() backends.Config { return new(Config) })
+}
+
+// Sample is an annotated example of the Consul backend's configuration, in
+// TOML.
+//
+//go:embed sample.toml
+var Sample string
+
+// DefaultNode is the node used when neither the nodes option, DNS SRV nor
+// CONSUL_HTTP_ADDR gives one.
+const DefaultNode = "127.0.0.1:8500"
+
+// DefaultRequestTimeout is the default of [Config.RequestTimeout].
+const DefaultRequestTimeout = 30 * time.Second
+
+// Consistency modes of [Config.Consistency].
+const (
+	ConsistencyDefault    = "default"
+	ConsistencyStale      = "stale"
+	ConsistencyConsistent = "consistent"
+)
+
+// Config holds the Consul backend's options, with confd's names where
+// confd has them.
+type Config struct {
+	// Nodes lists the HTTP addresses of Consul agents: host, host:port,
+	// http://host:port or https://host:port. They are tried in order: a
+	// request that cannot reach one goes to the next. Empty means
+	// CONSUL_HTTP_ADDR, or else [DefaultNode], unless SRVRecord or
+	// SRVDomain is set; nodes and DNS SRV do not go together.
+	Nodes []string `toml:"nodes"`
+	// SRVDomain is a domain whose SRV record _consul._tcp.SRVDomain gives
+	// the nodes (confd's lookup).
+	SRVDomain string `toml:"srv_domain"`
+	// SRVRecord is the SRV record that gives the nodes; it wins over
+	// SRVDomain.
+	SRVRecord string `toml:"srv_record"`
+	// Scheme, http or https, is the scheme of nodes found by DNS SRV and
+	// of nodes written without one. Empty means https when a TLS option is
+	// set, and http otherwise.
+	Scheme string `toml:"scheme"`
+	// ClientCert and ClientKey are the PEM files of the TLS client
+	// certificate and its key; both or neither.
+	ClientCert string `toml:"client_cert"`
+	ClientKey  string `toml:"client_key"`
+	// ClientCAKeys is a PEM file of the CA certificates that the agents'
+	// certificates must chain to. Empty means the system's roots.
+	ClientCAKeys string `toml:"client_cakeys"`
+	// ClientInsecure skips the verification of the agents' certificates.
+	ClientInsecure bool `toml:"client_insecure"`
+	// AuthToken is the ACL token sent with every request. Empty means
+	// CONSUL_HTTP_TOKEN.
+	AuthToken string `toml:"auth_token"`
+	// Datacenter is the datacenter to read from; empty means the agent's.
+	Datacenter string `toml:"datacenter"`
+	// Consistency is the consistency mode of reads: "default" (or empty),
+	// "stale" (any server answers, maybe behind the leader) or
+	// "consistent" (the leader checks it still leads first).
+	Consistency string `toml:"consistency"`
+	// BasicAuth sends Username and Password as HTTP basic authentication,
+	// for a proxy in front of Consul. Without it, they are not used.
+	BasicAuth bool   `toml:"basic_auth"`
+	Username  string `toml:"username"`
+	Password  string `toml:"password"`
+	// RequestTimeout bounds each request that does not wait for changes,
+	// in the syntax of [time.ParseDuration]; empty means
+	// [DefaultRequestTimeout]. A blocking query of Watch may take its wait
+	// time (5 minutes) on top of it.
+	RequestTimeout string `toml:"request_timeout"`
+}
+
+// Sample returns [Sample], the commented sample configuration.
+func (c *Config) Sample() string { return Sample }
+
+// Description returns a one-line description of the Consul backend.
+func (c *Config) Description() string {
+	return "Consul KV over HTTP: prefixes listed, watched by blocking queries as deltas"
+}
+
+// requestTimeout returns the request timeout.
+func (c *Config) requestTimeout() (time.Duration, error) {
+	if c.RequestTimeout == "" {
+		return DefaultRequestTimeout, nil
+	}
+	d, err := time.ParseDuration(c.RequestTimeout)
+	if err != nil {
+		return 0, fmt.Errorf("consul: request_timeout: %w", err)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("consul: request_timeout %s is not positive", c.RequestTimeout)
+	}
+	return d, nil
+}
+
+// Validate reports the first problem with the options: a malformed node,
+// nodes together with DNS SRV, http nodes with TLS options, an unknown
+// scheme or consistency mode, a client certificate without its key (or the
+// reverse), basic_auth without a user name or password, or a malformed
+// timeout. It reads no file, no environment variable and does no lookup.
+func (c *Config) Validate() error {
+	if c.Scheme != "" && c.Scheme != "http" && c.Scheme != "https" {
+		return fmt.Errorf("consul: scheme %q is not http or https", c.Scheme)
+	}
+	switch c.Consistency {
+	case "", ConsistencyDefault, ConsistencyStale, ConsistencyConsistent:
+	default:
+		return fmt.Errorf("consul: consistency %q is not default, stale or consistent", c.Consistency)
+	}
+	if (c.ClientCert == "") != (c.ClientKey == "") {
+		return errors.New("consul: client_cert and client_key go together")
+	}
+	if len(c.Nodes) > 0 && (c.SRVDomain != "" || c.SRVRecord != "") {
+		return errors.New("consul: nodes and DNS SRV (srv_domain, srv_record) both given: use one")
+	}
+	if c.SRVRecord == "" && c.SRVDomain == "" {
+		if len(c.Nodes) > 0 {
+			if _, err := c.nodes(""); err != nil {
+				return err
+			}
+		}
+	} else if c.Scheme == "http" && c.tls() {
+		return errors.New("consul: TLS options set (client_cert, client_key, client_cakeys or client_insecure) but scheme is http")
+	}
+	if c.BasicAuth && c.Username == "" {
+		return errors.New("consul: basic_auth needs a username")
+	}
+	if c.BasicAuth && c.Password == "" {
+		return errors.New("consul: basic_auth needs a password")
+	}
+	_, err := c.requestTimeout()
+	return err
+}
+
+// Open opens the Consul backend; it implements [backends.Config].
+func (c *Config) Open(ctx context.Context) (backends.Backend, error) {
+	cl, err := New(ctx, *c)
+	if err != nil {
+		return nil, err
+	}
+	return cl, nil
+}
+
+// Client reads and watches keys in Consul's KV store. Its methods are safe
+// for concurrent use.
+type Client struct {
+	kvs            []*api.KV // one per node, in order
+	http           *http.Client
+	query          api.QueryOptions // template of every query's options
+	requestTimeout time.Duration
+
+	cur     atomic.Int32  // index in kvs of the node to ask first
+	highest atomic.Uint64 // the highest index seen since the last reset
+	epoch   atomic.Uint64 // count of requests that reached no node
+
+	mu       sync.Mutex
+	closed   bool
+	calls    map[uint64]context.CancelFunc // requests in progress, cancelled by Close
+	nextCall uint64
+	listings map[string]*listing  // by Consul prefix: the last listing returned
+	indexes  map[string]uint64    // by Consul prefix: its index at its last listing
+	checked  map[string]uint64    // by Consul prefix: epoch of its last listing
+	lastWait map[string]time.Time // by Consul prefix: start of its last query in Watch
+}
+
+// New returns a client for the Consul agents of cfg, after checking cfg
+// (see [Config.Validate]). It reads CONSUL_HTTP_ADDR and CONSUL_HTTP_TOKEN
+// as the package documentation says, looks up the nodes by DNS SRV if
+// asked to and reads the TLS files, but it does not contact Consul: an
+// unreachable agent is reported by the first call that needs it. ctx
+// bounds New only.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("consul: open: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	timeout, err := cfg.requestTimeout()
+	if err != nil {
+		return nil, err
+	}
+	var addrs []address
+	if cfg.SRVRecord != "" || cfg.SRVDomain != "" {
+		addrs, err = cfg.discover(ctx, net.DefaultResolver.LookupSRV)
+	} else {
+		addrs, err = cfg.nodes(os.Getenv("CONSUL_HTTP_ADDR"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	tc, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	tr.MaxIdleConnsPerHost = 64 // one blocking query per prefix
+	hc := &http.Client{Transport: tr}
+
+	token := cfg.AuthToken
+	if token == "" {
+		token = os.Getenv("CONSUL_HTTP_TOKEN")
+	}
+	c := &Client{
+		http:           hc,
+		requestTimeout: timeout,
+		calls:          map[uint64]context.CancelFunc{},
+		listings:       map[string]*listing{},
+		indexes:        map[string]uint64{},
+		checked:        map[string]uint64{},
+		lastWait:       map[string]time.Time{},
+	}
+	c.query = api.QueryOptions{
+		Datacenter:        cfg.Datacenter,
+		Token:             token,
+		AllowStale:        cfg.Consistency == ConsistencyStale,
+		RequireConsistent: cfg.Consistency == ConsistencyConsistent,
+	}
+	for _, a := range addrs {
+		acfg := &api.Config{
+			Address:    a.host,
+			Scheme:     a.scheme,
+			Datacenter: cfg.Datacenter,
+			Token:      token,
+			HttpClient: hc,
+		}
+		if cfg.BasicAuth {
+			acfg.HttpAuth = &api.HttpBasicAuth{Username: cfg.Username, Password: cfg.Password}
+		}
+		cl, err := api.NewClient(acfg)
+		if err != nil {
+			return nil, fmt.Errorf("consul: node %s: %w", a, err)
+		}
+		c.kvs = append(c.kvs, cl.KV())
+	}
+	return c, nil
+}
+
+// Close cancels the requests in progress and closes idle connections;
+// calls in progress and later ones return [backends.ErrClosed]. It is
+// idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	for _, cancel := range c.calls {
+		cancel()
+	}
+	c.listings = nil
+	c.http.CloseIdleConnections()
+	return nil
+}
+
+// isClosed reports whether Close was called.
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// begin returns a context for one request: ctx, bounded by timeout and
+// cancelled by Close. The caller calls end when the request is over.
+func (c *Client) begin(ctx context.Context, timeout time.Duration) (rctx context.Context, end func()) {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		cancel()
+		return rctx, func() {}
+	}
+	id := c.nextCall
+	c.nextCall++
+	c.calls[id] = cancel
+	return rctx, func() {
+		c.mu.Lock()
+		delete(c.calls, id)
+		c.mu.Unlock()
+		cancel()
+	}
+}
+
+// check returns the error of a call starting with ctx: ctx's or
+// [backends.ErrClosed].
+func (c *Client) check(ctx context.Context, op string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("consul: %s: %w", op, err)
+	}
+	if c.isClosed() {
+		return fmt.Errorf("consul: %s: %w", op, backends.ErrClosed)
+	}
+	return nil
+}
+
+// fail wraps err, from an operation op, as ctx's error when ctx is done,
+// as [backends.ErrClosed] when the client was closed, and otherwise with a
+// hint when Consul refused the ACL token.
+func (c *Client) fail(ctx context.Context, op string, err error) error {
+	if c.isClosed() {
+		return fmt.Errorf("consul: %s: %w", op, backends.ErrClosed)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("consul: %s: %w", op, ctx.Err())
+	}
+	if se, ok := errors.AsType[api.StatusError](err); ok && se.Code == http.StatusForbidden {
+		return fmt.Errorf("consul: %s: permission denied: the ACL token (auth_token or CONSUL_HTTP_TOKEN) may not read it: %w", op, err)
+	}
+	return fmt.Errorf("consul: %s: %w", op, err)
+}
+
+// errFiltered is wrapped by errors of listings that Consul's ACLs emptied.
+var errFiltered = errors.New("every key is hidden by ACLs: the ACL token (auth_token or CONSUL_HTTP_TOKEN) may not read them")
+
+// list lists the Consul prefix p, as a blocking query from index wait
+// when wait > 0, trying the nodes in order from the last one that
+// answered. The request is bounded by the request timeout, plus the wait
+// time of a blocking query.
+func (c *Client) list(ctx context.Context, p string, wait uint64) ([]entry, uint64, error) {
+	timeout := c.requestTimeout
+	q := c.query // a copy
+	if wait > 0 {
+		q.WaitIndex, q.WaitTime = wait, waitTime
+		timeout += waitTime + waitTime/16 // Consul adds up to wait/16 of jitter
+	}
+	rctx, end := c.begin(ctx, timeout)
+	defer end()
+	var pairs api.KVPairs
+	var meta *api.QueryMeta
+	err := c.each(rctx, func(kv *api.KV) error {
+		var err error
+		pairs, meta, err = kv.List(p, q.WithContext(rctx))
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(pairs) == 0 && meta.ResultsFilteredByACLs {
+		return nil, 0, errFiltered
+	}
+	if len(pairs) == 0 && q.Token == "" && p != "" {
+		// Consul hides from the anonymous token that ACLs filtered a
+		// listing; reading the prefix as a key tells denied from empty.
+		if err := c.each(rctx, func(kv *api.KV) error {
+			_, _, err := kv.Get(p, c.query.WithContext(rctx))
+			return err
+		}); err != nil {
+			return nil, 0, err
+		}
+	}
+	entries := make([]entry, len(pairs))
+	for i, kv := range pairs {
+		entries[i] = entry{key: kv.Key, value: kv.Value}
+	}
+	return entries, max(meta.LastIndex, 1), nil // index 0 is taken as 1
+}
+
+// each calls f with the KV endpoint of each node in turn, from the last
+// one that answered, until one answers (even with an error status).
+func (c *Client) each(ctx context.Context, f func(*api.KV) error) error {
+	start := int(c.cur.Load())
+	var errs []error
+	for i := range c.kvs {
+		n := (start + i) % len(c.kvs)
+		err := f(c.kvs[n])
+		if err == nil {
+			c.cur.Store(int32(n))
+			return nil
+		}
+		if _, status := errors.AsType[api.StatusError](err); status || ctx.Err() != nil {
+			return err // the node answered, or the caller gave up
+		}
+		c.epoch.Add(1)
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// seen records idx as seen and returns the highest index seen so far.
+func (c *Client) seen(idx uint64) uint64 {
+	for {
+		h := c.highest.Load()
+		if idx <= h || c.highest.CompareAndSwap(h, idx) {
+			return max(h, idx)
+		}
+	}
+}
+
+// Snapshot returns every key under prefixes: one listing per prefix, in
+// order, after merging prefixes that another covers. Its revision is the
+// highest index seen before the listings, or the first listing's index if
+// higher: every change after it is seen by a watch from it, even one made
+// while the other prefixes were listed. Each listing is bounded by the
+// request timeout. A listing whose prefix is non-empty but wholly hidden
+// by ACLs is an error.
+func (c *Client) Snapshot(ctx context.Context, prefixes []string) (backends.Snapshot, error) {
+	if err := c.check(ctx, "snapshot"); err != nil {
+		return backends.Snapshot{}, err
+	}
+	ps := merge(prefixes)
+	if len(ps) == 0 {
+		rev, err := c.current(ctx, "")
+		if err != nil {
+			return backends.Snapshot{}, c.fail(ctx, "snapshot", err)
+		}
+		return backends.Snapshot{Rev: rev, KVs: map[string]string{}}, nil
+	}
+	s, _, err := c.snapshot(ctx, ps)
+	return s, err
+}
+
+// snapshot reads ps, a result of [merge] (see [Client.Snapshot]), keeps
+// the listings that hold the content at the snapshot's revision for
+// [Client.Watch], and returns them too, in the order of ps. When a
+// prefix's index went backwards (a reset), it starts again once, from the
+// indexes of the new store.
+func (c *Client) snapshot(ctx context.Context, ps []string) (backends.Snapshot, []*listing, error) {
+	for try := 1; ; try++ {
+		h0 := c.highest.Load()
+		var rev uint64
+		ls := make([]*listing, len(ps))
+		reset := false
+		for i, p := range ps {
+			entries, idx, err := c.list(ctx, p, 0)
+			if err != nil {
+				return backends.Snapshot{}, nil, c.fail(ctx, fmt.Sprintf("snapshot %q", "/"+p), err)
+			}
+			reset = c.record(p, idx) || reset
+			if i == 0 {
+				rev = max(h0, idx)
+			}
+			ls[i] = newListing(entries, p, idx)
+		}
+		if reset && try == 1 {
+			continue
+		}
+		kvs := make(map[string]string)
+		for _, l := range ls {
+			for k, v := range l.kvs {
+				kvs[k] = v
+			}
+			if l.index <= rev {
+				// Nothing changed under the prefix between rev and its
+				// listing: a caller at rev holds l.
+				l.rev = rev
+				c.keep(l)
+			}
+		}
+		return backends.Snapshot{Rev: rev, KVs: kvs}, ls, nil
+	}
+}
+
+// record notes idx, the index of the Consul prefix p at a listing just
+// made. If it is lower than at the last listing of p, Consul's index went
+// backwards (a snapshot restore, a dev agent restarted, tombstones
+// reaped): record forgets every index and listing, as Consul's blocking
+// query rules say, and reports a reset.
+func (c *Client) record(p string, idx uint64) (reset bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	prev, had := c.indexes[p]
+	if had && idx < prev {
+		clear(c.indexes)
+		clear(c.listings)
+		c.highest.Store(0)
+		reset = true
+	}
+	c.indexes[p] = idx
+	c.checked[p] = c.epoch.Load()
+	c.seen(idx)
+	return reset
+}
+
+// current returns the current index of the Consul prefix p (every key for
+// ""), or the highest index seen if higher, from a listing of its keys
+// one level deep.
+func (c *Client) current(ctx context.Context, p string) (uint64, error) {
+	rctx, end := c.begin(ctx, c.requestTimeout)
+	defer end()
+	var meta *api.QueryMeta
+	q := c.query
+	err := c.each(rctx, func(kv *api.KV) error {
+		var err error
+		_, meta, err = kv.Keys(p, "/", q.WithContext(rctx))
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	idx := max(meta.LastIndex, 1)
+	c.record(p, idx)
+	return max(c.highest.Load(), idx), nil
+}
+
+var (
+	_ backends.Backend   = (*Client)(nil)
+	_ backends.Watcher   = (*Client)(nil)
+	_ backends.Config    = (*Config)(nil)
+	_ backends.Validator = (*Config)(nil)
+	_ backends.Describer = (*Config)(nil)
+	_ backends.Sampler   = (*Config)(nil)
+)

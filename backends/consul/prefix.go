@@ -1,0 +1,65 @@
+package consul
+
+import (
+	"path"
+	"slices"
+	"strings"
+)
+
+// kvPrefix returns the Consul form of a template prefix: without its
+// leading "/", since Consul keys have none ("/app/db" is "app/db"; "/" is
+// "", every key).
+func kvPrefix(p string) string {
+	return strings.TrimPrefix(p, "/")
+}
+
+// merge returns the Consul prefixes that cover prefixes: in Consul form
+// (see [kvPrefix]), sorted, without duplicates and without a prefix that
+// another one covers by plain string prefix ("app" covers "app/db" and
+// "appx"). No prefix gives none.
+func merge(prefixes []string) []string {
+	ps := make([]string, 0, len(prefixes))
+	for _, p := range prefixes {
+		ps = append(ps, kvPrefix(p))
+	}
+	slices.Sort(ps)
+	// Sorted, the prefixes that p covers come right after p.
+	out := ps[:0]
+	for _, p := range ps {
+		if len(out) > 0 && strings.HasPrefix(p, out[len(out)-1]) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return slices.Clip(out)
+}
+
+// entry is one pair of a Consul listing, in Consul form.
+type entry struct {
+	key   string
+	value []byte
+}
+
+// collect adds to kvs the entries listed under the Consul prefix p, with
+// confd's keys: confd takes path.Join("/", key), so "app/db" is "/app/db"
+// and a folder "app/dir/" (a key that ends in "/", usually without a
+// value) is "/app/dir", with its value (usually ""). A folder never hides
+// a key of the same name ("app/dir" wins over "app/dir/"), and an entry
+// whose cleaned name falls outside the prefix (the folder "app/" under
+// the prefix "app/") is left out.
+func collect(kvs map[string]string, p string, entries []entry) {
+	want := "/" + p
+	folders := map[string]bool{}
+	for _, e := range entries {
+		k := path.Join("/", e.key)
+		if !strings.HasPrefix(k, want) {
+			continue
+		}
+		exact := k == "/"+e.key
+		if _, had := kvs[k]; had && !exact && !folders[k] {
+			continue // a folder or an unclean name never hides a key
+		}
+		kvs[k] = string(e.value)
+		folders[k] = !exact
+	}
+}

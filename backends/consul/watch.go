@@ -1,0 +1,284 @@
+package consul
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kvconf/kvconf/backends"
+)
+
+// waitTime is how long a blocking query waits for a change before Consul
+// answers with the listing unchanged (the Consul API's maximum is 10m).
+const waitTime = 5 * time.Minute
+
+// Pace of the queries of Watch on one prefix: at least minGap apart, plus
+// a random share of jitter, as consul-template does.
+const (
+	minGap = 100 * time.Millisecond
+	jitter = 25 * time.Millisecond
+)
+
+// listing is the content of a Consul prefix as a caller holds it.
+type listing struct {
+	prefix string            // Consul prefix
+	index  uint64            // Consul's index of the prefix when listed
+	rev    uint64            // the revision the caller got with it; 0 if none yet
+	kvs    map[string]string // full template keys; never changed once made
+}
+
+// newListing returns the listing of the Consul prefix p made of entries,
+// at index idx.
+func newListing(entries []entry, p string, idx uint64) *listing {
+	kvs := make(map[string]string, len(entries))
+	collect(kvs, p, entries)
+	return &listing{prefix: p, index: idx, kvs: kvs}
+}
+
+// keep makes l the listing that [Client.Watch] compares the next listing
+// of its prefix with.
+func (c *Client) keep(l *listing) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.listings[l.prefix] = l
+	}
+}
+
+// base returns the listing kept for the Consul prefix p if a caller at
+// revision after holds it, or nil. A listing made at index i and returned
+// with revision r is the content of its prefix at every revision from i to
+// r: nothing under the prefix changed in between.
+func (c *Client) base(p string, after uint64) *listing {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l := c.listings[p]; l != nil && l.index <= after && after <= l.rev {
+		return l
+	}
+	return nil
+}
+
+// Watch waits until a key under prefixes changes after revision after,
+// then returns the keys that changed, or a full snapshot. With after == 0
+// it returns at once with the current revision: the index of the first
+// prefix or the highest index seen, whichever is higher.
+//
+// Watch runs one blocking query per prefix (after merging prefixes that
+// another covers), from after: Consul answers when the prefix's index
+// passes after, or when the query's wait time ends, and then Watch asks
+// again. Queries on one prefix are at least 100 ms apart, plus jitter.
+// With several prefixes, the queries run at once, and the first change
+// ends them all; Watch then lists every prefix again. Watch returns the
+// changes when it holds the listings the caller holds (those it returned
+// with after), and a full snapshot otherwise.
+//
+// When Consul's index goes backwards (a snapshot restore, a dev agent
+// restarted), or when after is above every index seen since such a
+// reset, Watch returns a full snapshot with the new store's revision,
+// lower than after. After a request that reached no node, the next query
+// on each prefix does not block, so that a restarted agent is noticed at
+// once. An error of a query ends Watch; the caller calls it again.
+func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (backends.Update, error) {
+	if err := c.check(ctx, "watch"); err != nil {
+		return backends.Update{}, err
+	}
+	ps := merge(prefixes)
+	if after == 0 {
+		p := ""
+		if len(ps) > 0 {
+			p = ps[0]
+		}
+		rev, err := c.current(ctx, p)
+		if err != nil {
+			return backends.Update{}, c.fail(ctx, fmt.Sprintf("watch %q", "/"+p), err)
+		}
+		return backends.Update{Rev: rev}, nil
+	}
+	if len(ps) == 0 {
+		// Nothing changes under no prefix.
+		<-ctx.Done()
+		return backends.Update{}, fmt.Errorf("consul: watch: %w", ctx.Err())
+	}
+	bases := make([]*listing, len(ps))
+	for i, p := range ps {
+		bases[i] = c.base(p, after)
+	}
+	var w woken
+	var err error
+	if len(ps) == 1 {
+		w, err = c.watchPrefix(ctx, ps[0], after, bases[0])
+	} else {
+		w, err = c.watchAll(ctx, ps, after, bases)
+	}
+	if err != nil {
+		return backends.Update{}, err
+	}
+	if w.reset {
+		s, _, err := c.snapshot(ctx, ps)
+		if err != nil {
+			return backends.Update{}, err
+		}
+		return backends.Update{Rev: s.Rev, Full: &s}, nil
+	}
+	if len(ps) == 1 {
+		w.l.rev = w.rev
+		c.keep(w.l)
+		return update(bases, []*listing{w.l}, w.rev), nil
+	}
+	// Read every prefix again, as Snapshot does: the other queries were
+	// cut short.
+	s, ls, err := c.snapshot(ctx, ps)
+	if err != nil {
+		return backends.Update{}, err
+	}
+	return update(bases, ls, s.Rev), nil
+}
+
+// update returns the update from the listings bases, those the caller
+// holds (nil where Watch holds none), to ls, the new listings of the
+// same prefixes, read for revision rev: the changes, or a full snapshot
+// when a base is missing.
+func update(bases, ls []*listing, rev uint64) backends.Update {
+	if slices.Contains(bases, nil) {
+		kvs := make(map[string]string)
+		for _, l := range ls {
+			maps.Copy(kvs, l.kvs) // a copy: the listings are kept
+		}
+		return backends.Update{Rev: rev, Full: &backends.Snapshot{Rev: rev, KVs: kvs}}
+	}
+	var changes []backends.Change
+	for i, l := range ls {
+		changes = append(changes, diff(bases[i].kvs, l.kvs)...)
+	}
+	slices.SortFunc(changes, func(a, b backends.Change) int { return cmp.Compare(a.Key, b.Key) })
+	return backends.Update{Rev: rev, Changes: changes}
+}
+
+// diff returns the changes from old to cur.
+func diff(old, cur map[string]string) []backends.Change {
+	var changes []backends.Change
+	for k, v := range cur {
+		if ov, ok := old[k]; !ok || ov != v {
+			changes = append(changes, backends.Change{Key: k, Value: v})
+		}
+	}
+	for k := range old {
+		if _, ok := cur[k]; !ok {
+			changes = append(changes, backends.Change{Key: k, Deleted: true})
+		}
+	}
+	return changes
+}
+
+// woken is how a watch of a prefix ended.
+type woken struct {
+	reset bool     // Consul's index went backwards
+	l     *listing // the new listing of the prefix, when it changed
+	rev   uint64   // the revision l is the content at
+}
+
+// watchPrefix waits until the index of the Consul prefix p passes after,
+// or until a reset. When it holds base, the listing the caller holds, it
+// goes on waiting while the listing stays the same: Consul raises the
+// index of a prefix that holds no key at every write elsewhere.
+func (c *Client) watchPrefix(ctx context.Context, p string, after uint64, base *listing) (woken, error) {
+	op := fmt.Sprintf("watch %q", "/"+p)
+	from := after
+	for {
+		if after > c.highest.Load() {
+			// after comes from before a reset: the new store has not
+			// come that far.
+			return woken{reset: true}, nil
+		}
+		wait := from
+		c.mu.Lock()
+		if c.checked[p] != c.epoch.Load() {
+			wait = 0 // a node was unreachable: check the index first
+		}
+		c.mu.Unlock()
+		if err := c.pace(ctx, p); err != nil {
+			return woken{}, fmt.Errorf("consul: %s: %w", op, err)
+		}
+		h0 := c.highest.Load()
+		entries, idx, err := c.list(ctx, p, wait)
+		if err != nil {
+			return woken{}, c.fail(ctx, op, err)
+		}
+		if c.record(p, idx) {
+			return woken{reset: true}, nil
+		}
+		if idx > from {
+			l := newListing(entries, p, idx)
+			if base != nil && maps.Equal(base.kvs, l.kvs) {
+				from = idx // nothing changed under p
+				continue
+			}
+			return woken{l: l, rev: max(h0, idx)}, nil
+		}
+		// The wait time ended with no change: ask again.
+	}
+}
+
+// errWoken ends the other queries of watchAll once one has returned.
+var errWoken = errors.New("consul: woken")
+
+// watchAll runs [Client.watchPrefix] on every prefix of ps at once, and
+// returns how the first to end ended, once every query has returned.
+func (c *Client) watchAll(ctx context.Context, ps []string, after uint64, bases []*listing) (woken, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	ws := make([]woken, len(ps))
+	for i, p := range ps {
+		g.Go(func() error {
+			w, err := c.watchPrefix(gctx, p, after, bases[i])
+			if err != nil {
+				return err
+			}
+			ws[i] = w
+			return errWoken
+		})
+	}
+	err := g.Wait()
+	if !errors.Is(err, errWoken) {
+		return woken{}, err
+	}
+	var w woken
+	for _, x := range ws {
+		w.reset = w.reset || x.reset
+		if x.l != nil {
+			w.l = x.l
+		}
+	}
+	return w, nil
+}
+
+// pace waits until the next query on the Consul prefix p may start: at
+// least [minGap], plus up to [jitter], after the previous one.
+func (c *Client) pace(ctx context.Context, p string) error {
+	c.mu.Lock()
+	now := time.Now()
+	next := c.lastWait[p].Add(minGap + rand.N(jitter))
+	if next.Before(now) {
+		next = now
+	}
+	c.lastWait[p] = next
+	c.mu.Unlock()
+	d := time.Until(next)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
