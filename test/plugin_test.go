@@ -1,0 +1,182 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/backends/backendtest"
+	"github.com/kvconf/kvconf/backends/plugin"
+)
+
+var (
+	redisPluginOnce sync.Once
+	redisPluginBin  string
+	redisPluginErr  error
+)
+
+// redisPlugin builds plugins/kvconf-backend-redis once, next to kvconfBin.
+func redisPlugin(t *testing.T) string {
+	t.Helper()
+	redisPluginOnce.Do(func() {
+		bin := filepath.Join(filepath.Dir(kvconfBin), "kvconf-backend-redis")
+		build := exec.Command("go", "build", "-o", bin, "./plugins/kvconf-backend-redis")
+		build.Dir = ".."
+		if out, err := build.CombinedOutput(); err != nil {
+			redisPluginErr = fmt.Errorf("build kvconf-backend-redis: %w\n%s", err, out)
+			return
+		}
+		redisPluginBin = bin
+	})
+	if redisPluginErr != nil {
+		t.Fatal(redisPluginErr)
+	}
+	return redisPluginBin
+}
+
+// startRedis runs redis-server on a free loopback port, without
+// persistence, until the test ends, and returns its address.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin := requireTool(t, "redis-server", "install Debian's redis-server package (scripts/test-deps does)")
+	addr := freePort(t)
+	_, port, _ := net.SplitHostPort(addr)
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", t.TempDir(), "--daemonize", "no")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill() // it has no state worth a clean shutdown
+		_ = cmd.Wait()         // killed: its status says so
+		if t.Failed() {
+			t.Logf("redis-server output:\n%s", out.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := redisDo(addr, "PING"); err == nil {
+			return addr
+		} else if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %s did not answer PING: %v\n%s", addr, err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// redisDo runs one command on a new connection to addr and returns the
+// first line of its reply.
+func redisDo(addr string, args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	if strings.HasPrefix(line, "-") {
+		return "", fmt.Errorf("redis %s: %s", args[0], strings.TrimSpace(line))
+	}
+	return line, nil
+}
+
+func redisMust(t *testing.T, addr string, args ...string) {
+	t.Helper()
+	if _, err := redisDo(addr, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPluginRedisConformance runs the backend conformance suite through the
+// plugin backend and the kvconf-backend-redis plugin, on a real Redis.
+func TestPluginRedisConformance(t *testing.T) {
+	addr := startRedis(t)
+	bin := redisPlugin(t)
+	backendtest.Run(t, backendtest.Harness{
+		Open: func(t *testing.T) backends.Backend {
+			redisMust(t, addr, "FLUSHALL")
+			c, err := plugin.New(t.Context(), plugin.Config{
+				Command:        []string{bin},
+				Options:        map[string]string{"address": addr, "poll_interval": "20ms"},
+				RestartBackoff: "50ms",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		},
+		Put:    func(t *testing.T, k, v string) { redisMust(t, addr, "SET", k, v) },
+		Delete: func(t *testing.T, k string) { redisMust(t, addr, "DEL", k) },
+	})
+}
+
+// TestPluginRedisKvconf renders a template with kvconf -onetime from a
+// named backend of type plugin running kvconf-backend-redis, on database 3
+// of a real Redis.
+func TestPluginRedisKvconf(t *testing.T) {
+	addr := startRedis(t)
+	plug := redisPlugin(t)
+	kv := kvconfBin
+	// redisDo's connections last one command, so SELECT would not hold:
+	// the keys go to database 0, and SWAPDB moves them to 3.
+	redisMust(t, addr, "MSET", "/myapp/database/url", "db.example.com", "/myapp/database/user", "rob")
+	redisMust(t, addr, "SWAPDB", "0", "3")
+
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "myapp.conf")
+	cfg := fmt.Sprintf(`[backends.r]
+type = "plugin"
+command = [%q]
+options = { address = %q, db = "3" }
+`, plug, addr)
+	files := map[string]string{
+		"kvconf.toml": cfg,
+		"conf.d/myapp.toml": fmt.Sprintf("[template]\nsrc = \"myapp.conf.tmpl\"\ndest = %q\nprefix = \"/myapp\"\nkeys = [\"/database\"]\nbackend = \"r\"\n",
+			dest),
+		"templates/myapp.conf.tmpl": "url = {{getv \"/database/url\"}}\nuser = {{getv \"/database/user\"}}\n",
+	}
+	for f, content := range files {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.CommandContext(t.Context(), kv, "-onetime", "-config-file", filepath.Join(dir, "kvconf.toml"),
+		"-confdir", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kvconf: %v\n%s", err, out)
+	}
+	got, err := os.ReadFile(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "url = db.example.com\nuser = rob\n"; string(got) != want {
+		t.Errorf("myapp.conf = %q, want %q", got, want)
+	}
+}
