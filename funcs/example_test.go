@@ -19,7 +19,7 @@ func ExampleMap() {
 		"/app/upstreams/b": "10.0.0.2:80",
 		"/app/upstreams/a": "10.0.0.1:80",
 	})
-	fm, err := funcs.Map(context.Background(), funcs.DefaultSets, s.View("/app", nil))
+	fm, err := funcs.Map(context.Background(), funcs.DefaultSets(), s.View("/app", nil))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -32,8 +32,9 @@ var (
 	sets = map[string]set{}
 )
 
-// DefaultSets are the sets a template gets when its resource names none.
-var DefaultSets = []string{"sprig", "confd"}
+// DefaultSets returns the sets a template gets when its resource names
+// none: sprig, then confd. Each call returns a new slice.
+func DefaultSets() []string { return []string{"sprig", "confd"} }
 
 // Register makes a function set available under name, with a one-line
 // description for listings. It panics if name is empty, b is nil or name is

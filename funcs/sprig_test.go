@@ -62,11 +62,11 @@ func TestSetOrder(t *testing.T) {
 		src  string
 		want string
 	}{
-		{name: "default: confd join", sets: funcs.DefaultSets, src: `{{join (split "a,b" ",") "-"}}`, want: "a-b"},
-		{name: "default: sprig_join", sets: funcs.DefaultSets, src: `{{sprig_join "-" (split "a,b" ",")}}`, want: "a-b"},
-		{name: "default: confd replace", sets: funcs.DefaultSets, src: `{{replace "aXa" "a" "b" -1}}`, want: "bXb"},
-		{name: "default: sprig_replace", sets: funcs.DefaultSets, src: `{{"aXa" | sprig_replace "a" "b"}}`, want: "bXb"},
-		{name: "default: sprig non-colliding", sets: funcs.DefaultSets, src: `{{upper "x"}}{{default "d" ""}}`, want: "Xd"},
+		{name: "default: confd join", sets: funcs.DefaultSets(), src: `{{join (split "a,b" ",") "-"}}`, want: "a-b"},
+		{name: "default: sprig_join", sets: funcs.DefaultSets(), src: `{{sprig_join "-" (split "a,b" ",")}}`, want: "a-b"},
+		{name: "default: confd replace", sets: funcs.DefaultSets(), src: `{{replace "aXa" "a" "b" -1}}`, want: "bXb"},
+		{name: "default: sprig_replace", sets: funcs.DefaultSets(), src: `{{"aXa" | sprig_replace "a" "b"}}`, want: "bXb"},
+		{name: "default: sprig non-colliding", sets: funcs.DefaultSets(), src: `{{upper "x"}}{{default "d" ""}}`, want: "Xd"},
 		{name: "sprig last: sprig join", sets: []string{"confd", "sprig"}, src: `{{join "-" (splitList "," "a,b")}} {{(split "," "a,b")._1}}`, want: "a-b b"},
 		{name: "sprig alone", sets: []string{"sprig"}, src: `{{sprig_join "-" (list "a" "b")}} {{join "+" (list 1 2)}}`, want: "a-b 1+2"},
 	}

@@ -46,7 +46,7 @@ func init() {
 // which mean the same in both.
 func testSets() []string {
 	names := funcs.Names()
-	for _, d := range funcs.DefaultSets {
+	for _, d := range funcs.DefaultSets() {
 		if !slices.Contains(names, d) {
 			return []string{testSet}
 		}

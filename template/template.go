@@ -52,7 +52,7 @@ type Template struct {
 func Parse(name string, src []byte, opts Options) (*Template, error) {
 	sets := opts.Sets
 	if sets == nil {
-		sets = funcs.DefaultSets
+		sets = funcs.DefaultSets()
 	}
 	t := &Template{name: name, sets: sets, dir: opts.IncludeDir,
 		fragments: map[string]*texttemplate.Template{}, used: map[*texttemplate.Template][]string{}}
