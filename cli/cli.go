@@ -193,6 +193,12 @@ func (c command) run(ctx context.Context, args []string) int {
 			return exitUsage
 		}
 	}
+	return c.serve(ctx, p, rs, opts, runOptions(s, log))
+}
+
+// runOptions returns the daemon's settings: -watch, -interval (with
+// -watch, a reconciliation period only when set explicitly) and -wait.
+func runOptions(s settings, log *slog.Logger) resource.RunOptions {
 	wait, _ := resource.ParseWait(s.str("wait")) // checked by check
 	ropts := resource.RunOptions{
 		Watch:    s.boolean("watch"),
@@ -203,7 +209,7 @@ func (c command) run(ctx context.Context, args []string) int {
 	if ropts.Watch && !s.isSet("interval") {
 		ropts.Interval = 0 // watch alone: no periodic reconciliation
 	}
-	return c.serve(ctx, p, rs, opts, ropts)
+	return ropts
 }
 
 // serve runs the resources until ctx is done, and reloads them on SIGHUP

@@ -162,17 +162,7 @@ func (c command) exec(ctx context.Context, args []string) int {
 			return exitUsage
 		}
 	}
-	wait, _ := resource.ParseWait(s.str("wait")) // checked by check
-	ropts := resource.RunOptions{
-		Watch:    s.boolean("watch"),
-		Interval: s.interval(),
-		Wait:     wait,
-		Logger:   log,
-	}
-	if ropts.Watch && !s.isSet("interval") {
-		ropts.Interval = 0 // watch alone: no periodic reconciliation
-	}
-	return c.supervise(ctx, sigs, p, rs, path, cfg, opts, ropts, log)
+	return c.supervise(ctx, sigs, p, rs, path, cfg, opts, runOptions(s, log), log)
 }
 
 // applyExecEnv sets each exec flag that is not on the command line from
