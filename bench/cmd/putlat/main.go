@@ -42,12 +42,12 @@ func measure(endpoint, key, file string, n int, timeout time.Duration) ([]time.D
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // a benchmark tool exiting anyway
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, err
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }() // a benchmark tool exiting anyway
 	if err := w.Add(filepath.Dir(file)); err != nil {
 		return nil, err
 	}
