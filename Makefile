@@ -33,6 +33,7 @@ test-integration:
 ## lint: golangci-lint with the linters of STYLE.md (.golangci.yml)
 lint:
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run ./...
+	cd test && $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run --config ../.golangci.yml ./...
 
 ## bench: Go benchmarks of the store, templates and rendering
 bench:
