@@ -78,7 +78,7 @@ func Description(name string) string {
 func Map(ctx context.Context, names []string, s *Store) (texttemplate.FuncMap, error) {
 	mu.RLock()
 	defer mu.RUnlock()
-	fm := texttemplate.FuncMap{}
+	fm := make(texttemplate.FuncMap, 320) // sprig and confd: about 260 names
 	for _, n := range names {
 		st, ok := sets[n]
 		if !ok {

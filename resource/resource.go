@@ -219,19 +219,27 @@ var ErrNoTemplate = errors.New("resource: no [template] table")
 // field, resolves owner and group, and parses the template, so that Apply
 // fails only on what can change between runs. Errors are [*LoadError]s,
 // joined when there are several.
-func Load(path string, opts Options) (*Resource, error) {
+func Load(path string, opts Options) (*Resource, error) { return loadFile(path, opts, nil) }
+
+// loadFile is [Load], sharing parsed templates through cache (nil: none).
+func loadFile(path string, opts Options, cache parsed) (*Resource, error) {
 	name := displayName(path, opts.ConfDir)
 	data, err := readRegular(path)
 	if err != nil {
 		return nil, &LoadError{Path: name, Err: err}
 	}
-	r, err := load(name, data, opts)
+	r, err := load(name, data, opts, cache)
 	if err != nil {
 		return nil, err
 	}
 	r.Path = path
 	return r, nil
 }
+
+// parsed shares parsed templates between the resources of one LoadDir: many
+// resources render one template with different prefixes, and a template is
+// immutable once parsed. Keys hold the source, its sets and its content.
+type parsed map[string]*template.Template
 
 // displayName returns p relative to confDir when it is inside it.
 func displayName(p, confDir string) string {
@@ -250,7 +258,7 @@ type file struct {
 }
 
 // load decodes and checks the resource file data, named name in errors.
-func load(name string, data []byte, opts Options) (*Resource, error) {
+func load(name string, data []byte, opts Options, cache parsed) (*Resource, error) {
 	var f file
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&f)
 	if err != nil {
@@ -378,10 +386,17 @@ func load(name string, data []byte, opts Options) (*Resource, error) {
 		if err != nil {
 			bad("template.src", err)
 		} else {
-			r.tmpl, err = template.Parse(filepath.ToSlash(filepath.Clean(c.Src)), src,
-				template.Options{Sets: sets, IncludeDir: tdir})
-			if err != nil {
-				bad("template.src", explainUndefined(err, c.Funcs))
+			key := strings.Join([]string{c.Src, strings.Join(sets, ","), string(src)}, "\x00")
+			if t, ok := cache[key]; ok {
+				r.tmpl = t
+			} else {
+				r.tmpl, err = template.Parse(filepath.ToSlash(filepath.Clean(c.Src)), src,
+					template.Options{Sets: sets, IncludeDir: tdir})
+				if err != nil {
+					bad("template.src", explainUndefined(err, c.Funcs))
+				} else if cache != nil {
+					cache[key] = r.tmpl
+				}
 			}
 		}
 	}
@@ -578,8 +593,9 @@ func LoadDir(opts Options) ([]*Resource, error) {
 	sort.Strings(paths)
 	var rs []*Resource
 	dests := map[string]string{}
+	cache := parsed{}
 	for _, p := range paths {
-		r, err := Load(p, opts)
+		r, err := loadFile(p, opts, cache)
 		if err != nil {
 			errs = append(errs, err)
 			continue

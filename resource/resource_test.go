@@ -302,7 +302,7 @@ func FuzzLoadResource(f *testing.F) {
 	}
 	opts := Options{ConfDir: "testdata", Sets: testSets()}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := load("fuzz.toml", data, opts)
+		r, err := load("fuzz.toml", data, opts, nil)
 		if err != nil {
 			if r != nil {
 				t.Fatal("load returned a resource with an error")
@@ -313,7 +313,7 @@ func FuzzLoadResource(f *testing.F) {
 		if err := toml.NewEncoder(&buf).Encode(file{Template: r.Config}); err != nil {
 			t.Fatalf("encode %+v: %v", r.Config, err)
 		}
-		r2, err := load("fuzz.toml", buf.Bytes(), opts)
+		r2, err := load("fuzz.toml", buf.Bytes(), opts, nil)
 		if err != nil {
 			t.Fatalf("re-encoded resource does not load: %v\n%s", err, buf.Bytes())
 		}
@@ -356,7 +356,7 @@ func TestLoadBackend(t *testing.T) {
 			if tt.backend != "" {
 				src += fmt.Sprintf("backend = %q\n", tt.backend)
 			}
-			r, err := load("r.toml", []byte(src), Options{ConfDir: "testdata", Sets: testSets(), Backends: tt.backends})
+			r, err := load("r.toml", []byte(src), Options{ConfDir: "testdata", Sets: testSets(), Backends: tt.backends}, nil)
 			if tt.want == "" {
 				if err != nil {
 					t.Fatal(err)
