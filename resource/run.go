@@ -16,7 +16,7 @@ import (
 
 // Once reads the keys of every resource from b in one snapshot (of
 // [MergePrefixes]) and applies every resource to it, several at a time
-// (as many as GOMAXPROCS). One resource's
+// (see [onceWorkers]). One resource's
 // failure does not stop the others; the result joins their errors, each
 // starting with "resource NAME: ". A failed snapshot fails them all.
 func Once(ctx context.Context, b backends.Backend, rs []*Resource) error {
@@ -27,6 +27,11 @@ func Once(ctx context.Context, b backends.Backend, rs []*Resource) error {
 	}
 	return errors.Join(append(errs, err)...)
 }
+
+// onceWorkers is how many resources [Once] applies at a time: more than
+// the cores, since a write waits on fsync and a hook on its command, and
+// the file system commits concurrent fsyncs together.
+func onceWorkers() int { return max(16, 2*runtime.GOMAXPROCS(0)) }
 
 // failure is one resource's error in a run.
 type failure struct {
@@ -50,7 +55,7 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 	// core, keeping the failures in the resources' order.
 	errs := make([]error, len(rs))
 	var g errgroup.Group
-	g.SetLimit(runtime.GOMAXPROCS(0))
+	g.SetLimit(onceWorkers())
 	for i, r := range rs {
 		g.Go(func() error {
 			if ctx.Err() == nil {
