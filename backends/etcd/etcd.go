@@ -395,6 +395,17 @@ func (c *Client) snapshot(ctx context.Context, ps []string) (backends.Snapshot, 
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
+		if len(kvs) == 0 {
+			// Each range reports how many keys it holds beyond its limit:
+			// size the map once rather than growing it key by key.
+			n := 0
+			for _, r := range resp.Responses {
+				if rr := r.GetResponseRange(); rr != nil {
+					n += int(rr.Count)
+				}
+			}
+			kvs = make(map[string]string, n)
+		}
 		for i, r := range resp.Responses {
 			rr := r.GetResponseRange()
 			if rr == nil {
