@@ -159,6 +159,17 @@ func (s *Store) walk(prefix string, fn func(k, v string) (seek string, more bool
 	}
 }
 
+// Lookup returns the value of the full key k as stored, ignoring any view
+// and without cleaning k: it is for code that tracks backend keys, not for
+// templates.
+func (s *Store) Lookup(k string) (string, bool) { return s.tree.get(k) }
+
+// Walk calls fn with every full key that starts with prefix, and its
+// value, in key order, ignoring any view, until fn returns false.
+func (s *Store) Walk(prefix string, fn func(k, v string) bool) {
+	s.walk(prefix, func(k, v string) (string, bool) { return "", fn(k, v) })
+}
+
 // Get returns the value of key, or a [*KeyError].
 func (s *Store) Get(key string) (string, error) {
 	k := s.full(key)

@@ -446,3 +446,26 @@ func TestGetAllSkipsDeeperKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreLookupWalk checks the raw accessors the daemon diffs with: they
+// ignore views and take keys as stored, uncleaned.
+func TestStoreLookupWalk(t *testing.T) {
+	t.Parallel()
+	s := funcs.NewStore(map[string]string{"/a/x": "1", "/a/y": "2", "/b": "3", "noslash": "4"}).View("/a", nil)
+	if v, ok := s.Lookup("noslash"); !ok || v != "4" {
+		t.Errorf(`Lookup("noslash") = %q, %v`, v, ok)
+	}
+	if _, ok := s.Lookup("/x"); ok {
+		t.Error(`Lookup("/x") found a key through the view`)
+	}
+	var keys []string
+	s.Walk("/a/", func(k, _ string) bool { keys = append(keys, k); return true })
+	if strings.Join(keys, " ") != "/a/x /a/y" {
+		t.Errorf(`Walk("/a/") = %q`, keys)
+	}
+	keys = nil
+	s.Walk("", func(k, _ string) bool { keys = append(keys, k); return len(keys) < 2 })
+	if strings.Join(keys, " ") != "/a/x /a/y" {
+		t.Errorf(`Walk("") stopping after two = %q`, keys)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sync/atomic"
 	"time"
 
@@ -34,11 +33,10 @@ type daemon struct {
 	cur      atomic.Pointer[current]
 
 	// Owned by the fetch loop.
-	kvs     map[string]string // what the store holds under prefixes, to diff full snapshots (funcs.Store cannot be walked from here)
-	rev     uint64            // last revision seen
-	down    bool              // the backend is failing
-	touched []bool            // by worker, during one update
-	kick    []int             // the workers touched, in order
+	rev     uint64 // last revision seen
+	down    bool   // the backend is failing
+	touched []bool // by worker, during one update
+	kick    []int  // the workers touched, in order
 }
 
 // current is the store the workers render from, and its revision.
@@ -99,7 +97,6 @@ func (d *daemon) fetch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.kvs = maps.Clone(snap.KVs)
 	d.rev = snap.Rev
 	d.cur.Store(&current{store: funcs.NewStore(snap.KVs), rev: snap.Rev})
 	d.log.Debug("snapshot", "rev", snap.Rev, "keys", len(snap.KVs))
@@ -231,15 +228,14 @@ func (d *daemon) update(u backends.Update) {
 		}
 		return
 	}
+	// Each change is compared with the store before the update: the last
+	// change of a key that ends with a new value touches its resources
+	// (an earlier one may too, a harmless extra render).
+	prev := d.cur.Load().store
 	for _, c := range u.Changes {
-		old, had := d.kvs[c.Key]
-		switch {
-		case c.Deleted && !had, !c.Deleted && had && old == c.Value:
+		old, had := prev.Lookup(c.Key)
+		if c.Deleted && !had || !c.Deleted && had && old == c.Value {
 			continue // no change for any view
-		case c.Deleted:
-			delete(d.kvs, c.Key)
-		default:
-			d.kvs[c.Key] = c.Value
 		}
 		d.touch(c.Key)
 	}
@@ -259,18 +255,21 @@ func (d *daemon) replace(snap backends.Snapshot, all bool) {
 			d.kick = append(d.kick, i)
 		}
 	} else {
+		prev := d.cur.Load().store
 		for k, v := range snap.KVs {
-			if old, had := d.kvs[k]; !had || old != v {
+			if old, had := prev.Lookup(k); !had || old != v {
 				d.touch(k)
 			}
 		}
-		for k := range d.kvs {
-			if _, ok := snap.KVs[k]; !ok {
-				d.touch(k)
-			}
+		for _, p := range d.prefixes {
+			prev.Walk(p, func(k, _ string) bool {
+				if _, ok := snap.KVs[k]; !ok {
+					d.touch(k)
+				}
+				return true
+			})
 		}
 	}
-	d.kvs = maps.Clone(snap.KVs)
 	if snap.Rev != 0 {
 		d.rev = snap.Rev
 	}
