@@ -84,7 +84,8 @@ type Describer interface {
 }
 
 // Sampler is implemented by configs that can show a sample configuration:
-// a commented [backend.NAME] TOML table with every option.
+// a commented [backends.NAME] TOML table with type = "NAME" and every
+// option, as the config file takes it.
 type Sampler interface {
 	// Sample returns the sample configuration.
 	Sample() string

@@ -4,7 +4,7 @@
 // A backend is opened from a [Config], itself made by the factory that the
 // backend's package gave to [Register] from its init function. The core
 // decodes the backend's options (from flags, environment, the config file or
-// a [backend.NAME] table) into that Config with [Decode], then calls Open.
+// a [backends.NAME] table of the config file) into that Config with [Decode], then calls Open.
 //
 // # Revisions
 //

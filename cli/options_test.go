@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -237,9 +238,26 @@ func TestVersionAndBackends(t *testing.T) {
 	if code := run(t.Context(), []string{"backends", "file"}, envMap(nil), &out, &bytes.Buffer{}); code != exitOK {
 		t.Fatalf("backends file exit code = %d", code)
 	}
-	if !strings.Contains(out.String(), "[backend.file]") {
+	if !strings.Contains(out.String(), "[backends.file]") {
 		t.Errorf("backends file printed no sample:\n%s", out.String())
 	}
+
+	// The sample is a config file as it stands: a resource that picks the
+	// named backend renders from it once its file exists.
+	dir := t.TempDir()
+	data := writeFile(t, dir, "data.yaml", "greeting: hello\n")
+	sample := strings.Replace(out.String(), `"/etc/kvconf/data.yaml", "/etc/kvconf/data.d"`, strconv.Quote(data), 1)
+	cfg := writeFile(t, dir, "kvconf.toml", sample)
+	writeFile(t, dir, "templates/t.tmpl", `{{getv "/greeting"}}`)
+	writeFile(t, dir, "conf.d/t.toml", "[template]\nsrc = \"t.tmpl\"\ndest = "+strconv.Quote(filepath.Join(dir, "out"))+"\nbackend = \"file\"\n")
+	var stderr bytes.Buffer
+	if code := run(t.Context(), []string{"-config-file", cfg, "-confdir", dir, "-onetime"}, envMap(nil), &bytes.Buffer{}, &stderr); code != exitOK {
+		t.Fatalf("kvconf with the printed sample as its config file: exit %d\n%s", code, stderr.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "out")); err != nil || string(b) != "hello" {
+		t.Errorf("rendered %q, %v; want hello", b, err)
+	}
+	out.Reset()
 	if code := run(t.Context(), []string{"backends", "nope"}, envMap(nil), &out, &bytes.Buffer{}); code != exitUsage {
 		t.Errorf("backends nope exit code = %d, want %d", code, exitUsage)
 	}

@@ -46,7 +46,7 @@ func samples(t *testing.T) map[string]string {
 	return out
 }
 
-// TestSamples decodes the [backend.NAME] table of every sample with the
+// TestSamples decodes the [backends.NAME] table of every sample with the
 // backend's own Config, which must take every option the sample shows and
 // describe itself.
 func TestSamples(t *testing.T) {
@@ -55,7 +55,7 @@ func TestSamples(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var doc struct {
-				Backend map[string]map[string]any `toml:"backend"`
+				Backends map[string]map[string]any `toml:"backends"`
 			}
 			md, err := toml.Decode(sample, &doc)
 			if err != nil {
@@ -64,14 +64,18 @@ func TestSamples(t *testing.T) {
 			for _, k := range md.Undecoded() {
 				// Nested tables of the backend's own options (such as the
 				// plugin's options) are decoded by backends.Decode below.
-				if len(k) < 3 || k[0] != "backend" || k[1] != name {
-					t.Errorf("sample has key %s outside [backend.%s]", k, name)
+				if len(k) < 3 || k[0] != "backends" || k[1] != name {
+					t.Errorf("sample has key %s outside [backends.%s]", k, name)
 				}
 			}
-			opts, ok := doc.Backend[name]
-			if !ok || len(doc.Backend) != 1 {
-				t.Fatalf("sample has tables %v, want [backend.%s] only", doc.Backend, name)
+			opts, ok := doc.Backends[name]
+			if !ok || len(doc.Backends) != 1 {
+				t.Fatalf("sample has tables %v, want [backends.%s] only", doc.Backends, name)
 			}
+			if opts["type"] != name {
+				t.Errorf("sample's [backends.%s] has type = %v, want %q", name, opts["type"], name)
+			}
+			delete(opts, "type") // the config file's, not the backend's
 			cfg, err := backends.Decode(name, opts)
 			if err != nil {
 				t.Fatalf("Decode(sample): %v", err)

@@ -267,19 +267,20 @@ func TestRegistered(t *testing.T) {
 
 func TestSample(t *testing.T) {
 	var doc struct {
-		Backend map[string]map[string]any `toml:"backend"`
+		Backends map[string]map[string]any `toml:"backends"`
 	}
 	md, err := toml.Decode(env.Sample, &doc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(md.Undecoded()) != 0 {
-		t.Errorf("sample has keys outside [backend.env]: %v", md.Undecoded())
+		t.Errorf("sample has keys outside [backends.env]: %v", md.Undecoded())
 	}
-	opts, ok := doc.Backend["env"]
-	if !ok {
-		t.Fatal("sample has no [backend.env] table")
+	opts, ok := doc.Backends["env"]
+	if !ok || opts["type"] != "env" {
+		t.Fatalf("sample has no [backends.env] table with type = \"env\": %v", doc.Backends)
 	}
+	delete(opts, "type") // the config file's, not the backend's
 	if _, err := backends.Decode("env", opts); err != nil {
 		t.Errorf("Decode(sample): %v", err)
 	}

@@ -133,7 +133,7 @@ type Config struct {
 // table named after the backend's registered name.
 func (c *Config) Sample() string {
 	if c.name != "" && c.name != "etcd" {
-		return strings.Replace(Sample, "[backend.etcd]", "[backend."+c.name+"]", 1)
+		return strings.Replace(Sample, "[backends.etcd]\ntype = \"etcd\"", "[backends."+c.name+"]\ntype = \""+c.name+"\"", 1)
 	}
 	return Sample
 }

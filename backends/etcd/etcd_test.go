@@ -78,15 +78,16 @@ func TestDecode(t *testing.T) {
 			}
 			sample := cfg.(backends.Sampler).Sample()
 			var doc struct {
-				Backend map[string]map[string]any `toml:"backend"`
+				Backends map[string]map[string]any `toml:"backends"`
 			}
 			if _, err := toml.Decode(sample, &doc); err != nil {
 				t.Fatalf("sample: %v", err)
 			}
-			opts, ok := doc.Backend[name]
-			if !ok {
-				t.Fatalf("sample of %s has no [backend.%s]: %v", name, name, doc.Backend)
+			opts, ok := doc.Backends[name]
+			if !ok || opts["type"] != name {
+				t.Fatalf("sample of %s has no [backends.%s] with type = %q: %v", name, name, name, doc.Backends)
 			}
+			delete(opts, "type") // the config file's, not the backend's
 			got, err := backends.Decode(name, opts)
 			if err != nil {
 				t.Fatalf("Decode(sample): %v", err)

@@ -258,19 +258,20 @@ func TestConfig(t *testing.T) {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	var doc struct {
-		Backend map[string]map[string]any `toml:"backend"`
+		Backends map[string]map[string]any `toml:"backends"`
 	}
 	md, err := toml.Decode(file.Sample, &doc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(md.Undecoded()) != 0 {
-		t.Errorf("sample has keys outside [backend.file]: %v", md.Undecoded())
+		t.Errorf("sample has keys outside [backends.file]: %v", md.Undecoded())
 	}
-	opts, ok := doc.Backend["file"]
-	if !ok {
-		t.Fatal("sample has no [backend.file] table")
+	opts, ok := doc.Backends["file"]
+	if !ok || opts["type"] != "file" {
+		t.Fatalf("sample has no [backends.file] table with type = \"file\": %v", doc.Backends)
 	}
+	delete(opts, "type") // the config file's, not the backend's
 	cfg, err := backends.Decode("file", opts)
 	if err != nil {
 		t.Fatalf("Decode(sample): %v", err)

@@ -149,7 +149,7 @@ type Config struct {
 // table named after the backend's registered name.
 func (c *Config) Sample() string {
 	if c.name == "rancher" {
-		s := strings.Replace(Sample, "[backend.metadata]", "[backend.rancher]", 1)
+		s := strings.Replace(Sample, "[backends.metadata]\ntype = \"metadata\"", "[backends.rancher]\ntype = \"rancher\"", 1)
 		return strings.Replace(s, `nodes = ["`+DefaultNode+`"]`, `nodes = ["`+RancherNode+`"]`, 1)
 	}
 	return Sample

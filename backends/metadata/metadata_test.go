@@ -103,8 +103,8 @@ func TestRegistered(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(cfg.(backends.Sampler).Sample(), "[backend."+name+"]") {
-			t.Errorf("sample of %s lacks [backend.%s]", name, name)
+		if !strings.Contains(cfg.(backends.Sampler).Sample(), "[backends."+name+"]\ntype = \""+name+"\"") {
+			t.Errorf("sample of %s lacks [backends.%s] with its type", name, name)
 		}
 	}
 }

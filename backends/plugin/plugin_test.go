@@ -405,14 +405,20 @@ func TestClose(t *testing.T) {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	var doc struct {
-		Backend map[string]toml.Primitive `toml:"backend"`
+		Backends map[string]toml.Primitive `toml:"backends"`
 	}
 	md, err := toml.Decode(plugin.Sample, &doc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var cfg plugin.Config
-	if err := md.PrimitiveDecode(doc.Backend["plugin"], &cfg); err != nil {
+	var typ struct {
+		Type string `toml:"type"`
+	}
+	if err := md.PrimitiveDecode(doc.Backends["plugin"], &typ); err != nil || typ.Type != "plugin" {
+		t.Errorf("sample type = %q, %v; want plugin", typ.Type, err)
+	}
+	if err := md.PrimitiveDecode(doc.Backends["plugin"], &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if u := md.Undecoded(); len(u) > 0 {
