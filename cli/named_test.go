@@ -208,7 +208,7 @@ func TestNamedBackendsErrors(t *testing.T) {
 		{name: "unknown backend in resource", resource: "[template]\nsrc = \"t.tmpl\"\ndest = \"/tmp/x\"\nbackend = \"three\"\n",
 			want: []string{`conf.d/bad.toml: template.backend: unknown backend "three" (configured: "one", "two")`}},
 		{name: "unknown function set", resource: "[template]\nsrc = \"t.tmpl\"\ndest = \"/tmp/x\"\nfuncs = [\"confd\", \"mine\"]\n",
-			want: []string{`conf.d/bad.toml: template.funcs: unknown function set "mine" (known: confd, sprig)`}},
+			want: []string{`conf.d/bad.toml: template.funcs: unknown function set "mine" (known: confd, consul, sprig)`}},
 		{name: "function of a set not enabled", resource: "[template]\nsrc = \"t.tmpl\"\ndest = \"/tmp/x\"\nfuncs = [\"sprig\"]\n",
 			want: []string{`conf.d/bad.toml: template.src: template: t.tmpl:1: function "getv" not defined (getv is in function set "confd", which template.funcs = ["sprig"] does not enable)`}},
 	}

@@ -3,13 +3,20 @@
 //
 // A set is a [Builder] registered under a name with [Register]. [Map]
 // composes sets in order; when two sets define the same name, the later set
-// wins. The default order, [DefaultSets], is sprig then confd, so confd's
-// meaning wins for the names both define (see [SprigCollisions]).
+// wins. The default order, [DefaultSets], is sprig, confd, then consul, so
+// confd's meaning wins for the names sprig and confd both define (see
+// [SprigCollisions]); consul's names are its own.
+//
+// A set whose functions read keys outside a resource's own keys (the
+// consul set reads Consul's catalog) tells the resource which ones with
+// [RegisterPrefixes]; [Prefixes] asks it for the calls a template makes.
 package funcs
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +32,7 @@ type Builder func(ctx context.Context, s *Store) texttemplate.FuncMap
 type set struct {
 	build       Builder
 	description string
+	prefixes    PrefixFunc // nil when the set reads only a resource's keys
 }
 
 var (
@@ -33,8 +41,8 @@ var (
 )
 
 // DefaultSets returns the sets a template gets when its resource names
-// none: sprig, then confd. Each call returns a new slice.
-func DefaultSets() []string { return []string{"sprig", "confd"} }
+// none: sprig, confd, then consul. Each call returns a new slice.
+func DefaultSets() []string { return []string{"sprig", "confd", "consul"} }
 
 // Register makes a function set available under name, with a one-line
 // description for listings. It panics if name is empty, b is nil or name is
@@ -94,4 +102,96 @@ func Map(ctx context.Context, names []string, s *Store) (texttemplate.FuncMap, e
 		}
 	}
 	return fm, nil
+}
+
+// Arg is an argument of a function call as a template spells it.
+type Arg struct {
+	// Value is the argument's value when Const is true.
+	Value string
+	// Const reports whether the argument is a string constant; a variable,
+	// a field, a pipeline's result or a call is not.
+	Const bool
+}
+
+// Call is a call of a template function found when a template is parsed.
+type Call struct {
+	// Name is the function's name.
+	Name string
+	// Args are the call's arguments; a value piped into the call is its
+	// last argument, never constant.
+	Args []Arg
+}
+
+// PrefixFunc returns the store prefixes that call, a call of one of its
+// set's functions, reads outside the keys of the resource that renders it,
+// so that the resource fetches and watches them too. It returns nil for a
+// function that reads no such key, and an error for arguments that are
+// wrong whatever the data.
+type PrefixFunc func(call Call) ([]string, error)
+
+// RegisterPrefixes attaches f to the registered set called name (see
+// [PrefixFunc]). It panics if the set is not registered, f is nil or the
+// set has one already; it is meant to be called from an init function,
+// after [Register].
+func RegisterPrefixes(name string, f PrefixFunc) {
+	mu.Lock()
+	defer mu.Unlock()
+	st, ok := sets[name]
+	switch {
+	case !ok:
+		panic("funcs: RegisterPrefixes of unregistered set " + name)
+	case f == nil:
+		panic("funcs: RegisterPrefixes of " + name + " with a nil func")
+	case st.prefixes != nil:
+		panic("funcs: RegisterPrefixes called twice for " + name)
+	}
+	st.prefixes = f
+	sets[name] = st
+}
+
+// Prefixes returns the store prefixes that calls read beyond a resource's
+// keys, sorted and without duplicates, with a template using the named
+// sets: each call is handed to the [PrefixFunc] of the set whose function
+// it calls (the last of names that defines it). Errors name the call.
+func Prefixes(ctx context.Context, names []string, calls []Call) ([]string, error) {
+	mu.RLock()
+	defer mu.RUnlock()
+	type owner struct {
+		defines map[string]bool
+		f       PrefixFunc
+	}
+	var owners []owner // in reverse order of names
+	for i := len(names) - 1; i >= 0; i-- {
+		st, ok := sets[names[i]]
+		if !ok {
+			return nil, fmt.Errorf("funcs: unknown function set %q", names[i])
+		}
+		o := owner{defines: map[string]bool{}, f: st.prefixes}
+		for n := range st.build(ctx, NewStore(nil)) {
+			o.defines[n] = true
+		}
+		owners = append(owners, o)
+	}
+	var out []string
+	var errs []error
+	for _, c := range calls {
+		for _, o := range owners {
+			if !o.defines[c.Name] {
+				continue
+			}
+			if o.f != nil {
+				ps, err := o.f(c)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", c.Name, err))
+				}
+				out = append(out, ps...)
+			}
+			break
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	sort.Strings(out)
+	return slices.Compact(out), nil
 }

@@ -625,15 +625,19 @@ func (r *Resource) Prefix() string { return r.prefix }
 func (r *Resource) Dest() string { return r.dest }
 
 // Prefixes returns the full backend prefixes the resource reads: the global
-// prefix, the resource prefix and each key, joined. A resource without keys
-// reads its whole prefix.
+// prefix, the resource prefix and each key, joined (a resource without keys
+// reads its whole prefix), then the prefixes its template's functions read
+// beyond them, such as Consul catalog keys (see [template.Template.Prefixes]).
 func (r *Resource) Prefixes() []string {
+	var out []string
 	if len(r.Config.Keys) == 0 {
-		return []string{r.prefix}
+		out = append(out, r.prefix)
 	}
-	out := make([]string, len(r.Config.Keys))
-	for i, k := range r.Config.Keys {
-		out[i] = JoinKey(r.prefix, k)
+	for _, k := range r.Config.Keys {
+		out = append(out, JoinKey(r.prefix, k))
+	}
+	if r.tmpl != nil {
+		out = append(out, r.tmpl.Prefixes()...)
 	}
 	return out
 }

@@ -41,6 +41,8 @@ type Template struct {
 	dir  string
 	t    *texttemplate.Template
 
+	prefixes []string // see Prefixes
+
 	mu        sync.Mutex
 	fragments map[string]*texttemplate.Template   // parsed include files
 	used      map[*texttemplate.Template][]string // function names each parsed template calls
@@ -62,8 +64,18 @@ func Parse(name string, src []byte, opts Options) (*Template, error) {
 	}
 	t.t = pt
 	t.used[pt] = calledFuncs(pt)
+	if t.prefixes, err = t.externalPrefixes(context.Background(), pt); err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
 	return t, nil
 }
+
+// Prefixes returns the store prefixes that the template's function calls
+// read beyond the keys of the resource that renders it, such as the
+// Consul catalog keys of service "web" (see [funcs.PrefixFunc]), sorted.
+// Calls in files included by a constant name count; those of an include
+// whose name is computed do not.
+func (t *Template) Prefixes() []string { return slices.Clone(t.prefixes) }
 
 // Name returns the template's name.
 func (t *Template) Name() string { return t.name }
@@ -87,7 +99,47 @@ func (t *Template) parse(ctx context.Context, name string, src []byte) (*texttem
 // templates it defines call, so that a render binds only those.
 func calledFuncs(pt *texttemplate.Template) []string {
 	seen := map[string]bool{}
+	for _, c := range calls(pt) {
+		seen[c.Name] = true
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	return names
+}
+
+// calls returns the function calls of pt and the templates it defines,
+// with their constant arguments. A function named without arguments
+// outside a command's first place ({{len services}}) is a call too.
+func calls(pt *texttemplate.Template) []funcs.Call {
+	var out []funcs.Call
 	var walk func(n parse.Node)
+	command := func(n *parse.CommandNode, piped bool) {
+		if len(n.Args) == 0 {
+			return
+		}
+		id, ok := n.Args[0].(*parse.IdentifierNode)
+		if !ok {
+			for _, a := range n.Args {
+				walk(a)
+			}
+			return
+		}
+		c := funcs.Call{Name: id.Ident}
+		for _, a := range n.Args[1:] {
+			if s, ok := a.(*parse.StringNode); ok {
+				c.Args = append(c.Args, funcs.Arg{Value: s.Text, Const: true})
+			} else {
+				c.Args = append(c.Args, funcs.Arg{})
+				walk(a)
+			}
+		}
+		if piped {
+			c.Args = append(c.Args, funcs.Arg{})
+		}
+		out = append(out, c)
+	}
 	walk = func(n parse.Node) {
 		switch n := n.(type) {
 		case *parse.ListNode:
@@ -114,18 +166,16 @@ func calledFuncs(pt *texttemplate.Template) []string {
 			walk(n.Pipe)
 		case *parse.PipeNode:
 			if n != nil {
-				for _, c := range n.Cmds {
-					walk(c)
+				for i, c := range n.Cmds {
+					command(c, i > 0)
 				}
 			}
 		case *parse.CommandNode:
-			for _, a := range n.Args {
-				walk(a)
-			}
+			command(n, false)
 		case *parse.ChainNode:
 			walk(n.Node)
 		case *parse.IdentifierNode:
-			seen[n.Ident] = true
+			out = append(out, funcs.Call{Name: n.Ident})
 		}
 	}
 	for _, d := range pt.Templates() {
@@ -133,11 +183,35 @@ func calledFuncs(pt *texttemplate.Template) []string {
 			walk(d.Root)
 		}
 	}
-	names := make([]string, 0, len(seen))
-	for n := range seen {
-		names = append(names, n)
+	return out
+}
+
+// externalPrefixes returns the store prefixes that pt's function calls
+// read beyond a resource's keys (see [funcs.Prefixes]), following the
+// include calls whose file is a constant. An include that cannot be read
+// or parsed is skipped here: rendering reports it.
+func (t *Template) externalPrefixes(ctx context.Context, pt *texttemplate.Template) ([]string, error) {
+	var all []funcs.Call
+	seen := map[string]bool{}
+	var visit func(pt *texttemplate.Template)
+	visit = func(pt *texttemplate.Template) {
+		for _, c := range calls(pt) {
+			all = append(all, c)
+			if c.Name != "include" || len(c.Args) == 0 || !c.Args[0].Const || t.dir == "" {
+				continue
+			}
+			name := path.Clean(c.Args[0].Value)
+			if seen[name] || name == t.name {
+				continue
+			}
+			seen[name] = true
+			if fpt, err := t.fragment(ctx, name); err == nil {
+				visit(fpt)
+			}
+		}
 	}
-	return names
+	visit(pt)
+	return funcs.Prefixes(ctx, t.sets, all)
 }
 
 // Render executes the template with functions bound to s and writes the
