@@ -1,11 +1,25 @@
-// Package consul is the Consul KV backend: it reads keys from Consul's KV
-// store through the HTTP API, and watches them with blocking queries. It
-// registers as "consul".
+// Package consul is the Consul backend: it reads keys from Consul's KV
+// store, and the service catalog, through the HTTP API, and watches them
+// with blocking queries. It registers as "consul".
 //
 // Template keys are Consul keys with a leading "/", as in confd: the
 // template key /app/db/host is the Consul key app/db/host. A folder (a
 // Consul key that ends in "/", such as app/dir/) shows as /app/dir with its
 // value, usually "", as confd shows it, unless a key app/dir exists.
+//
+// # Service catalog
+//
+// A prefix that starts with "consul:" is a query of the service catalog,
+// served under the keys, and as the JSON values, that package
+// [github.com/kvconf/kvconf/backends/consul/catalog] defines: the
+// instances of a service, of every health status (/v1/health/service),
+// every service of a datacenter (each service's instances plus the list of
+// names), the services with their tags (/v1/catalog/services) and the
+// nodes (/v1/catalog/nodes). Values are sorted, so that the same catalog
+// gives the same bytes. Catalog prefixes are never merged with key/value
+// prefixes: "/" covers every key/value key, not the catalog. They take
+// part in snapshots and watches as key/value prefixes do, and share their
+// revisions: Consul's raft index is the same for both.
 //
 // # Revisions
 //
@@ -40,6 +54,7 @@ import (
 	_ "embed" // for Sample
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -130,7 +145,7 @@ func (c *Config) Sample() string { return Sample }
 
 // Description returns a one-line description of the Consul backend.
 func (c *Config) Description() string {
-	return "Consul KV over HTTP: prefixes listed, watched by blocking queries as deltas"
+	return "Consul KV and service catalog over HTTP: prefixes listed, watched by blocking queries as deltas"
 }
 
 // requestTimeout returns the request timeout.
@@ -196,15 +211,15 @@ func (c *Config) Open(ctx context.Context) (backends.Backend, error) {
 	return cl, nil
 }
 
-// Client reads and watches keys in Consul's KV store. Its methods are safe
-// for concurrent use.
+// Client reads and watches keys in Consul's KV store and its service
+// catalog. Its methods are safe for concurrent use.
 type Client struct {
-	kvs            []*api.KV // one per node, in order
+	clients        []*api.Client // one per node, in order
 	http           *http.Client
 	query          api.QueryOptions // template of every query's options
 	requestTimeout time.Duration
 
-	cur     atomic.Int32  // index in kvs of the node to ask first
+	cur     atomic.Int32  // index in clients of the node to ask first
 	highest atomic.Uint64 // the highest index seen since the last reset
 	epoch   atomic.Uint64 // count of requests that reached no node
 
@@ -212,10 +227,12 @@ type Client struct {
 	closed   bool
 	calls    map[uint64]context.CancelFunc // requests in progress, cancelled by Close
 	nextCall uint64
-	listings map[string]*listing  // by Consul prefix: the last listing returned
-	indexes  map[string]uint64    // by Consul prefix: its index at its last listing
-	checked  map[string]uint64    // by Consul prefix: epoch of its last listing
-	lastWait map[string]time.Time // by Consul prefix: start of its last query in Watch
+	// By source name (see [source]): a key/value prefix in template form,
+	// "/app/db", or a catalog prefix, "consul:nodes//".
+	listings map[string]*listing  // the last listing returned
+	indexes  map[string]uint64    // its index at its last listing
+	checked  map[string]uint64    // epoch of its last listing
+	lastWait map[string]time.Time // start of its last query in Watch
 }
 
 // New returns a client for the Consul agents of cfg, after checking cfg
@@ -287,7 +304,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("consul: node %s: %w", a, err)
 		}
-		c.kvs = append(c.kvs, cl.KV())
+		c.clients = append(c.clients, cl)
 	}
 	return c, nil
 }
@@ -370,24 +387,10 @@ func (c *Client) fail(ctx context.Context, op string, err error) error {
 var errFiltered = errors.New("every key is hidden by ACLs: the ACL token (auth_token or CONSUL_HTTP_TOKEN) may not read them")
 
 // list lists the Consul prefix p, as a blocking query from index wait
-// when wait > 0, trying the nodes in order from the last one that
-// answered. The request is bounded by the request timeout, plus the wait
-// time of a blocking query.
+// when wait > 0 (see [fetch]).
 func (c *Client) list(ctx context.Context, p string, wait uint64) ([]entry, uint64, error) {
-	timeout := c.requestTimeout
-	q := c.query // a copy
-	if wait > 0 {
-		q.WaitIndex, q.WaitTime = wait, waitTime
-		timeout += waitTime + waitTime/16 // Consul adds up to wait/16 of jitter
-	}
-	rctx, end := c.begin(ctx, timeout)
-	defer end()
-	var pairs api.KVPairs
-	var meta *api.QueryMeta
-	err := c.each(rctx, func(kv *api.KV) error {
-		var err error
-		pairs, meta, err = kv.List(p, q.WithContext(rctx))
-		return err
+	pairs, meta, err := fetch(ctx, c, "", wait, func(cl *api.Client, q *api.QueryOptions) (api.KVPairs, *api.QueryMeta, error) {
+		return cl.KV().List(p, q)
 	})
 	if err != nil {
 		return nil, 0, err
@@ -395,12 +398,11 @@ func (c *Client) list(ctx context.Context, p string, wait uint64) ([]entry, uint
 	if len(pairs) == 0 && meta.ResultsFilteredByACLs {
 		return nil, 0, errFiltered
 	}
-	if len(pairs) == 0 && q.Token == "" && p != "" {
+	if len(pairs) == 0 && c.query.Token == "" && p != "" {
 		// Consul hides from the anonymous token that ACLs filtered a
 		// listing; reading the prefix as a key tells denied from empty.
-		if err := c.each(rctx, func(kv *api.KV) error {
-			_, _, err := kv.Get(p, c.query.WithContext(rctx))
-			return err
+		if _, _, err := fetch(ctx, c, "", 0, func(cl *api.Client, q *api.QueryOptions) (*api.KVPair, *api.QueryMeta, error) {
+			return cl.KV().Get(p, q)
 		}); err != nil {
 			return nil, 0, err
 		}
@@ -412,14 +414,14 @@ func (c *Client) list(ctx context.Context, p string, wait uint64) ([]entry, uint
 	return entries, max(meta.LastIndex, 1), nil // index 0 is taken as 1
 }
 
-// each calls f with the KV endpoint of each node in turn, from the last
+// each calls f with the API client of each node in turn, from the last
 // one that answered, until one answers (even with an error status).
-func (c *Client) each(ctx context.Context, f func(*api.KV) error) error {
+func (c *Client) each(ctx context.Context, f func(*api.Client) error) error {
 	start := int(c.cur.Load())
 	var errs []error
-	for i := range c.kvs {
-		n := (start + i) % len(c.kvs)
-		err := f(c.kvs[n])
+	for i := range c.clients {
+		n := (start + i) % len(c.clients)
+		err := f(c.clients[n])
 		if err == nil {
 			c.cur.Store(int32(n))
 			return nil
@@ -444,58 +446,60 @@ func (c *Client) seen(idx uint64) uint64 {
 }
 
 // Snapshot returns every key under prefixes: one listing per prefix, in
-// order, after merging prefixes that another covers. Its revision is the
-// highest index seen before the listings, or the first listing's index if
-// higher: every change after it is seen by a watch from it, even one made
-// while the other prefixes were listed. Each listing is bounded by the
-// request timeout. A listing whose prefix is non-empty but wholly hidden
-// by ACLs is an error.
+// order, after merging prefixes that another covers (key/value prefixes
+// first, then catalog prefixes). Its revision is the highest index seen
+// before the listings, or the first listing's index if higher: every
+// change after it is seen by a watch from it, even one made while the
+// other prefixes were listed. Each listing is bounded by the request
+// timeout. A listing whose prefix is non-empty but wholly hidden by ACLs
+// is an error, as is a catalog query whose every result is.
 func (c *Client) Snapshot(ctx context.Context, prefixes []string) (backends.Snapshot, error) {
 	if err := c.check(ctx, "snapshot"); err != nil {
 		return backends.Snapshot{}, err
 	}
-	ps := merge(prefixes)
-	if len(ps) == 0 {
-		rev, err := c.current(ctx, "")
+	srcs, err := c.sources(prefixes)
+	if err != nil {
+		return backends.Snapshot{}, fmt.Errorf("consul: snapshot: %w", err)
+	}
+	if len(srcs) == 0 {
+		rev, err := c.current(ctx, kvSource{c: c})
 		if err != nil {
 			return backends.Snapshot{}, c.fail(ctx, "snapshot", err)
 		}
 		return backends.Snapshot{Rev: rev, KVs: map[string]string{}}, nil
 	}
-	s, _, err := c.snapshot(ctx, ps)
+	s, _, err := c.snapshot(ctx, srcs)
 	return s, err
 }
 
-// snapshot reads ps, a result of [merge] (see [Client.Snapshot]), keeps
-// the listings that hold the content at the snapshot's revision for
-// [Client.Watch], and returns them too, in the order of ps. When a
-// prefix's index went backwards (a reset), it starts again once, from the
-// indexes of the new store.
-func (c *Client) snapshot(ctx context.Context, ps []string) (backends.Snapshot, []*listing, error) {
+// snapshot reads srcs, a result of [Client.sources] (see
+// [Client.Snapshot]), keeps the listings that hold the content at the
+// snapshot's revision for [Client.Watch], and returns them too, in the
+// order of srcs. When a source's index went backwards (a reset), it starts
+// again once, from the indexes of the new store.
+func (c *Client) snapshot(ctx context.Context, srcs []source) (backends.Snapshot, []*listing, error) {
 	for try := 1; ; try++ {
 		h0 := c.highest.Load()
 		var rev uint64
-		ls := make([]*listing, len(ps))
+		ls := make([]*listing, len(srcs))
 		reset := false
-		for i, p := range ps {
-			entries, idx, err := c.list(ctx, p, 0)
+		for i, s := range srcs {
+			kvs, idx, err := s.read(ctx, 0)
 			if err != nil {
-				return backends.Snapshot{}, nil, c.fail(ctx, fmt.Sprintf("snapshot %q", "/"+p), err)
+				return backends.Snapshot{}, nil, c.fail(ctx, "snapshot "+s.String(), err)
 			}
-			reset = c.record(p, idx) || reset
+			reset = c.record(s.name(), idx) || reset
 			if i == 0 {
 				rev = max(h0, idx)
 			}
-			ls[i] = newListing(entries, p, idx)
+			ls[i] = &listing{name: s.name(), index: idx, kvs: kvs}
 		}
 		if reset && try == 1 {
 			continue
 		}
 		kvs := make(map[string]string)
 		for _, l := range ls {
-			for k, v := range l.kvs {
-				kvs[k] = v
-			}
+			maps.Copy(kvs, l.kvs)
 			if l.index <= rev {
 				// Nothing changed under the prefix between rev and its
 				// listing: a caller at rev holds l.
@@ -507,48 +511,40 @@ func (c *Client) snapshot(ctx context.Context, ps []string) (backends.Snapshot, 
 	}
 }
 
-// record notes idx, the index of the Consul prefix p at a listing just
-// made. If it is lower than at the last listing of p, Consul's index went
-// backwards (a snapshot restore, a dev agent restarted, tombstones
-// reaped): record forgets every index and listing, as Consul's blocking
-// query rules say, and reports a reset.
-func (c *Client) record(p string, idx uint64) (reset bool) {
+// record notes idx, the index of the source named name (see [source]) at a
+// listing just made. If it is lower than at the last listing of the
+// source, Consul's index went backwards (a snapshot restore, a dev agent
+// restarted, tombstones reaped): record forgets every index and listing,
+// as Consul's blocking query rules say, and reports a reset. Key/value
+// prefixes and catalog queries share Consul's raft index, so a reset seen
+// on one is a reset of all.
+func (c *Client) record(name string, idx uint64) (reset bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return false
 	}
-	prev, had := c.indexes[p]
+	prev, had := c.indexes[name]
 	if had && idx < prev {
 		clear(c.indexes)
 		clear(c.listings)
 		c.highest.Store(0)
 		reset = true
 	}
-	c.indexes[p] = idx
-	c.checked[p] = c.epoch.Load()
+	c.indexes[name] = idx
+	c.checked[name] = c.epoch.Load()
 	c.seen(idx)
 	return reset
 }
 
-// current returns the current index of the Consul prefix p (every key for
-// ""), or the highest index seen if higher, from a listing of its keys
-// one level deep.
-func (c *Client) current(ctx context.Context, p string) (uint64, error) {
-	rctx, end := c.begin(ctx, c.requestTimeout)
-	defer end()
-	var meta *api.QueryMeta
-	q := c.query
-	err := c.each(rctx, func(kv *api.KV) error {
-		var err error
-		_, meta, err = kv.Keys(p, "/", q.WithContext(rctx))
-		return err
-	})
+// current returns the current index of s (see [source.index]), or the
+// highest index seen if higher.
+func (c *Client) current(ctx context.Context, s source) (uint64, error) {
+	idx, err := s.index(ctx)
 	if err != nil {
 		return 0, err
 	}
-	idx := max(meta.LastIndex, 1)
-	c.record(p, idx)
+	c.record(s.name(), idx)
 	return max(c.highest.Load(), idx), nil
 }
 

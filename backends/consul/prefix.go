@@ -1,9 +1,12 @@
 package consul
 
 import (
+	"fmt"
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/kvconf/kvconf/backends/consul/catalog"
 )
 
 // kvPrefix returns the Consul form of a template prefix: without its
@@ -22,6 +25,12 @@ func merge(prefixes []string) []string {
 	for _, p := range prefixes {
 		ps = append(ps, kvPrefix(p))
 	}
+	return cover(ps)
+}
+
+// cover sorts ps in place and returns it without duplicates and without a
+// string that another one of ps is a string prefix of.
+func cover(ps []string) []string {
 	slices.Sort(ps)
 	// Sorted, the prefixes that p covers come right after p.
 	out := ps[:0]
@@ -32,6 +41,33 @@ func merge(prefixes []string) []string {
 		out = append(out, p)
 	}
 	return slices.Clip(out)
+}
+
+// partition splits prefixes into key/value prefixes, merged (see
+// [merge]), and catalog queries (prefixes for which [catalog.IsKey] holds),
+// sorted by prefix and without a query that another one covers: every
+// service of a datacenter covers each service of it. Catalog prefixes are
+// never merged with key/value prefixes: "/" covers every key/value key,
+// not the catalog. A catalog prefix that is not one made by
+// [catalog.Query.Prefix] is an error.
+func partition(prefixes []string) (kv []string, queries []catalog.Query, err error) {
+	var kvs, cats []string
+	for _, p := range prefixes {
+		if catalog.IsKey(p) {
+			q, ok := catalog.ParsePrefix(p)
+			if !ok || q.Prefix() != p {
+				return nil, nil, fmt.Errorf("%q is not a catalog prefix (see package catalog)", p)
+			}
+			cats = append(cats, p)
+		} else {
+			kvs = append(kvs, p)
+		}
+	}
+	for _, p := range cover(cats) {
+		q, _ := catalog.ParsePrefix(p) // checked above
+		queries = append(queries, q)
+	}
+	return merge(kvs), queries, nil
 }
 
 // entry is one pair of a Consul listing, in Consul form.

@@ -26,40 +26,32 @@ const (
 	jitter = 25 * time.Millisecond
 )
 
-// listing is the content of a Consul prefix as a caller holds it.
+// listing is the content of a source (see [source]) as a caller holds it.
 type listing struct {
-	prefix string            // Consul prefix
-	index  uint64            // Consul's index of the prefix when listed
-	rev    uint64            // the revision the caller got with it; 0 if none yet
-	kvs    map[string]string // full template keys; never changed once made
-}
-
-// newListing returns the listing of the Consul prefix p made of entries,
-// at index idx.
-func newListing(entries []entry, p string, idx uint64) *listing {
-	kvs := make(map[string]string, len(entries))
-	collect(kvs, p, entries)
-	return &listing{prefix: p, index: idx, kvs: kvs}
+	name  string            // the source's name
+	index uint64            // Consul's index of the source when listed
+	rev   uint64            // the revision the caller got with it; 0 if none yet
+	kvs   map[string]string // full template keys; never changed once made
 }
 
 // keep makes l the listing that [Client.Watch] compares the next listing
-// of its prefix with.
+// of its source with.
 func (c *Client) keep(l *listing) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.closed {
-		c.listings[l.prefix] = l
+		c.listings[l.name] = l
 	}
 }
 
-// base returns the listing kept for the Consul prefix p if a caller at
+// base returns the listing kept for the source named name if a caller at
 // revision after holds it, or nil. A listing made at index i and returned
-// with revision r is the content of its prefix at every revision from i to
-// r: nothing under the prefix changed in between.
-func (c *Client) base(p string, after uint64) *listing {
+// with revision r is the content of its source at every revision from i to
+// r: nothing under it changed in between.
+func (c *Client) base(name string, after uint64) *listing {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if l := c.listings[p]; l != nil && l.index <= after && after <= l.rev {
+	if l := c.listings[name]; l != nil && l.index <= after && after <= l.rev {
 		return l
 	}
 	return nil
@@ -73,11 +65,15 @@ func (c *Client) base(p string, after uint64) *listing {
 // Watch runs one blocking query per prefix (after merging prefixes that
 // another covers), from after: Consul answers when the prefix's index
 // passes after, or when the query's wait time ends, and then Watch asks
-// again. Queries on one prefix are at least 100 ms apart, plus jitter.
-// With several prefixes, the queries run at once, and the first change
-// ends them all; Watch then lists every prefix again. Watch returns the
-// changes when it holds the listings the caller holds (those it returned
-// with after), and a full snapshot otherwise.
+// again. A catalog prefix is watched through its endpoint: the health of
+// the service, or the list of services or of nodes. Every service of a
+// datacenter is watched through the nodes, the checks and the services at
+// once, and read again whole when the first of them answers. Queries on
+// one prefix are at least 100 ms apart, plus jitter. With several
+// prefixes, the queries run at once, and the first change ends them all;
+// Watch then lists every prefix again. Watch returns the changes when it
+// holds the listings the caller holds (those it returned with after), and
+// a full snapshot otherwise.
 //
 // When Consul's index goes backwards (a snapshot restore, a dev agent
 // restarted), or when after is above every index seen since such a
@@ -89,52 +85,54 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 	if err := c.check(ctx, "watch"); err != nil {
 		return backends.Update{}, err
 	}
-	ps := merge(prefixes)
+	srcs, err := c.sources(prefixes)
+	if err != nil {
+		return backends.Update{}, fmt.Errorf("consul: watch: %w", err)
+	}
 	if after == 0 {
-		p := ""
-		if len(ps) > 0 {
-			p = ps[0]
+		var s source = kvSource{c: c}
+		if len(srcs) > 0 {
+			s = srcs[0]
 		}
-		rev, err := c.current(ctx, p)
+		rev, err := c.current(ctx, s)
 		if err != nil {
-			return backends.Update{}, c.fail(ctx, fmt.Sprintf("watch %q", "/"+p), err)
+			return backends.Update{}, c.fail(ctx, "watch "+s.String(), err)
 		}
 		return backends.Update{Rev: rev}, nil
 	}
-	if len(ps) == 0 {
+	if len(srcs) == 0 {
 		// Nothing changes under no prefix.
 		<-ctx.Done()
 		return backends.Update{}, fmt.Errorf("consul: watch: %w", ctx.Err())
 	}
-	bases := make([]*listing, len(ps))
-	for i, p := range ps {
-		bases[i] = c.base(p, after)
+	bases := make([]*listing, len(srcs))
+	for i, s := range srcs {
+		bases[i] = c.base(s.name(), after)
 	}
 	var w woken
-	var err error
-	if len(ps) == 1 {
-		w, err = c.watchPrefix(ctx, ps[0], after, bases[0])
+	if len(srcs) == 1 {
+		w, err = c.watchSource(ctx, srcs[0], after, bases[0])
 	} else {
-		w, err = c.watchAll(ctx, ps, after, bases)
+		w, err = c.watchAll(ctx, srcs, after, bases)
 	}
 	if err != nil {
 		return backends.Update{}, err
 	}
 	if w.reset {
-		s, _, err := c.snapshot(ctx, ps)
+		s, _, err := c.snapshot(ctx, srcs)
 		if err != nil {
 			return backends.Update{}, err
 		}
 		return backends.Update{Rev: s.Rev, Full: &s}, nil
 	}
-	if len(ps) == 1 {
+	if len(srcs) == 1 {
 		w.l.rev = w.rev
 		c.keep(w.l)
 		return update(bases, []*listing{w.l}, w.rev), nil
 	}
 	// Read every prefix again, as Snapshot does: the other queries were
 	// cut short.
-	s, ls, err := c.snapshot(ctx, ps)
+	s, ls, err := c.snapshot(ctx, srcs)
 	if err != nil {
 		return backends.Update{}, err
 	}
@@ -184,12 +182,14 @@ type woken struct {
 	rev   uint64   // the revision l is the content at
 }
 
-// watchPrefix waits until the index of the Consul prefix p passes after,
-// or until a reset. When it holds base, the listing the caller holds, it
-// goes on waiting while the listing stays the same: Consul raises the
-// index of a prefix that holds no key at every write elsewhere.
-func (c *Client) watchPrefix(ctx context.Context, p string, after uint64, base *listing) (woken, error) {
-	op := fmt.Sprintf("watch %q", "/"+p)
+// watchSource waits until the index of s passes after, or until a reset.
+// When it holds base, the listing the caller holds, it goes on waiting
+// while the listing stays the same: Consul raises the index of a prefix
+// that holds no key at every write elsewhere, and that of a service at
+// every change of its nodes or checks, even one that shows in no value.
+func (c *Client) watchSource(ctx context.Context, s source, after uint64, base *listing) (woken, error) {
+	op := "watch " + s.String()
+	name := s.name()
 	from := after
 	for {
 		if after > c.highest.Load() {
@@ -199,25 +199,25 @@ func (c *Client) watchPrefix(ctx context.Context, p string, after uint64, base *
 		}
 		wait := from
 		c.mu.Lock()
-		if c.checked[p] != c.epoch.Load() {
+		if c.checked[name] != c.epoch.Load() {
 			wait = 0 // a node was unreachable: check the index first
 		}
 		c.mu.Unlock()
-		if err := c.pace(ctx, p); err != nil {
+		if err := c.pace(ctx, name); err != nil {
 			return woken{}, fmt.Errorf("consul: %s: %w", op, err)
 		}
 		h0 := c.highest.Load()
-		entries, idx, err := c.list(ctx, p, wait)
+		kvs, idx, err := s.read(ctx, wait)
 		if err != nil {
 			return woken{}, c.fail(ctx, op, err)
 		}
-		if c.record(p, idx) {
+		if c.record(name, idx) {
 			return woken{reset: true}, nil
 		}
 		if idx > from {
-			l := newListing(entries, p, idx)
+			l := &listing{name: name, index: idx, kvs: kvs}
 			if base != nil && maps.Equal(base.kvs, l.kvs) {
-				from = idx // nothing changed under p
+				from = idx // nothing changed under s
 				continue
 			}
 			return woken{l: l, rev: max(h0, idx)}, nil
@@ -229,14 +229,14 @@ func (c *Client) watchPrefix(ctx context.Context, p string, after uint64, base *
 // errWoken ends the other queries of watchAll once one has returned.
 var errWoken = errors.New("consul: woken")
 
-// watchAll runs [Client.watchPrefix] on every prefix of ps at once, and
+// watchAll runs [Client.watchSource] on every source of srcs at once, and
 // returns how the first to end ended, once every query has returned.
-func (c *Client) watchAll(ctx context.Context, ps []string, after uint64, bases []*listing) (woken, error) {
+func (c *Client) watchAll(ctx context.Context, srcs []source, after uint64, bases []*listing) (woken, error) {
 	g, gctx := errgroup.WithContext(ctx)
-	ws := make([]woken, len(ps))
-	for i, p := range ps {
+	ws := make([]woken, len(srcs))
+	for i, s := range srcs {
 		g.Go(func() error {
-			w, err := c.watchPrefix(gctx, p, after, bases[i])
+			w, err := c.watchSource(gctx, s, after, bases[i])
 			if err != nil {
 				return err
 			}
@@ -258,16 +258,16 @@ func (c *Client) watchAll(ctx context.Context, ps []string, after uint64, bases 
 	return w, nil
 }
 
-// pace waits until the next query on the Consul prefix p may start: at
+// pace waits until the next query on the source named name may start: at
 // least [minGap], plus up to [jitter], after the previous one.
-func (c *Client) pace(ctx context.Context, p string) error {
+func (c *Client) pace(ctx context.Context, name string) error {
 	c.mu.Lock()
 	now := time.Now()
-	next := c.lastWait[p].Add(minGap + rand.N(jitter))
+	next := c.lastWait[name].Add(minGap + rand.N(jitter))
 	if next.Before(now) {
 		next = now
 	}
-	c.lastWait[p] = next
+	c.lastWait[name] = next
 	c.mu.Unlock()
 	d := time.Until(next)
 	if d <= 0 {

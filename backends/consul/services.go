@@ -1,0 +1,335 @@
+package consul
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/consul/api"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kvconf/kvconf/backends/consul/catalog"
+)
+
+// healthConcurrency bounds the health queries that a listing of every
+// service of a datacenter runs at once.
+const healthConcurrency = 8
+
+// errHidden is wrapped by errors of catalog queries whose every result
+// Consul's ACLs hid.
+var errHidden = errors.New("every result is hidden by ACLs: the ACL token (auth_token or CONSUL_HTTP_TOKEN) may not read them (service_prefix and node_prefix read rules)")
+
+// catalogSource is a query of Consul's service catalog, served as the keys
+// and values that package catalog defines.
+type catalogSource struct {
+	c *Client
+	q catalog.Query
+}
+
+func (s catalogSource) name() string   { return s.q.Prefix() }
+func (s catalogSource) String() string { return s.q.String() }
+
+func (s catalogSource) read(ctx context.Context, wait uint64) (map[string]string, uint64, error) {
+	var v []byte
+	var idx uint64
+	var err error
+	switch s.q.Kind {
+	case catalog.KindService:
+		v, idx, err = s.c.health(ctx, s.q.Datacenter, s.q.Name, wait)
+	case catalog.KindServices:
+		v, idx, err = s.c.services(ctx, s.q.Datacenter, wait)
+	case catalog.KindNodes:
+		v, idx, err = s.c.nodes(ctx, s.q.Datacenter, wait)
+	case catalog.KindAllServices:
+		return s.c.allServices(ctx, s.q.Datacenter, wait)
+	default:
+		return nil, 0, errors.New("unknown kind of catalog query")
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return map[string]string{s.q.Prefix(): string(v)}, idx, nil
+}
+
+func (s catalogSource) index(ctx context.Context) (uint64, error) {
+	if s.q.Kind == catalog.KindAllServices {
+		_, idx, err := s.c.serviceNames(ctx, s.q.Datacenter)
+		return idx, err
+	}
+	_, idx, err := s.read(ctx, 0)
+	return idx, err
+}
+
+// health returns the instances of service name in datacenter dc, of every
+// status, as the JSON of a sorted []catalog.Instance, and their index; it
+// is a blocking query from wait when wait > 0.
+func (c *Client) health(ctx context.Context, dc, name string, wait uint64) ([]byte, uint64, error) {
+	entries, meta, err := fetch(ctx, c, dc, wait, func(cl *api.Client, q *api.QueryOptions) ([]*api.ServiceEntry, *api.QueryMeta, error) {
+		return cl.Health().Service(name, "", false, q)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(entries) == 0 && meta.ResultsFilteredByACLs {
+		return nil, 0, errHidden
+	}
+	v, err := json.Marshal(instances(entries))
+	if err != nil {
+		return nil, 0, err
+	}
+	return v, max(meta.LastIndex, 1), nil // index 0 is taken as 1
+}
+
+// services returns the services of datacenter dc as the JSON of a sorted
+// []catalog.Service, and their index; it is a blocking query from wait
+// when wait > 0.
+func (c *Client) services(ctx context.Context, dc string, wait uint64) ([]byte, uint64, error) {
+	svcs, meta, err := fetch(ctx, c, dc, wait, func(cl *api.Client, q *api.QueryOptions) (map[string][]string, *api.QueryMeta, error) {
+		return cl.Catalog().Services(q)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(svcs) == 0 && meta.ResultsFilteredByACLs {
+		return nil, 0, errHidden
+	}
+	v, err := json.Marshal(serviceList(svcs))
+	if err != nil {
+		return nil, 0, err
+	}
+	return v, max(meta.LastIndex, 1), nil
+}
+
+// nodes returns the nodes of datacenter dc as the JSON of a sorted
+// []catalog.Node, and their index; it is a blocking query from wait when
+// wait > 0.
+func (c *Client) nodes(ctx context.Context, dc string, wait uint64) ([]byte, uint64, error) {
+	ns, meta, err := fetch(ctx, c, dc, wait, func(cl *api.Client, q *api.QueryOptions) ([]*api.Node, *api.QueryMeta, error) {
+		return cl.Catalog().Nodes(q)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(ns) == 0 && meta.ResultsFilteredByACLs {
+		return nil, 0, errHidden
+	}
+	v, err := json.Marshal(nodeList(ns))
+	if err != nil {
+		return nil, 0, err
+	}
+	return v, max(meta.LastIndex, 1), nil
+}
+
+// The endpoints whose changes show in the listing of every service of a
+// datacenter: the services (instances registered, deregistered or
+// changed), the checks (their status) and the nodes (their addresses and
+// metadata, which no change of services or checks reports).
+const (
+	endpointNodes = iota
+	endpointChecks
+	endpointServices
+	endpoints
+)
+
+// indexOf returns the index of endpoint e of datacenter dc, from a
+// blocking query from wait when wait > 0, and for endpointServices the
+// names of the services.
+func (c *Client) indexOf(ctx context.Context, dc string, e int, wait uint64) ([]string, uint64, error) {
+	var meta *api.QueryMeta
+	var names []string
+	var err error
+	switch e {
+	case endpointNodes:
+		_, meta, err = fetch(ctx, c, dc, wait, func(cl *api.Client, q *api.QueryOptions) ([]*api.Node, *api.QueryMeta, error) {
+			return cl.Catalog().Nodes(q)
+		})
+	case endpointChecks:
+		_, meta, err = fetch(ctx, c, dc, wait, func(cl *api.Client, q *api.QueryOptions) (api.HealthChecks, *api.QueryMeta, error) {
+			return cl.Health().State(api.HealthAny, q)
+		})
+	default:
+		var svcs map[string][]string
+		svcs, meta, err = fetch(ctx, c, dc, wait, func(cl *api.Client, q *api.QueryOptions) (map[string][]string, *api.QueryMeta, error) {
+			return cl.Catalog().Services(q)
+		})
+		names = slices.Sorted(maps.Keys(svcs))
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return names, max(meta.LastIndex, 1), nil
+}
+
+// serviceNames returns the sorted names of the services of datacenter dc,
+// and the index that a listing of every service made from them is at: the
+// highest index of the nodes and the checks, read first, and of the
+// services, read last. Raft indexes only grow, so a change made after the
+// services were read has a higher index than all three, and a blocking
+// query from it sees the change; the health of each service, read after
+// the three, holds every change made before.
+func (c *Client) serviceNames(ctx context.Context, dc string) ([]string, uint64, error) {
+	var idx [endpoints]uint64
+	g, gctx := errgroup.WithContext(ctx)
+	for _, e := range []int{endpointNodes, endpointChecks} {
+		g.Go(func() error {
+			var err error
+			_, idx[e], err = c.indexOf(gctx, dc, e, 0)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, 0, err
+	}
+	names, is, err := c.indexOf(ctx, dc, endpointServices, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	return names, max(idx[endpointNodes], idx[endpointChecks], is), nil
+}
+
+// allServices lists every service of datacenter dc: the key of the
+// catalog.KindAllServices query, whose value is the JSON of the sorted
+// names, and the key of each service with the value [Client.health]
+// gives. With wait > 0, it first waits, with a blocking query from wait on
+// each of the nodes, the checks and the services at once, for the first to
+// answer.
+func (c *Client) allServices(ctx context.Context, dc string, wait uint64) (map[string]string, uint64, error) {
+	if wait > 0 {
+		if err := c.blockAny(ctx, dc, wait); err != nil {
+			return nil, 0, err
+		}
+	}
+	names, idx, err := c.serviceNames(ctx, dc)
+	if err != nil {
+		return nil, 0, err
+	}
+	values := make([][]byte, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(healthConcurrency)
+	for i, n := range names {
+		g.Go(func() error {
+			var err error
+			values[i], _, err = c.health(gctx, dc, n, 0)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, 0, err
+	}
+	v, err := json.Marshal(names)
+	if err != nil {
+		return nil, 0, err
+	}
+	kvs := make(map[string]string, len(names)+1)
+	kvs[catalog.Query{Kind: catalog.KindAllServices, Datacenter: dc}.Prefix()] = string(v)
+	for i, n := range names {
+		kvs[catalog.Query{Kind: catalog.KindService, Datacenter: dc, Name: n}.Prefix()] = string(values[i])
+	}
+	return kvs, idx, nil
+}
+
+// blockAny runs a blocking query from wait on the nodes, the checks and
+// the services of datacenter dc at once, and returns once the first has
+// answered (and the others have been cancelled), with its error.
+func (c *Client) blockAny(ctx context.Context, dc string, wait uint64) error {
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	answers := make(chan error, endpoints)
+	for e := range endpoints {
+		wg.Go(func() {
+			_, _, err := c.indexOf(bctx, dc, e, wait)
+			answers <- err
+		})
+	}
+	err := <-answers
+	cancel() // the others
+	wg.Wait()
+	return err
+}
+
+// instances returns the instances of entries, sorted (see
+// [catalog.SortInstances]): an instance's address is its node's when it
+// has none, and its status is the aggregate of its checks. Tags and
+// metadata are never nil, so that the same content gives the same JSON.
+func instances(entries []*api.ServiceEntry) []catalog.Instance {
+	out := make([]catalog.Instance, 0, len(entries))
+	for _, e := range entries {
+		if e == nil || e.Service == nil {
+			continue
+		}
+		in := catalog.Instance{
+			Name:    e.Service.Service,
+			ID:      e.Service.ID,
+			Address: e.Service.Address,
+			Port:    e.Service.Port,
+			Tags:    nonNil(e.Service.Tags),
+			Meta:    nonNilMap(e.Service.Meta),
+			Status:  e.Checks.AggregatedStatus(),
+		}
+		if e.Node != nil {
+			in.Node = e.Node.Node
+			in.NodeAddress = e.Node.Address
+			in.NodeMeta = e.Node.Meta
+			in.Datacenter = e.Node.Datacenter
+		}
+		in.NodeMeta = nonNilMap(in.NodeMeta)
+		if in.Address == "" {
+			in.Address = in.NodeAddress
+		}
+		out = append(out, in)
+	}
+	catalog.SortInstances(out)
+	return out
+}
+
+// serviceList returns the services of svcs, the answer of
+// /v1/catalog/services, sorted by name, each with its tags sorted and
+// without duplicates.
+func serviceList(svcs map[string][]string) []catalog.Service {
+	out := make([]catalog.Service, 0, len(svcs))
+	for name, tags := range svcs {
+		t := nonNil(tags)
+		slices.Sort(t)
+		out = append(out, catalog.Service{Name: name, Tags: slices.Compact(t)})
+	}
+	slices.SortFunc(out, func(a, b catalog.Service) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// nodeList returns the nodes of ns, sorted by name.
+func nodeList(ns []*api.Node) []catalog.Node {
+	out := make([]catalog.Node, 0, len(ns))
+	for _, n := range ns {
+		if n == nil {
+			continue
+		}
+		out = append(out, catalog.Node{
+			Node:            n.Node,
+			ID:              n.ID,
+			Address:         n.Address,
+			Datacenter:      n.Datacenter,
+			TaggedAddresses: nonNilMap(n.TaggedAddresses),
+			Meta:            nonNilMap(n.Meta),
+		})
+	}
+	slices.SortFunc(out, func(a, b catalog.Node) int { return strings.Compare(a.Node, b.Node) })
+	return out
+}
+
+// nonNil returns a copy of tags, empty rather than nil.
+func nonNil(tags []string) catalog.Tags {
+	return append(catalog.Tags{}, tags...)
+}
+
+// nonNilMap returns m, or an empty map if m is nil.
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
