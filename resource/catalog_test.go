@@ -57,11 +57,15 @@ func TestRunCatalogKeys(t *testing.T) {
 	e.setService("web",
 		catalog.Instance{Name: "web", ID: "w1", Node: "n1", Address: "10.0.0.1", Port: 8080, Status: catalog.StatusCritical},
 		catalog.Instance{Name: "web", ID: "w2", Node: "n2", Address: "10.0.0.2", Port: 8080, Status: catalog.StatusPassing})
+	if n := e.touchedAt(t, e.fake.Rev()); n != 1 {
+		t.Errorf("a check going critical touched %d resources, want 1", n)
+	}
 	waitFor(t, e.dest("lb"), "listen 80 10.0.0.2:8080")
 	// Another service's key touches nothing.
 	e.setService("db")
 	e.fake.Set("/app/port", "81")
 	waitFor(t, e.dest("lb"), "listen 81 10.0.0.2:8080")
+	e.waitRenders(t, other, 2)
 	if n := e.renders.count(other); n != 2 {
 		t.Errorf("other rendered %d times, want 2 (start-up and /app/port)", n)
 	}
