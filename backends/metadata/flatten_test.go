@@ -157,6 +157,8 @@ func TestDirs(t *testing.T) {
 		{prefixes: []string{"/a/b/", "/a-b/c/", "/a/", "/a/b/c/"}, want: []string{"/a", "/a-b/c"}},
 		{prefixes: []string{"/ab/", "/a/"}, want: []string{"/a", "/ab"}},
 		{prefixes: []string{"/x/", "/"}, want: []string{""}},
+		{prefixes: []string{"consul:service//web/", "/a/"}, want: []string{"/a"}},
+		{prefixes: []string{"consul:nodes//"}, want: []string{}},
 	}
 	for _, tt := range tests {
 		if got := dirs(tt.prefixes); !slices.Equal(got, tt.want) {

@@ -18,10 +18,16 @@ func dirOf(p string) string {
 }
 
 // dirs returns the paths to request for prefixes: sorted, without
-// duplicates, and without a path inside another one.
+// duplicates, and without a path inside another one. A prefix that does
+// not start with "/", such as a Consul catalog key ("consul:..."), belongs
+// to another backend's namespace: no metadata key starts with it, and it
+// is not requested.
 func dirs(prefixes []string) []string {
 	ds := make([]string, 0, len(prefixes))
 	for _, p := range prefixes {
+		if p != "" && !strings.HasPrefix(p, "/") {
+			continue
+		}
 		ds = append(ds, dirOf(p))
 	}
 	slices.Sort(ds)
