@@ -83,11 +83,11 @@ func TestConsulService(t *testing.T) {
 	}
 	t.Run("fields", func(t *testing.T) {
 		t.Parallel()
-		got, err := renderConsul(t, `{{with index (service "web") 0}}{{.Name}} {{.Node}} {{.Meta.zone}} {{.Tags}} {{.Tags.Contains "prod"}} {{.Status}}{{end}}`, kv)
+		got, err := renderConsul(t, `{{with index (service "web") 0}}{{.Name}} {{.Node}} {{.Meta.zone}} {{.Tags}} {{.Tags.Contains "prod"}} {{.Status}} {{.ServiceMeta.zone}}{{end}}`, kv)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := "web n1 a [v1 prod] true passing"; got != want {
+		if want := "web n1 a [v1 prod] true passing a"; got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
 	})

@@ -238,6 +238,12 @@ type Instance struct {
 	Status string
 }
 
+// ServiceMeta returns Meta, under consul-template's name for it.
+func (in Instance) ServiceMeta() map[string]string { return in.Meta }
+
+// NodeDatacenter returns Datacenter, under consul-template's name for it.
+func (in Instance) NodeDatacenter() string { return in.Datacenter }
+
 // SortInstances sorts instances by node, then ID, so that output does not
 // flap with the order Consul answers in.
 func SortInstances(is []Instance) {
