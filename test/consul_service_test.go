@@ -12,27 +12,6 @@ import (
 	"github.com/hashicorp/consul/api"
 )
 
-// registerWeb registers an instance of a service with the agent, with a
-// TTL check in status (passing or critical) whose ID is "check-"+id.
-func registerService(t *testing.T, cli *api.Client, name, id, addr string, port int, tags []string, status string) {
-	t.Helper()
-	err := cli.Agent().ServiceRegister(&api.AgentServiceRegistration{
-		ID: id, Name: name, Address: addr, Port: port, Tags: tags,
-		Check: &api.AgentServiceCheck{CheckID: "check-" + id, TTL: "1h", Status: status},
-	})
-	if err != nil {
-		t.Fatalf("register %s: %v", id, err)
-	}
-}
-
-// setCheck sets the TTL check of the instance id to status.
-func setCheck(t *testing.T, cli *api.Client, id, status string) {
-	t.Helper()
-	if err := cli.Agent().UpdateTTL("check-"+id, "set by the test", status); err != nil {
-		t.Fatalf("update check of %s: %v", id, err)
-	}
-}
-
 // TestConsulServiceExample renders examples/consul (an nginx upstream and
 // an HAProxy backend built from service "web") from a real agent, checks
 // them with the real nginx and HAProxy (their check_cmd), and compares
@@ -42,10 +21,10 @@ func TestConsulServiceExample(t *testing.T) {
 	requireTool(t, "haproxy", "apt-get install haproxy (scripts/test-deps)")
 	a := startConsul(t, false)
 	cli := a.client(t, "")
-	registerService(t, cli, "web", "web-2", "10.0.0.2", 8080, []string{"v1", "canary"}, api.HealthPassing)
-	registerService(t, cli, "web", "web-1", "10.0.0.1", 8080, []string{"v1"}, api.HealthPassing)
-	registerService(t, cli, "web", "web-3", "10.0.0.3", 8080, []string{"v1"}, api.HealthCritical)
-	registerService(t, cli, "db", "db-1", "10.0.1.1", 5432, nil, api.HealthPassing)
+	catRegister(t, cli, "web", "web-2", "10.0.0.2", 8080, []string{"v1", "canary"}, api.HealthPassing)
+	catRegister(t, cli, "web", "web-1", "10.0.0.1", 8080, []string{"v1"}, api.HealthPassing)
+	catRegister(t, cli, "web", "web-3", "10.0.0.3", 8080, []string{"v1"}, api.HealthCritical)
+	catRegister(t, cli, "db", "db-1", "10.0.1.1", 5432, nil, api.HealthPassing)
 	consulPut(t, cli, "/lb/web/listen_port", "8081")
 
 	dir := t.TempDir()
@@ -81,7 +60,7 @@ func TestConsulServiceExample(t *testing.T) {
 func TestConsulServiceWatch(t *testing.T) {
 	a := startConsul(t, false)
 	cli := a.client(t, "")
-	registerService(t, cli, "web", "web-1", "10.0.0.1", 8080, []string{"v1"}, api.HealthPassing)
+	catRegister(t, cli, "web", "web-1", "10.0.0.1", 8080, []string{"v1"}, api.HealthPassing)
 
 	dir := t.TempDir()
 	web, all := filepath.Join(dir, "out", "web"), filepath.Join(dir, "out", "all")
@@ -127,13 +106,13 @@ func TestConsulServiceWatch(t *testing.T) {
 		web, all string
 	}{
 		{"second instance", func() {
-			registerService(t, cli, "web", "web-2", "", 9090, nil, api.HealthPassing)
+			catRegister(t, cli, "web", "web-2", "", 9090, nil, api.HealthPassing)
 		}, "80: web-1=10.0.0.1:8080 web-2=127.0.0.1:9090", "web: web-1/passing web-2/passing;"},
-		{"check critical", func() { setCheck(t, cli, "web-1", api.HealthCritical) },
+		{"check critical", func() { catCheck(t, cli, "web-1", api.HealthCritical) },
 			"80: web-2=127.0.0.1:9090", "web: web-1/critical web-2/passing;"},
-		{"check warning", func() { setCheck(t, cli, "web-1", api.HealthWarning) },
+		{"check warning", func() { catCheck(t, cli, "web-1", api.HealthWarning) },
 			"80: web-2=127.0.0.1:9090", "web: web-1/warning web-2/passing;"},
-		{"check passing", func() { setCheck(t, cli, "web-1", api.HealthPassing) },
+		{"check passing", func() { catCheck(t, cli, "web-1", api.HealthPassing) },
 			"80: web-1=10.0.0.1:8080 web-2=127.0.0.1:9090", "web: web-1/passing web-2/passing;"},
 		{"deregister", func() {
 			if err := cli.Agent().ServiceDeregister("web-2"); err != nil {
@@ -141,14 +120,14 @@ func TestConsulServiceWatch(t *testing.T) {
 			}
 		}, "80: web-1=10.0.0.1:8080", "web: web-1/passing;"},
 		{"new service", func() {
-			registerService(t, cli, "api", "api-1", "10.0.2.1", 7000, nil, api.HealthCritical)
+			catRegister(t, cli, "api", "api-1", "10.0.2.1", 7000, nil, api.HealthCritical)
 		}, "80: web-1=10.0.0.1:8080", "api: api-1/critical;web: web-1/passing;"},
 		{"kv beside", func() { consulPut(t, cli, "/lb/port", "81") },
 			"81: web-1=10.0.0.1:8080", "api: api-1/critical;web: web-1/passing;"},
 		{"agent restart", func() { a.restart(t) }, "80:", ""},
 		{"registered again", func() {
 			cli = a.client(t, "")
-			registerService(t, cli, "web", "web-9", "10.0.0.9", 8080, nil, api.HealthPassing)
+			catRegister(t, cli, "web", "web-9", "10.0.0.9", 8080, nil, api.HealthPassing)
 		}, "80: web-9=10.0.0.9:8080", "web: web-9/passing;"},
 	}
 	for _, s := range steps {
