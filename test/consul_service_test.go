@@ -124,7 +124,15 @@ func TestConsulServiceWatch(t *testing.T) {
 		}, "80: web-1=10.0.0.1:8080", "api: api-1/critical;web: web-1/passing;"},
 		{"kv beside", func() { consulPut(t, cli, "/lb/port", "81") },
 			"81: web-1=10.0.0.1:8080", "api: api-1/critical;web: web-1/passing;"},
-		{"agent restart", func() { a.restart(t) }, "80:", ""},
+		{"agent restart", func() {
+			// Let kvconf's blocking queries reach the agent first (they
+			// are paced 100-125 ms apart): a restart cuts them and
+			// kvconf notices at once. A restart between two queries
+			// is noticed only when the new agent answers the next
+			// one, at the end of its wait time (one minute).
+			time.Sleep(500 * time.Millisecond)
+			a.restart(t)
+		}, "80:", ""},
 		{"registered again", func() {
 			cli = a.client(t, "")
 			catRegister(t, cli, "web", "web-9", "10.0.0.9", 8080, nil, api.HealthPassing)

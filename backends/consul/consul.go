@@ -136,7 +136,7 @@ type Config struct {
 	// RequestTimeout bounds each request that does not wait for changes,
 	// in the syntax of [time.ParseDuration]; empty means
 	// [DefaultRequestTimeout]. A blocking query of Watch may take its wait
-	// time (5 minutes) on top of it.
+	// time (1 minute) on top of it.
 	RequestTimeout string `toml:"request_timeout"`
 }
 

@@ -16,8 +16,12 @@ import (
 )
 
 // waitTime is how long a blocking query waits for a change before Consul
-// answers with the listing unchanged (the Consul API's maximum is 10m).
-const waitTime = 5 * time.Minute
+// answers with the listing unchanged (the Consul API's maximum is 10m). It
+// also bounds how long an index that went backwards without a failed
+// request (a snapshot restored, an agent restarted between two queries)
+// goes unnoticed: Consul holds a query whose index is ahead of its own
+// until the wait time ends, then answers with its lower index.
+const waitTime = time.Minute
 
 // Pace of the queries of Watch on one prefix: at least minGap apart, plus
 // a random share of jitter, as consul-template does.
