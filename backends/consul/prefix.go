@@ -70,12 +70,6 @@ func partition(prefixes []string) (kv []string, queries []catalog.Query, err err
 	return merge(kvs), queries, nil
 }
 
-// entry is one pair of a Consul listing, in Consul form.
-type entry struct {
-	key   string
-	value []byte
-}
-
 // collect adds to kvs the entries listed under the Consul prefix p, with
 // confd's keys: confd takes path.Join("/", key), so "app/db" is "/app/db"
 // and a folder "app/dir/" (a key that ends in "/", usually without a
@@ -87,15 +81,15 @@ func collect(kvs map[string]string, p string, entries []entry) {
 	want := "/" + p
 	folders := map[string]bool{}
 	for _, e := range entries {
-		k := path.Join("/", e.key)
+		k := path.Clean(e.full) // no allocation when e.full is clean
 		if !strings.HasPrefix(k, want) {
 			continue
 		}
-		exact := k == "/"+e.key
+		exact := k == e.full
 		if _, had := kvs[k]; had && !exact && !folders[k] {
 			continue // a folder or an unclean name never hides a key
 		}
-		kvs[k] = string(e.value)
+		kvs[k] = e.value
 		folders[k] = !exact
 	}
 }
