@@ -13,6 +13,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/kvconf/kvconf/bench/cmd/internal/benchkv"
 )
 
 func main() {
@@ -37,7 +39,7 @@ func load(endpoint, prefix string, n int) error {
 	const batch = 128                // etcd's default --max-txn-ops
 	ops := make([]clientv3.Op, 0, batch)
 	for i := 0; i < n; i++ {
-		ops = append(ops, clientv3.OpPut(Key(prefix, i), fmt.Sprintf("10.%d.%d.%d:8080", i>>16&255, i>>8&255, i&255)))
+		ops = append(ops, clientv3.OpPut(benchkv.Key(prefix, i), benchkv.Value(i)))
 		if len(ops) == batch || i == n-1 {
 			if _, err := c.Txn(ctx).Then(ops...).Commit(); err != nil {
 				return fmt.Errorf("put: %w", err)
@@ -47,6 +49,3 @@ func load(endpoint, prefix string, n int) error {
 	}
 	return nil
 }
-
-// Key is the i-th benchmark key under prefix.
-func Key(prefix string, i int) string { return fmt.Sprintf("%s/k/%06d", prefix, i) }

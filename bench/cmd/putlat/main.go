@@ -1,13 +1,21 @@
-// Command putlat measures the latency from an etcd put to the file that a
-// running kvconf renders from it: it puts a new value, then waits (with
-// fsnotify on the file's directory) until the file holds it, -n times, and
-// prints the median, p95 and p99.
+// Command putlat measures the latency from a put to the file that a
+// running kvconf renders from it: it puts a new value into etcd or Consul,
+// then waits (with fsnotify on the file's directory) until the file holds
+// it, -n times, and prints the median, p95 and p99.
 //
-//	putlat -endpoint 127.0.0.1:2379 -key /bench/k/000042 -file out/bench.conf -n 200
+//	putlat -backend etcd -endpoint 127.0.0.1:2379 -key /bench/k/000042 -file out/bench.conf -n 200
+//	putlat -backend consul -endpoint 127.0.0.1:8500 -key /bench/k/000042 -file out/bench.conf -n 200
+//
+// Keys are template keys: for Consul, /bench/k/000042 is the Consul key
+// bench/k/000042, as kvconf maps them. With -gap, putlat waits that long
+// after each update before the next put, so that a backend that paces its
+// watch (Consul's blocking queries are at least 100 ms apart) is measured
+// on puts that do not come right after the previous one.
 package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -17,17 +25,36 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
+// store is a key-value store putlat puts into.
+type store interface {
+	Put(ctx context.Context, key, value string) error
+	Close() error
+}
+
+// open connects to the store of backend at endpoint, or at the backend's
+// default address when endpoint is empty.
+func open(backend, endpoint string) (store, error) {
+	switch backend {
+	case "etcd":
+		return openEtcd(cmp.Or(endpoint, "127.0.0.1:2379"))
+	case "consul":
+		return openConsul(cmp.Or(endpoint, "127.0.0.1:8500"))
+	}
+	return nil, fmt.Errorf("unknown backend %q (etcd or consul)", backend)
+}
+
 func main() {
-	endpoint := flag.String("endpoint", "127.0.0.1:2379", "etcd endpoint")
-	key := flag.String("key", "/bench/k/000042", "key to put")
+	backend := flag.String("backend", "etcd", "store to put into: etcd or consul")
+	endpoint := flag.String("endpoint", "", "address of the store (default: 127.0.0.1:2379 for etcd, 127.0.0.1:8500 for consul)")
+	key := flag.String("key", "/bench/k/000042", "template key to put")
 	file := flag.String("file", "", "file kvconf renders the key's value into")
 	n := flag.Int("n", 200, "number of puts")
+	gap := flag.Duration("gap", 0, "pause after each update before the next put")
 	timeout := flag.Duration("timeout", 10*time.Second, "longest wait for one update")
 	flag.Parse()
-	lat, err := measure(*endpoint, *key, *file, *n, *timeout)
+	lat, err := run(*backend, *endpoint, *key, *file, *n, *gap, *timeout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "putlat:", err)
 		os.Exit(1)
@@ -37,12 +64,15 @@ func main() {
 	fmt.Printf("puts=%d median=%s p95=%s p99=%s max=%s\n", len(lat), q(0.5), q(0.95), q(0.99), lat[len(lat)-1])
 }
 
-func measure(endpoint, key, file string, n int, timeout time.Duration) ([]time.Duration, error) {
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second})
+func run(backend, endpoint, key, file string, n int, gap, timeout time.Duration) ([]time.Duration, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("-n %d: want at least one put", n)
+	}
+	s, err := open(backend, endpoint)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	defer func() { _ = c.Close() }() // a benchmark tool exiting anyway
+	defer func() { _ = s.Close() }() // a benchmark tool exiting anyway
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, err
@@ -51,12 +81,15 @@ func measure(endpoint, key, file string, n int, timeout time.Duration) ([]time.D
 	if err := w.Add(filepath.Dir(file)); err != nil {
 		return nil, err
 	}
-	run := time.Now().UnixNano()
+	id := time.Now().UnixNano()
 	var lat []time.Duration
-	for i := 0; i < n; i++ {
-		value := fmt.Sprintf("lat-%d-%d", run, i)
+	for i := range n {
+		if i > 0 && gap > 0 {
+			time.Sleep(gap)
+		}
+		value := fmt.Sprintf("lat-%d-%d", id, i)
 		start := time.Now()
-		if _, err := c.Put(context.Background(), key, value); err != nil {
+		if err := s.Put(context.Background(), key, value); err != nil {
 			return nil, fmt.Errorf("put: %w", err)
 		}
 		if err := waitFor(w, file, []byte(value), timeout); err != nil {

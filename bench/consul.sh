@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# End-to-end benchmarks of kvconf against a real Consul dev agent (the
+# project's build of Consul v1.19.2, from scripts/consul-bin), started on
+# loopback ports of its own in a temporary directory:
+#   1. one-shot render of 1,000 / 10,000 / 100,000 keys: wall time, CPU
+#      time and peak RSS of the whole kvconf process, next to a curl of the
+#      same recursive KV listing (the ratio kvconf/curl at 100,000 keys has
+#      a target of 1.25x);
+#   2. put-to-file latency (median, p95, p99 over 200 puts) with 10,000
+#      keys under the watched prefix, with puts back to back and with puts
+#      spaced apart (kvconf's Consul watch paces its blocking queries on a
+#      prefix at least 100 ms apart, so a put right after the previous
+#      update waits for that pacing);
+#   3. CPU used by kvconf -watch while idle for 60 s.
+# Usage: bench/consul.sh [runs [idle_seconds]]
+#   runs: runs per one-shot measurement (default 5); idle_seconds: length
+#   of the idle CPU measurement (default 60).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-5}"
+idle="${2:-60}"
+gap=250ms # between spaced puts: above the watch's pacing of 100-125 ms
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need curl || ! need python3 || ! [ -x /usr/bin/time ]; then
+	[ "$(id -u)" -eq 0 ] || { echo "bench/consul.sh: install curl python3 time" >&2; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl python3 time >/dev/null
+fi
+consul=$(./scripts/consul-bin)
+
+work=$(mktemp -d)
+stop() { # stop <pid>: TERM, then KILL after 10 s
+	kill "$1" 2>/dev/null || return 0
+	for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+cleanup() {
+	[ -n "${kv_pid:-}" ] && stop "$kv_pid"
+	[ -n "${consul_pid:-}" ] && stop "$consul_pid"
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+go build -o "$work/kvconf" ./cmd/kvconf
+go build -o "$work/loadconsul" ./bench/cmd/loadconsul
+go build -o "$work/putlat" ./bench/cmd/putlat
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+hport=$(free_port)
+addr="127.0.0.1:$hport"
+cat >"$work/agent.hcl" <<EOF
+ports {
+  http = $hport
+  https = -1
+  dns = -1
+  grpc = -1
+  grpc_tls = -1
+  serf_lan = $(free_port)
+  serf_wan = -1
+  server = $(free_port)
+}
+EOF
+"$consul" agent -dev -bind 127.0.0.1 -client 127.0.0.1 -config-file "$work/agent.hcl" \
+	-log-level warn >"$work/consul.log" 2>&1 &
+consul_pid=$!
+ready=
+for _ in $(seq 600); do
+	if curl -sf -X PUT -d 1 "http://$addr/v1/kv/kvconf-ready" >/dev/null 2>&1; then ready=1; break; fi
+	kill -0 "$consul_pid" 2>/dev/null || break
+	sleep 0.1
+done
+[ -n "$ready" ] || { echo "consul agent not ready:" >&2; cat "$work/consul.log" >&2; exit 1; }
+curl -sf -X DELETE "http://$addr/v1/kv/kvconf-ready" >/dev/null
+echo "consul $("$consul" version | head -1 | cut -d' ' -f2) dev agent at $addr; kvconf $(go version | cut -d' ' -f3)"
+
+median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
+measure() { # measure <label> <cmd...>: median wall s, CPU s and peak RSS over $runs runs; sets $wall
+	local label=$1; shift
+	local t=() c=() m=() t0 t1 u s k
+	for _ in $(seq "$runs"); do
+		t0=$EPOCHREALTIME
+		/usr/bin/time -f "%U %S %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; return 1; }
+		t1=$EPOCHREALTIME
+		read -r u s k <"$work/time"
+		t+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b-a}')")
+		c+=("$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u+s}')"); m+=("$k")
+	done
+	wall=$(printf '%s\n' "${t[@]}" | median)
+	printf '%-34s wall %7ss   cpu %6ss   peak RSS %7.1f MiB\n' "$label" "$wall" \
+		"$(printf '%s\n' "${c[@]}" | median)" "$(printf '%s\n' "${m[@]}" | median | awk '{print $1/1024}')"
+}
+
+confdir() { # confdir <dir>: one resource rendering every key under /bench/k
+	mkdir -p "$1/conf.d" "$1/templates" "$1/out"
+	printf '{{range gets "/k/*"}}server {{base .Key}} {{.Value}}\n{{end}}' >"$1/templates/all.tmpl"
+	printf '[template]\nsrc = "all.tmpl"\ndest = "%s/out/all.conf"\nprefix = "/bench"\nkeys = ["/k"]\n' "$1" >"$1/conf.d/all.toml"
+}
+load() { # load <n>: keys /bench/k/000000 … of the template, bench/k/… in Consul
+	local t0=$EPOCHREALTIME
+	"$work/loadconsul" -endpoint "$addr" -prefix /bench -n "$1"
+	awk -v a="$t0" -v b="$EPOCHREALTIME" -v n="$1" 'BEGIN {printf "(loaded %d keys in %.1f s)\n", n, b-a}'
+}
+
+echo "== one-shot render (median of $runs runs, whole process)"
+for n in 1000 10000 100000; do
+	load "$n" # overwrites the keys of the previous size
+	d="$work/one-$n"; confdir "$d"
+	measure "curl ?recurse ($n keys)" curl -sf "http://$addr/v1/kv/bench/k?recurse"
+	curl_wall=$wall
+	measure "kvconf -onetime ($n keys)" "$work/kvconf" -onetime -config-file /dev/null -confdir "$d" \
+		-backend consul -node "$addr" -log-level error
+	got=$(wc -l <"$d/out/all.conf"); [ "$got" -eq "$n" ] || { echo "rendered $got lines, want $n" >&2; exit 1; }
+	awk -v k="$wall" -v c="$curl_wall" -v n="$n" \
+		'BEGIN {printf "ratio kvconf/curl wall (%d keys): %.2fx%s\n", n, k/c, n == 100000 ? " (target <= 1.25x)" : ""}'
+done
+
+echo "== put-to-file latency, 10,000 keys under the watched prefix (200 puts)"
+# a: the template reads the changed key only; b: it renders all 10,000 keys.
+curl -sf -X DELETE "http://$addr/v1/kv/bench/?recurse" >/dev/null
+load 10000
+daemon() { # daemon <confdir> <dest>: start kvconf -watch and wait for its first render
+	"$work/kvconf" -watch -config-file /dev/null -confdir "$1" -backend consul -node "$addr" -log-level error &
+	kv_pid=$!
+	for _ in $(seq 100); do [ -s "$2" ] && break; sleep 0.1; done
+	[ -s "$2" ] || { echo "kvconf -watch rendered nothing into $2" >&2; exit 1; }
+}
+putlat() { # putlat <label> <dest> [putlat flags]
+	local label=$1 dest=$2; shift 2
+	printf '%-40s' "$label"
+	"$work/putlat" -backend consul -endpoint "$addr" -key /bench/k/000042 -file "$dest" -n 200 "$@"
+}
+d="$work/watch-one"; mkdir -p "$d/conf.d" "$d/templates"
+printf 'value {{getv "/k/000042"}}\n' >"$d/templates/one.tmpl"
+printf '[template]\nsrc = "one.tmpl"\ndest = "%s/out/one.conf"\nprefix = "/bench"\nkeys = ["/k"]\n' "$d" >"$d/conf.d/one.toml"
+daemon "$d" "$d/out/one.conf"
+putlat "a (one-key template), back to back:" "$d/out/one.conf"
+putlat "a (one-key template), $gap apart:" "$d/out/one.conf" -gap "$gap"
+stop "$kv_pid"; kv_pid=
+d="$work/watch-all"; confdir "$d"
+daemon "$d" "$d/out/all.conf"
+putlat "b (10,000-line template), back to back:" "$d/out/all.conf"
+putlat "b (10,000-line template), $gap apart:" "$d/out/all.conf" -gap "$gap"
+
+echo "== idle CPU in watch mode (10,000-line template), $idle s"
+ticks() { awk '{print $14+$15}' "/proc/$kv_pid/stat"; }
+sleep 1 # let the last render settle
+before=$(ticks); sleep "$idle" & wait $!; after=$(ticks)
+hz=$(getconf CLK_TCK)
+awk -v t=$((after - before)) -v hz="$hz" -v d="$idle" 'BEGIN {printf "cpu %.3f s over %d s (%.3f%%)\n", t/hz, d, 100*t/hz/d}'
