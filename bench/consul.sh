@@ -48,8 +48,11 @@ go build -o "$work/kvconf" ./cmd/kvconf
 go build -o "$work/loadconsul" ./bench/cmd/loadconsul
 go build -o "$work/putlat" ./bench/cmd/putlat
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-hport=$(free_port)
+# three distinct free ports, held open together so none is handed out twice
+read -r hport lport sport < <(python3 -c 'import socket
+ss = [socket.socket() for _ in range(3)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in ss))')
 addr="127.0.0.1:$hport"
 cat >"$work/agent.hcl" <<EOF
 ports {
@@ -58,9 +61,9 @@ ports {
   dns = -1
   grpc = -1
   grpc_tls = -1
-  serf_lan = $(free_port)
+  serf_lan = $lport
   serf_wan = -1
-  server = $(free_port)
+  server = $sport
 }
 EOF
 "$consul" agent -dev -bind 127.0.0.1 -client 127.0.0.1 -config-file "$work/agent.hcl" \
