@@ -64,17 +64,10 @@ func consulBin(t testing.TB) string {
 func startConsul(t testing.TB, acl bool) *consulAgent {
 	t.Helper()
 	a := &consulAgent{bin: consulBin(t), dir: t.TempDir(), acl: acl}
-	// Three distinct ports: a port just closed may be handed out again.
-	taken := map[int]bool{}
 	port := func() int {
-		for {
-			_, p, _ := net.SplitHostPort(freePort(t))
-			n, _ := strconv.Atoi(p)
-			if !taken[n] {
-				taken[n] = true
-				return n
-			}
-		}
+		_, p, _ := net.SplitHostPort(freePort(t))
+		n, _ := strconv.Atoi(p)
+		return n
 	}
 	httpPort := port()
 	a.http = net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))

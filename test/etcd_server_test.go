@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,16 +43,25 @@ type etcdMember struct {
 // freePort returns a loopback port that nothing listened on a moment ago.
 func freePort(tb testing.TB) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		addr := l.Addr().(*net.TCPAddr).AddrPort().String()
+		if err := l.Close(); err != nil {
+			tb.Fatal(err)
+		}
+		// A port just closed may be handed out again: never give the
+		// same one twice, for servers that take several.
+		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
+			return addr
+		}
 	}
-	addr := l.Addr().(*net.TCPAddr).AddrPort().String()
-	if err := l.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	return addr
 }
+
+// handedOut holds the addresses freePort returned.
+var handedOut sync.Map
 
 // newMember prepares a member; start starts it.
 func newMember(tb testing.TB, name string, tf *tlsFiles) *etcdMember {
