@@ -24,6 +24,24 @@ type Snapshot struct {
 	KVs map[string]string
 }
 
+// KV is one key and its value.
+type KV struct {
+	// Key is the full key.
+	Key string
+	// Value is the key's value.
+	Value string
+}
+
+// List is a [Snapshot] held as a list sorted by key rather than as a map.
+type List struct {
+	// Rev is the revision the list was read at (0 if unknown).
+	Rev uint64
+	// KVs holds every key found under the requested prefixes with its
+	// value, sorted by key (byte-wise, as [strings.Compare]), each key
+	// once.
+	KVs []KV
+}
+
 // Change is one key that was set or deleted.
 type Change struct {
 	// Key is the full key.
@@ -54,6 +72,16 @@ type Backend interface {
 	Snapshot(ctx context.Context, prefixes []string) (Snapshot, error)
 	// Close releases the backend. It is idempotent.
 	Close() error
+}
+
+// Lister is implemented by backends that read keys in order, as etcd
+// returns its ranges sorted by key. A consumer that keeps the keys sorted
+// anyway asks for a [List] and so skips building a map and sorting it.
+type Lister interface {
+	// List returns the same keys, values and revision as Snapshot with
+	// the same prefixes would, as a List. The caller owns the List's
+	// KVs: the backend keeps no reference to it.
+	List(ctx context.Context, prefixes []string) (List, error)
 }
 
 // Watcher is implemented by backends that can wait for changes.

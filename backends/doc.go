@@ -28,6 +28,15 @@
 // unchanged. A backend without a native watch does not implement Watcher and
 // the core polls it instead.
 //
+// # Listing
+//
+// A backend that reads keys in order, as etcd returns its ranges sorted by
+// key, may also implement [Lister]: List returns what Snapshot would, as
+// a [List] of pairs sorted by key. The core keeps its store sorted, so
+// from a List it builds the store without a map or a sort, which counts
+// with 100,000 keys. It asks for a List when the backend has one, and for
+// a Snapshot otherwise.
+//
 // # Concurrency, context and Close
 //
 // Backend methods are safe for concurrent use. Every blocking method takes a

@@ -1,7 +1,6 @@
 package funcs
 
 import (
-	"cmp"
 	"math"
 	"slices"
 	"strings"
@@ -9,8 +8,8 @@ import (
 	"github.com/kvconf/kvconf/backends"
 )
 
-// entry is a key and its value in a [sorted] set; in an overlay it may
-// instead record that the key was deleted.
+// entry is a change in the overlay of a [sorted] set: a key and its new
+// value, or the deletion of a key.
 type entry struct {
 	key, value string
 	deleted    bool
@@ -26,19 +25,47 @@ func byKey(a, b entry) int { return strings.Compare(a.key, b.key) }
 // O(sqrt n) amortised while the base array stays compact: two strings a key
 // and no per-key allocation beyond them.
 type sorted struct {
-	base []entry // unique keys, none deleted
-	over []entry // unique keys; deletions only of keys in base
-	n    int     // live keys
+	base []backends.KV // unique keys
+	over []entry       // unique keys; deletions only of keys in base
+	n    int           // live keys
 }
 
 // newSorted builds a set from a map.
 func newSorted(kvs map[string]string) *sorted {
-	base := make([]entry, 0, len(kvs))
+	base := make([]backends.KV, 0, len(kvs))
 	for k, v := range kvs {
-		base = append(base, entry{key: k, value: v})
+		base = append(base, backends.KV{Key: k, Value: v})
 	}
-	slices.SortFunc(base, byKey)
+	slices.SortFunc(base, func(a, b backends.KV) int { return strings.Compare(a.Key, b.Key) })
 	return &sorted{base: base, n: len(base)}
+}
+
+// newSortedList builds a set from kvs, which it keeps as its base: when
+// kvs is sorted by key without duplicates, as a [backends.Lister] returns
+// it, that costs one pass to check the order. Otherwise kvs is sorted in
+// place, stably, and of the pairs with the same key the last one is kept,
+// as when a map is filled from kvs in order.
+func newSortedList(kvs []backends.KV) *sorted {
+	for i := 1; i < len(kvs); i++ {
+		if kvs[i-1].Key >= kvs[i].Key {
+			kvs = sortList(kvs)
+			break
+		}
+	}
+	return &sorted{base: kvs, n: len(kvs)}
+}
+
+// sortList sorts kvs by key, stably, and keeps the last pair of each key.
+func sortList(kvs []backends.KV) []backends.KV {
+	slices.SortStableFunc(kvs, func(a, b backends.KV) int { return strings.Compare(a.Key, b.Key) })
+	out := kvs[:0]
+	for i, kv := range kvs {
+		if i+1 < len(kvs) && kvs[i+1].Key == kv.Key {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return slices.Clip(out)
 }
 
 // find returns the index of the first entry of es whose key is not less
@@ -47,20 +74,25 @@ func find(es []entry, k string) (int, bool) {
 	return slices.BinarySearchFunc(es, k, func(e entry, k string) int { return strings.Compare(e.key, k) })
 }
 
+// findKV is [find] for the base array.
+func findKV(kvs []backends.KV, k string) (int, bool) {
+	return slices.BinarySearchFunc(kvs, k, func(kv backends.KV, k string) int { return strings.Compare(kv.Key, k) })
+}
+
 // get returns the value of k.
 func (t *sorted) get(k string) (string, bool) {
 	if i, ok := find(t.over, k); ok {
 		return t.over[i].value, !t.over[i].deleted
 	}
-	if i, ok := find(t.base, k); ok {
-		return t.base[i].value, true
+	if i, ok := findKV(t.base, k); ok {
+		return t.base[i].Value, true
 	}
 	return "", false
 }
 
 // inBase reports whether k is a key of the base array.
 func (t *sorted) inBase(k string) bool {
-	_, ok := find(t.base, k)
+	_, ok := findKV(t.base, k)
 	return ok
 }
 
@@ -124,14 +156,14 @@ func (t *sorted) replace(prefixes []string, kvs map[string]string) *sorted {
 	}
 	kept := t.all(under)
 	add := newSorted(kvs).base
-	merged := make([]entry, 0, len(kept)+len(add))
+	merged := make([]backends.KV, 0, len(kept)+len(add))
 	i := 0
 	for _, a := range add {
-		for i < len(kept) && kept[i].key < a.key {
+		for i < len(kept) && kept[i].Key < a.Key {
 			merged = append(merged, kept[i])
 			i++
 		}
-		if i < len(kept) && kept[i].key == a.key {
+		if i < len(kept) && kept[i].Key == a.Key {
 			i++ // a key of kvs outside the prefixes: kvs wins
 		}
 		merged = append(merged, a)
@@ -140,10 +172,10 @@ func (t *sorted) replace(prefixes []string, kvs map[string]string) *sorted {
 	return &sorted{base: merged, n: len(merged)}
 }
 
-// all returns the live entries in key order, without those that skip
+// all returns the live pairs in key order, without those that skip
 // reports (nil skips none).
-func (t *sorted) all(skip func(string) bool) []entry {
-	out := make([]entry, 0, t.n)
+func (t *sorted) all(skip func(string) bool) []backends.KV {
+	out := make([]backends.KV, 0, t.n)
 	it := t.seek("")
 	for {
 		k, v, ok := it.next()
@@ -151,7 +183,7 @@ func (t *sorted) all(skip func(string) bool) []entry {
 			return out
 		}
 		if skip == nil || !skip(k) {
-			out = append(out, entry{key: k, value: v})
+			out = append(out, backends.KV{Key: k, Value: v})
 		}
 	}
 }
@@ -164,7 +196,7 @@ type iterator struct {
 
 // seek returns an iterator at the first key not less than k.
 func (t *sorted) seek(k string) iterator {
-	i, _ := find(t.base, k)
+	i, _ := findKV(t.base, k)
 	j, _ := find(t.over, k)
 	return iterator{t: t, i: i, j: j}
 }
@@ -172,32 +204,28 @@ func (t *sorted) seek(k string) iterator {
 // next returns the next live entry.
 func (it *iterator) next() (key, value string, ok bool) {
 	base, over := it.t.base, it.t.over
-	for it.i < len(base) || it.j < len(over) {
-		var e entry
+	for {
 		switch {
 		case it.j >= len(over):
-			e = base[it.i]
-			it.i++
-		case it.i >= len(base):
-			e = over[it.j]
-			it.j++
-		default:
-			switch cmp.Compare(base[it.i].key, over[it.j].key) {
-			case -1:
-				e = base[it.i]
-				it.i++
-			case 0: // the overlay wins
-				e = over[it.j]
-				it.i++
-				it.j++
-			default:
-				e = over[it.j]
-				it.j++
+			if it.i >= len(base) {
+				return "", "", false
 			}
+			kv := base[it.i]
+			it.i++
+			return kv.Key, kv.Value, true
+		case it.i < len(base) && base[it.i].Key < over[it.j].key:
+			kv := base[it.i]
+			it.i++
+			return kv.Key, kv.Value, true
 		}
+		// The overlay's entry comes first, or replaces the base's.
+		e := over[it.j]
+		if it.i < len(base) && base[it.i].Key == e.key {
+			it.i++
+		}
+		it.j++
 		if !e.deleted {
 			return e.key, e.value, true
 		}
 	}
-	return "", "", false
 }

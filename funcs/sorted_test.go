@@ -31,6 +31,13 @@ func TestSortedModel(t *testing.T) {
 				model map[string]string
 			}
 			cur := newSorted(model)
+			if seed%2 == 0 { // the same set, built from a sorted list
+				var kvs []backends.KV
+				for _, k := range slices.Sorted(maps.Keys(model)) {
+					kvs = append(kvs, backends.KV{Key: k, Value: model[k]})
+				}
+				cur = newSortedList(kvs)
+			}
 			versions := []version{{cur, maps.Clone(model)}}
 			for step := 0; step < 400; step++ {
 				if r.IntN(20) == 0 {
@@ -81,7 +88,7 @@ func equal(s *sorted, model map[string]string) bool {
 		return false
 	}
 	for i, e := range got {
-		if e.key != keys[i] || e.value != model[e.key] {
+		if e.Key != keys[i] || e.Value != model[e.Key] {
 			return false
 		}
 	}
@@ -108,5 +115,41 @@ func check(t *testing.T, s *sorted, model map[string]string) {
 		if want := i < len(keys); ok != want || ok && k != keys[i] {
 			t.Fatalf("seek(%q).next() = %q, %v; want the first key not less", from, k, ok)
 		}
+	}
+}
+
+// TestSortedList checks newSortedList: a sorted list becomes the base as
+// it is, and any other is sorted, the last pair of a key winning.
+func TestSortedList(t *testing.T) {
+	t.Parallel()
+	kv := func(kvs ...string) []backends.KV {
+		out := []backends.KV{}
+		for i := 0; i < len(kvs); i += 2 {
+			out = append(out, backends.KV{Key: kvs[i], Value: kvs[i+1]})
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		in   []backends.KV
+		want map[string]string
+	}{
+		{name: "empty", in: nil, want: map[string]string{}},
+		{name: "one", in: kv("/a", "1"), want: map[string]string{"/a": "1"}},
+		{name: "sorted", in: kv("/a", "1", "/a/b", "2", "/b", "3"), want: map[string]string{"/a": "1", "/a/b": "2", "/b": "3"}},
+		{name: "unsorted", in: kv("/b", "3", "/a", "1", "/a/b", "2"), want: map[string]string{"/a": "1", "/a/b": "2", "/b": "3"}},
+		{name: "duplicate, last wins", in: kv("/a", "1", "/b", "2", "/a", "3", "/b", "4", "/a", "5"), want: map[string]string{"/a": "5", "/b": "4"}},
+		{name: "sorted duplicate", in: kv("/a", "1", "/a", "2", "/b", "3"), want: map[string]string{"/a": "2", "/b": "3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			check(t, newSortedList(tt.in), tt.want)
+		})
+	}
+
+	in := kv("/a", "1", "/b", "2", "/c", "3")
+	if got := newSortedList(in); &got.base[0] != &in[0] {
+		t.Error("newSortedList copied a sorted list")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -48,6 +49,16 @@ type Store struct {
 // NewStore returns a store holding kvs; keys are full paths such as "/a/b".
 func NewStore(kvs map[string]string) *Store {
 	return &Store{tree: newSorted(kvs)}
+}
+
+// NewStoreList returns a store holding kvs, a [backends.List]'s pairs
+// with full keys. The store keeps kvs, which the caller must not change
+// afterwards. Sorted by key without duplicates, as a [backends.Lister]
+// returns them, they cost a check of the order, with neither a map nor a
+// sort; otherwise they are sorted in place, and of the pairs with the same
+// key the last one wins.
+func NewStoreList(kvs []backends.KV) *Store {
+	return &Store{tree: newSortedList(kvs)}
 }
 
 // Len returns the number of keys in the underlying store, ignoring any view.
@@ -207,20 +218,42 @@ func (s *Store) GetAll(pattern string) ([]KV, error) {
 	if !strings.ContainsAny(pat, `[\`) {
 		depth = strings.Count(pat, "/")
 	}
-	out := []KV{}
-	for _, r := range s.ranges(lit) {
-		s.walk(r, func(k, v string) (string, bool) {
-			if depth >= 0 {
-				if i := nthIndex(k, '/', depth+1); i >= 0 {
-					return k[:i] + "0", true // past every key under k[:i+1]
+	// When the only wildcard is a final "*", every key left after that
+	// skip matches: it starts with lit and has no "/" after it. Then
+	// path.Match is not needed, and a first pass counts the matches so
+	// that the result is allocated once, at its size.
+	simple := depth >= 0 && pat[len(lit):] == "*"
+	each := func(fn func(k, v string)) {
+		for _, r := range s.ranges(lit) {
+			s.walk(r, func(k, v string) (string, bool) {
+				if depth >= 0 {
+					if i := nthIndex(k, '/', depth+1); i >= 0 {
+						return k[:i] + "0", true // past every key under k[:i+1]
+					}
 				}
-			}
-			if ok, _ := path.Match(pat, k); ok {
-				out = append(out, KV{Key: strings.TrimPrefix(k, s.root), Value: v})
-			}
-			return "", true
-		})
+				if simple {
+					fn(k, v)
+				} else if ok, _ := path.Match(pat, k); ok {
+					fn(k, v)
+				}
+				return "", true
+			})
+		}
 	}
+	out := []KV{}
+	if simple {
+		n := 0
+		each(func(string, string) { n++ })
+		out = make([]KV, 0, n)
+	}
+	each(func(k, v string) {
+		if len(out) == cap(out) {
+			// Double: append grows a large slice by a quarter only,
+			// which allocates and copies about five times its final size.
+			out = slices.Grow(out, max(len(out), 4))
+		}
+		out = append(out, KV{Key: strings.TrimPrefix(k, s.root), Value: v})
+	})
 	return out, nil
 }
 

@@ -3,6 +3,8 @@ package funcs_test
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"path"
 	"slices"
 	"strings"
@@ -55,6 +57,46 @@ func views() map[string]*funcs.Store {
 		"root=/ keys=top,ab": s.View("/", []string{"/top", "ab"}),
 		"view of view":       s.View("/app", []string{"/db"}).View("/a", nil),
 		"empty":              funcs.NewStore(nil),
+		"list":               funcs.NewStoreList(sortedKVs(storeKVs)),
+	}
+}
+
+// sortedKVs returns m as a list sorted by key.
+func sortedKVs(m map[string]string) []backends.KV {
+	out := make([]backends.KV, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, backends.KV{Key: k, Value: m[k]})
+	}
+	return out
+}
+
+// TestNewStoreList checks that a store built from a list, sorted or not,
+// answers as one built from the same pairs in a map.
+func TestNewStoreList(t *testing.T) {
+	t.Parallel()
+	sorted := sortedKVs(storeKVs)
+	shuffled := slices.Clone(sorted)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	dup := append(slices.Clone(shuffled), backends.KV{Key: "/a", Value: "old"})
+	slices.Reverse(dup) // "/a" first, then the right value later
+	want := funcs.NewStore(storeKVs)
+	for name, l := range map[string][]backends.KV{"sorted": sorted, "shuffled": shuffled, "duplicate": dup} {
+		s := funcs.NewStoreList(l)
+		if s.Len() != want.Len() {
+			t.Errorf("%s: Len = %d, want %d", name, s.Len(), want.Len())
+		}
+		for _, p := range []string{"/*", "/a/*", "/a/*/*", "/app/*/*", "/*/*/*"} {
+			got, _ := s.GetAll(p)
+			w, _ := want.GetAll(p)
+			if !slices.Equal(got, w) {
+				t.Errorf("%s: GetAll(%q) = %v, want %v", name, p, got, w)
+			}
+		}
+		for k, v := range storeKVs {
+			if got, err := s.Get(k); err != nil || got != v {
+				t.Errorf("%s: Get(%q) = %q, %v; want %q", name, k, got, err, v)
+			}
+		}
 	}
 }
 
@@ -159,6 +201,12 @@ func TestStoreGetAll(t *testing.T) {
 		{name: "keys top,ab", store: "root=/ keys=top,ab", pattern: "/*", want: kvs("/ab", "5", "/top", "7")},
 		{name: "keys top,ab deeper", store: "root=/ keys=top,ab", pattern: "/*/*", want: kvs("/ab/x", "6")},
 		{name: "empty", store: "empty", pattern: "/*", want: kvs()},
+		{name: "view star", store: "root=/app", pattern: "/db/*", want: kvs("/db/host", "db.local", "/db/port", "5432")},
+		{name: "star after part of a name", store: "plain", pattern: "/app/d*", want: kvs()},
+		{name: "star matches empty", store: "plain", pattern: "/a/b*", want: kvs("/a/b", "2")},
+		{name: "list store", store: "list", pattern: "/app/*/*",
+			want: kvs("/app/db/host", "db.local", "/app/db/port", "5432", "/app/dbx/user", "admin", "/app/web/url", "http://web")},
+		{name: "list store star", store: "list", pattern: "/a*", want: kvs("/a", "1", "/ab", "5")},
 	}
 	vs := views()
 	for _, tt := range tests {
@@ -380,6 +428,27 @@ func BenchmarkStore(b *testing.B) {
 			for b.Loop() {
 				kvs, err := s.GetAll("/svc/0007/*")
 				if err != nil || len(kvs) != 100 {
+					b.Fatalf("GetAll: %d keys, %v", len(kvs), err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("keys=%d/GetAllEvery", n), func(b *testing.B) {
+			for b.Loop() {
+				kvs, err := s.GetAll("/svc/*/*")
+				if err != nil || len(kvs) != n {
+					b.Fatalf("GetAll: %d keys, %v", len(kvs), err)
+				}
+			}
+		})
+		flat := make(map[string]string, n)
+		for i := range n {
+			flat[fmt.Sprintf("/k/%06d", i)] = "v"
+		}
+		fs := funcs.NewStore(flat)
+		b.Run(fmt.Sprintf("keys=%d/GetAllFlat", n), func(b *testing.B) {
+			for b.Loop() {
+				kvs, err := fs.GetAll("/k/*")
+				if err != nil || len(kvs) != n {
 					b.Fatalf("GetAll: %d keys, %v", len(kvs), err)
 				}
 			}

@@ -108,13 +108,39 @@ func (r *Resource) Apply(ctx context.Context, s *funcs.Store) (Result, error) {
 }
 
 func (r *Resource) apply(ctx context.Context, s *funcs.Store) (Result, error) {
+	res, u, err := r.prepare(ctx, s)
+	if u == nil {
+		return res, err
+	}
+	if err := r.commit(u); err != nil {
+		return Unchanged, err
+	}
+	syncErr := syncDir(filepath.Dir(r.dest))
+	if syncErr != nil {
+		syncErr = fmt.Errorf("commit: %w", syncErr)
+	}
+	return r.finish(ctx, u, syncErr)
+}
+
+// staged is a new content of dest, staged and checked, that
+// [Resource.commit] puts in place.
+type staged struct {
+	stage string // the stage file
+	prev  state  // what dest held before, for a rollback
+}
+
+// prepare runs the steps of [Resource.Apply] up to the commit: it renders,
+// compares with dest and, when dest must change, writes and syncs the
+// stage file and runs check_cmd on it. It returns the staged update to
+// commit, or nil with the result and error of Apply.
+func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged, error) {
 	var buf bytes.Buffer
 	if err := r.tmpl.Render(ctx, &buf, s.View(r.prefix, r.Config.Keys)); err != nil {
-		return Unchanged, err // already "template: name:line:col: ..."
+		return Unchanged, nil, err // already "template: name:line:col: ..."
 	}
 	cur, err := readState(r.dest)
 	if err != nil {
-		return Unchanged, err
+		return Unchanged, nil, err
 	}
 	want := state{exists: true, data: buf.Bytes(), mode: defaultMode, uid: r.uid, gid: r.gid}
 	switch {
@@ -132,58 +158,60 @@ func (r *Resource) apply(ctx context.Context, s *funcs.Store) (Result, error) {
 	if cur.exists && bytes.Equal(cur.data, want.data) && cur.mode == want.mode &&
 		cur.uid == want.uid && cur.gid == want.gid {
 		r.log.Debug("unchanged", "resource", r.Name, "dest", r.dest)
-		return Unchanged, nil
+		return Unchanged, nil, nil
 	}
 
 	if r.opts.Noop {
 		if r.opts.Diff != nil {
 			if _, err := io.WriteString(r.opts.Diff, r.diff(cur, want)); err != nil {
-				return WouldUpdate, fmt.Errorf("diff: %w", err)
+				return WouldUpdate, nil, fmt.Errorf("diff: %w", err)
 			}
 		}
 		r.log.Info("would update", "resource", r.Name, "dest", r.dest)
-		return WouldUpdate, nil
+		return WouldUpdate, nil, nil
 	}
 
 	stage, err := writeStage(r.dest, want)
 	if err != nil {
-		return Unchanged, err
+		return Unchanged, nil, err
 	}
-	committed, keep := false, false
-	defer func() {
-		if !committed && !keep {
-			// The stage file is ours and holds nothing dest needs; a
-			// failure to remove it leaves a dot file behind, no worse.
-			_ = os.Remove(stage)
-		}
-	}()
-
 	if r.check != nil && !r.opts.SyncOnly {
 		cmd, err := hookCommand(r.check, stage, r.dest)
 		if err != nil {
-			return Unchanged, fmt.Errorf("check_cmd: %w", err)
+			// The stage file is ours and holds nothing dest needs; a
+			// failure to remove it leaves a dot file behind, no worse.
+			_ = os.Remove(stage)
+			return Unchanged, nil, fmt.Errorf("check_cmd: %w", err)
 		}
 		if err := r.runHook(ctx, "check_cmd", cmd); err != nil {
 			if r.opts.KeepStageFile {
-				keep = true
 				r.log.Info("kept stage file", "resource", r.Name, "dest", r.dest, "stage", stage)
+			} else {
+				_ = os.Remove(stage) // as above
 			}
-			return Unchanged, err
+			return Unchanged, nil, err
 		}
 	}
+	return Unchanged, &staged{stage: stage, prev: cur}, nil
+}
 
-	if err := os.Rename(stage, r.dest); err != nil {
-		return Unchanged, fmt.Errorf("commit: %w", err)
-	}
-	committed = true
-	// The rename is done; a failed directory sync only weakens durability,
-	// so the reload still runs and the error is reported with its result.
-	syncErr := syncDir(filepath.Dir(r.dest))
-	if syncErr != nil {
-		syncErr = fmt.Errorf("commit: %w", syncErr)
+// commit renames u's stage file over dest. It does not sync the directory.
+// On failure, dest is untouched and the stage file removed.
+func (r *Resource) commit(u *staged) error {
+	if err := os.Rename(u.stage, r.dest); err != nil {
+		_ = os.Remove(u.stage) // as in prepare
+		return fmt.Errorf("commit: %w", err)
 	}
 	r.log.Info("updated", "resource", r.Name, "dest", r.dest)
+	return nil
+}
 
+// finish runs the steps of [Resource.Apply] after the commit of u and the
+// sync of dest's directory, which failed with syncErr, if at all: the
+// reload_cmd and, when it fails, the rollback. A failed directory sync
+// only weakens durability, so the reload still runs and syncErr is
+// reported with its result.
+func (r *Resource) finish(ctx context.Context, u *staged, syncErr error) (Result, error) {
 	if r.reload == nil || r.opts.SyncOnly {
 		return Updated, syncErr
 	}
@@ -199,6 +227,7 @@ func (r *Resource) apply(ctx context.Context, s *funcs.Store) (Result, error) {
 	if r.Config.Rollback != nil && !*r.Config.Rollback {
 		return Updated, errors.Join(err, syncErr)
 	}
+	cur := u.prev
 	if rerr := restore(r.dest, cur); rerr != nil {
 		return Updated, errors.Join(err, fmt.Errorf("rollback of %s: %w", r.dest, rerr))
 	}

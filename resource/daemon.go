@@ -93,13 +93,16 @@ func (d *daemon) fetch(ctx context.Context) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	snap, err := d.snapshot(ctx)
+	var s *funcs.Store
+	err := d.retry(ctx, func(ctx context.Context) (err error) {
+		s, d.rev, err = readStore(ctx, d.b, d.prefixes)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	d.rev = snap.Rev
-	d.cur.Store(&current{store: funcs.NewStore(snap.KVs), rev: snap.Rev})
-	d.log.Debug("snapshot", "rev", snap.Rev, "keys", len(snap.KVs))
+	d.cur.Store(&current{store: s, rev: d.rev})
+	d.log.Debug("snapshot", "rev", d.rev, "keys", s.Len())
 	for _, w := range d.workers {
 		w.notify()
 	}
@@ -177,18 +180,29 @@ func (d *daemon) watch(ctx context.Context) error {
 // snapshot reads the prefixes, retrying with backoff until it succeeds or
 // ctx is done (then it returns ctx's error).
 func (d *daemon) snapshot(ctx context.Context) (backends.Snapshot, error) {
+	var snap backends.Snapshot
+	err := d.retry(ctx, func(ctx context.Context) (err error) {
+		snap, err = d.b.Snapshot(ctx, d.prefixes)
+		return err
+	})
+	return snap, err
+}
+
+// retry calls read until it succeeds, with backoff between the failures,
+// or until ctx is done (then it returns ctx's error).
+func (d *daemon) retry(ctx context.Context, read func(context.Context) error) error {
 	for fails := 1; ; fails++ {
-		snap, err := d.b.Snapshot(ctx, d.prefixes)
+		err := read(ctx)
 		if ctx.Err() != nil {
-			return backends.Snapshot{}, ctx.Err()
+			return ctx.Err()
 		}
 		if err == nil {
 			d.recovered()
-			return snap, nil
+			return nil
 		}
 		d.failed(err, fails)
 		if err := sleep(ctx, d.opts.Retry.delay(fails)); err != nil {
-			return backends.Snapshot{}, err
+			return err
 		}
 	}
 }

@@ -776,3 +776,20 @@ func BenchmarkWatchDelta(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// TestRunList checks that Run takes its first snapshot with List from a
+// backend that has it, then follows the watch.
+func TestRunList(t *testing.T) {
+	t.Parallel()
+	e := newDaemonEnv(t)
+	l := &listing{Fake: e.fake}
+	e.fake.Set("/a/k", "1")
+	a := e.resource("a", `a={{getv "/k"}}`, "dest = "+q(e.dest("a")), `prefix = "/a"`)
+	e.start(l, []*Resource{a}, e.runOptions())
+	waitFor(t, e.dest("a"), "a=1")
+	e.fake.Set("/a/k", "2")
+	waitFor(t, e.dest("a"), "a=2")
+	if n := l.lists.Load(); n != 1 {
+		t.Errorf("%d lists, want 1", n)
+	}
+}

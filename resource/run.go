@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -16,9 +17,18 @@ import (
 
 // Once reads the keys of every resource from b in one snapshot (of
 // [MergePrefixes]) and applies every resource to it, several at a time
-// (see [onceWorkers]). One resource's
-// failure does not stop the others; the result joins their errors, each
-// starting with "resource NAME: ". A failed snapshot fails them all.
+// (see [onceWorkers]). One resource's failure does not stop the others;
+// the result joins their errors, each starting with "resource NAME: ". A
+// failed snapshot fails them all.
+//
+// Each resource goes through the steps of [Resource.Apply], but the
+// resources commit together: every update is staged (synced) and checked
+// first, then each stage file is renamed over its dest and each directory
+// that received one is synced once, and only then do the reload_cmds run.
+// That spares a directory sync for every file, and the guarantees of Apply
+// hold for each resource: a dest is only replaced by a complete, synced
+// stage file, after its check_cmd passed, and its reload_cmd runs once
+// the rename is durable.
 func Once(ctx context.Context, b backends.Backend, rs []*Resource) error {
 	failed, err := once(ctx, b, rs)
 	errs := make([]error, 0, len(failed)+1)
@@ -45,35 +55,117 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 	if len(rs) == 0 {
 		return nil, nil
 	}
-	snap, err := b.Snapshot(ctx, MergePrefixes(rs))
+	s, rev, err := readStore(ctx, b, MergePrefixes(rs))
 	if err != nil {
 		return nil, fmt.Errorf("resource: snapshot: %w", err)
 	}
-	logger(rs).Debug("snapshot", "rev", snap.Rev, "keys", len(snap.KVs))
-	s := funcs.NewStore(snap.KVs)
-	// Resources are independent (no two share a dest): apply them on every
-	// core, keeping the failures in the resources' order.
+	logger(rs).Debug("snapshot", "rev", rev, "keys", s.Len())
+	// Resources are independent (no two share a dest): stage them on every
+	// core. Each step holds the resource's lock, as Apply does.
 	errs := make([]error, len(rs))
-	var g errgroup.Group
-	g.SetLimit(onceWorkers())
-	for i, r := range rs {
-		g.Go(func() error {
-			if ctx.Err() == nil {
-				_, errs[i] = r.Apply(ctx, s)
-			}
-			return nil
-		})
+	ups := make([]*staged, len(rs))
+	parallel(rs, func(i int, r *Resource) {
+		if ctx.Err() == nil {
+			r.mu.Lock()
+			_, ups[i], errs[i] = r.prepare(ctx, s)
+			r.mu.Unlock()
+		}
+	})
+	// Commit every update, then sync each directory once: a rename is
+	// durable when its directory is synced after it.
+	var dirs []string
+	seen := map[string]bool{}
+	for i, u := range ups {
+		if u == nil {
+			continue
+		}
+		r := rs[i]
+		r.mu.Lock()
+		errs[i] = r.commit(u)
+		r.mu.Unlock()
+		if errs[i] != nil {
+			ups[i] = nil
+			continue
+		}
+		if dir := filepath.Dir(r.dest); !seen[dir] {
+			seen[dir] = true
+			dirs = append(dirs, dir)
+		}
 	}
-	_ = g.Wait() // the goroutines return nil; their errors are in errs
+	dirErrs := syncDirs(dirs)
+	parallel(rs, func(i int, r *Resource) {
+		if u := ups[i]; u != nil {
+			err := dirErrs[filepath.Dir(r.dest)]
+			if err != nil {
+				err = fmt.Errorf("commit: %w", err)
+			}
+			r.mu.Lock()
+			_, errs[i] = r.finish(ctx, u, err)
+			r.mu.Unlock()
+		}
+	})
 	if err := ctx.Err(); err != nil {
 		return failed, fmt.Errorf("resource: %w", err)
 	}
 	for i, err := range errs {
 		if err != nil {
-			failed = append(failed, failure{rs[i], err})
+			failed = append(failed, failure{rs[i], &Error{Resource: rs[i].Name, Err: err}})
 		}
 	}
 	return failed, nil
+}
+
+// parallel calls fn for each resource, [onceWorkers] at a time, and
+// returns when all calls have returned.
+func parallel(rs []*Resource, fn func(i int, r *Resource)) {
+	var g errgroup.Group
+	g.SetLimit(onceWorkers())
+	for i, r := range rs {
+		g.Go(func() error {
+			fn(i, r)
+			return nil
+		})
+	}
+	_ = g.Wait() // the goroutines return nil
+}
+
+// syncDirs syncs every directory of dirs, several at a time, and returns
+// the errors by directory.
+func syncDirs(dirs []string) map[string]error {
+	errs := make([]error, len(dirs))
+	var g errgroup.Group
+	g.SetLimit(onceWorkers())
+	for i, dir := range dirs {
+		g.Go(func() error {
+			errs[i] = syncDir(dir)
+			return nil
+		})
+	}
+	_ = g.Wait() // the goroutines return nil; their errors are in errs
+	m := make(map[string]error, len(dirs))
+	for i, dir := range dirs {
+		m[dir] = errs[i]
+	}
+	return m
+}
+
+// readStore reads everything under prefixes from b into a new store, and
+// returns it with its revision. From a [backends.Lister] it takes a list,
+// already sorted, which spares a map and a sort of every key; from other
+// backends, a snapshot.
+func readStore(ctx context.Context, b backends.Backend, prefixes []string) (*funcs.Store, uint64, error) {
+	if l, ok := b.(backends.Lister); ok {
+		list, err := l.List(ctx, prefixes)
+		if err != nil {
+			return nil, 0, err
+		}
+		return funcs.NewStoreList(list.KVs), list.Rev, nil
+	}
+	snap, err := b.Snapshot(ctx, prefixes)
+	if err != nil {
+		return nil, 0, err
+	}
+	return funcs.NewStore(snap.KVs), snap.Rev, nil
 }
 
 // logger returns the logger of the first resource; resources loaded

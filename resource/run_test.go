@@ -2,13 +2,18 @@ package resource
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/backends/backendtest"
 	"github.com/kvconf/kvconf/funcs"
 )
 
@@ -91,4 +96,102 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// listing is a fake backend that must be read with List: it counts the
+// lists, and its Snapshot fails.
+type listing struct {
+	*backendtest.Fake
+	lists atomic.Int32
+}
+
+func (l *listing) List(ctx context.Context, prefixes []string) (backends.List, error) {
+	l.lists.Add(1)
+	return l.Fake.List(ctx, prefixes)
+}
+
+func (l *listing) Snapshot(context.Context, []string) (backends.Snapshot, error) {
+	return backends.Snapshot{}, errors.New("Snapshot called on a backends.Lister")
+}
+
+func TestOnceList(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.resource("a", `{{range ls "/db"}}{{.}}={{getv (printf "/db/%s" .)}} {{end}}`, "dest = "+q(e.dest("a")), `prefix = "/app"`, `keys = ["/db"]`)
+	b := e.resource("b", `b={{getv "/x"}}`, "dest = "+q(e.dest("b")))
+	l := &listing{Fake: backendtest.NewFake()}
+	for k, v := range map[string]string{"/app/db/b": "2", "/app/db/a": "1", "/app/dbx": "no", "/x": "y", "/z": "z"} {
+		l.Set(k, v)
+	}
+	if err := Once(t.Context(), l, []*Resource{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, e.dest("a")); got != "a=1 b=2 " {
+		t.Errorf("a holds %q", got)
+	}
+	if got := readFile(t, e.dest("b")); got != "b=y" {
+		t.Errorf("b holds %q", got)
+	}
+	if n := l.lists.Load(); n != 1 {
+		t.Errorf("%d lists, want 1", n)
+	}
+}
+
+// TestOnceCommitsTogether checks the batched commit of Once: every
+// reload_cmd runs once every dest, in two directories, holds its new
+// content, while a failed check_cmd, a failed render and a failed
+// reload_cmd fail their own resource only, as Apply does.
+func TestOnceCommitsTogether(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sub := filepath.Join(e.out, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dests := []string{e.dest("a"), e.dest("b"), filepath.Join(sub, "c"), filepath.Join(sub, "d")}
+	var rs []*Resource
+	for i, name := range []string{"a", "b", "c", "d"} {
+		seen := filepath.Join(e.dir, "seen-"+name)
+		reload := "cat " + strings.Join(dests, " ") + " > " + seen
+		rs = append(rs, e.resource(name, name+`={{getv "/v"}};`, "dest = "+q(dests[i]), "reload_cmd = "+q(reload)))
+	}
+	for _, name := range []string{"check", "render", "reload"} {
+		writeFile(t, e.dest(name), "old", 0o644)
+	}
+	rs = append(rs,
+		e.resource("check", `new`, "dest = "+q(e.dest("check")), `check_cmd = "exit 1"`),
+		e.resource("render", `{{getv "/missing"}}`, "dest = "+q(e.dest("render"))),
+		e.resource("reload", `new`, "dest = "+q(e.dest("reload")), `reload_cmd = "exit 2"`),
+		e.resource("fresh", `new`, "dest = "+q(e.dest("fresh")), `reload_cmd = "exit 2"`),
+	)
+	_, be := newBackend(map[string]string{"/v": "1"})
+	err := Once(t.Context(), be, rs)
+
+	var he *HookError
+	if !errors.As(err, &he) || !errors.Is(err, funcs.ErrNotExist) {
+		t.Errorf("Once = %v, want hook and missing-key errors", err)
+	}
+	for _, name := range []string{"check", "render", "reload", "fresh"} {
+		if !strings.Contains(err.Error(), "resource conf.d/"+name+".toml: ") {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+	for _, name := range []string{"a", "b", "c", "d"} {
+		if strings.Contains(err.Error(), "conf.d/"+name+".toml") {
+			t.Errorf("error %q blames %s", err, name)
+		}
+		if got := readFile(t, filepath.Join(e.dir, "seen-"+name)); got != "a=1;b=1;c=1;d=1;" {
+			t.Errorf("reload_cmd of %s saw %q, want every new dest", name, got)
+		}
+	}
+	for _, name := range []string{"check", "render", "reload"} {
+		if got := readFile(t, e.dest(name)); got != "old" {
+			t.Errorf("%s holds %q, want its old content", name, got)
+		}
+	}
+	if exists(t, e.dest("fresh")) {
+		t.Error("fresh exists after its reload_cmd failed")
+	}
+	noStageFiles(t, e.out)
+	noStageFiles(t, sub)
 }

@@ -16,7 +16,7 @@ import (
 )
 
 // Fake is an in-memory backend for tests, safe for concurrent use. It
-// implements [backends.Backend] and [backends.Watcher].
+// implements [backends.Backend], [backends.Lister] and [backends.Watcher].
 //
 // Its revision starts at 1 and grows by one with every [Fake.Set] and with
 // every [Fake.Delete] of a key that exists, as etcd's does. It keeps a log of
@@ -128,6 +128,20 @@ func (f *Fake) Snapshot(ctx context.Context, prefixes []string) (backends.Snapsh
 	return f.snapshot(prefixes), nil
 }
 
+// List returns the keys under prefixes at the current revision, sorted;
+// it implements [backends.Lister].
+func (f *Fake) List(ctx context.Context, prefixes []string) (backends.List, error) {
+	s, err := f.Snapshot(ctx, prefixes)
+	if err != nil {
+		return backends.List{}, err
+	}
+	kvs := make([]backends.KV, 0, len(s.KVs))
+	for _, k := range slices.Sorted(maps.Keys(s.KVs)) {
+		kvs = append(kvs, backends.KV{Key: k, Value: s.KVs[k]})
+	}
+	return backends.List{Rev: s.Rev, KVs: kvs}, nil
+}
+
 // snapshot returns the keys under prefixes. f.mu is held.
 func (f *Fake) snapshot(prefixes []string) backends.Snapshot {
 	kvs := make(map[string]string)
@@ -215,5 +229,6 @@ func under(key string, prefixes []string) bool {
 
 var (
 	_ backends.Backend = (*Fake)(nil)
+	_ backends.Lister  = (*Fake)(nil)
 	_ backends.Watcher = (*Fake)(nil)
 )

@@ -45,6 +45,8 @@ var seed = map[string]string{
 //   - Snapshot returns the keys under several prefixes, with full keys,
 //     matching by plain string prefix ("/app/db" matches "/app/dbx"); "/"
 //     matches every key and no prefix matches none;
+//   - if the backend implements [backends.Lister], List returns the same
+//     keys as each of those snapshots, sorted by key;
 //   - a deleted key is gone from the next snapshot;
 //   - the revision never goes backwards;
 //   - Close can be called twice, and calls made after it return an error
@@ -193,7 +195,33 @@ func snapshot(t *testing.T, b backends.Backend, prefixes ...string) backends.Sna
 	if err != nil {
 		t.Fatalf("Snapshot(%q): %v", prefixes, err)
 	}
+	if l, ok := b.(backends.Lister); ok {
+		checkList(ctx, t, l, prefixes, s)
+	}
 	return s
+}
+
+// checkList checks that List(prefixes) returns the keys of s, sorted and
+// each once, at a revision no older than s's.
+func checkList(ctx context.Context, t *testing.T, l backends.Lister, prefixes []string, s backends.Snapshot) {
+	t.Helper()
+	got, err := l.List(ctx, prefixes)
+	if err != nil {
+		t.Fatalf("List(%q): %v", prefixes, err)
+	}
+	kvs := make(map[string]string, len(got.KVs))
+	for i, kv := range got.KVs {
+		if i > 0 && got.KVs[i-1].Key >= kv.Key {
+			t.Errorf("List(%q): %q after %q, want keys sorted, each once", prefixes, kv.Key, got.KVs[i-1].Key)
+		}
+		kvs[kv.Key] = kv.Value
+	}
+	if !maps.Equal(kvs, s.KVs) {
+		t.Errorf("List(%q) = %v, want the keys of Snapshot, %v", prefixes, got.KVs, s.KVs)
+	}
+	if got.Rev < s.Rev {
+		t.Errorf("List(%q) at revision %d, before Snapshot's %d", prefixes, got.Rev, s.Rev)
+	}
 }
 
 // pick returns the entries of m at keys.

@@ -38,6 +38,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -72,8 +73,12 @@ const (
 	DefaultRequestTimeout = 30 * time.Second
 )
 
-// pageSize is the most keys one range request of Snapshot reads.
-const pageSize = 10_000
+// pageSize is the most keys one range request of List reads. Before 3.5,
+// etcd walks its index over every key left in the range for each page, so
+// a big prefix reads in fewer, larger pages much faster: 100,000 keys take
+// about 2/3 of the time in pages of 25,000 as in pages of 10,000. A page
+// of small keys takes about 5 MiB to decode.
+const pageSize = 25_000
 
 // keepAliveTime is how long a connection with a watch may stay silent
 // before the client checks it with a keepalive probe, so that a watch on a
@@ -330,34 +335,49 @@ func (c *Client) rev(ctx context.Context, ps []string) (uint64, error) {
 	return uint64(resp.Header.Revision), nil
 }
 
-// Snapshot returns every key under prefixes, read at one revision: the
-// first request takes the current revision and every later one asks for
-// it, so that the snapshot never holds half of a transaction. Prefixes
-// that another prefix covers are not read twice. Each prefix is read a
-// page of 10,000 keys at a time, within the request timeout each. If the
-// revision is compacted before the last page, Snapshot starts again at a
-// new one (a few times at most).
+// Snapshot returns every key under prefixes, read at one revision, as
+// [Client.List] does, in a map.
 func (c *Client) Snapshot(ctx context.Context, prefixes []string) (backends.Snapshot, error) {
+	l, err := c.List(ctx, prefixes)
+	if err != nil {
+		return backends.Snapshot{}, err
+	}
+	kvs := make(map[string]string, len(l.KVs))
+	for _, kv := range l.KVs {
+		kvs[kv.Key] = kv.Value
+	}
+	return backends.Snapshot{Rev: l.Rev, KVs: kvs}, nil
+}
+
+// List returns every key under prefixes, sorted by key, read at one
+// revision: the first request takes the current revision and every later
+// one asks for it, so that the list never holds half of a transaction.
+// Prefixes that another prefix covers are not read twice. Each prefix is
+// read a page of [pageSize] keys at a time, within the request timeout
+// each. If the revision is compacted before the last page, List starts
+// again at a new one (a few times at most). It implements
+// [backends.Lister].
+func (c *Client) List(ctx context.Context, prefixes []string) (backends.List, error) {
 	if err := ctx.Err(); err != nil {
-		return backends.Snapshot{}, fmt.Errorf("etcd: snapshot: %w", err)
+		return backends.List{}, fmt.Errorf("etcd: snapshot: %w", err)
 	}
 	if c.isClosed() {
-		return backends.Snapshot{}, fmt.Errorf("etcd: snapshot: %w", backends.ErrClosed)
+		return backends.List{}, fmt.Errorf("etcd: snapshot: %w", backends.ErrClosed)
 	}
 	ps := merge(prefixes)
 	if len(ps) == 0 {
 		rev, err := c.rev(ctx, nil)
 		if err != nil {
-			return backends.Snapshot{}, c.fail("snapshot", err)
+			return backends.List{}, c.fail("snapshot", err)
 		}
-		return backends.Snapshot{Rev: rev, KVs: map[string]string{}}, nil
+		return backends.List{Rev: rev}, nil
 	}
 	for try := 1; ; try++ {
-		s, err := c.snapshot(ctx, ps)
+		l, err := c.list(ctx, ps)
 		if errors.Is(err, rpctypes.ErrCompacted) && try < snapshotTries {
 			continue
 		}
-		return s, err
+		return l, err
 	}
 }
 
@@ -365,13 +385,17 @@ func (c *Client) Snapshot(ctx context.Context, prefixes []string) (backends.Snap
 // etcd's default --max-txn-ops of 128.
 const txnRanges = 64
 
-// snapshot reads ps, a result of [merge], at one revision. The prefixes go
-// in transactions of up to [txnRanges] range requests, so that many small
+// list reads ps, a result of [merge], at one revision. The prefixes go in
+// transactions of up to [txnRanges] range requests, so that many small
 // prefixes cost one round trip rather than one each; the first transaction
 // fixes the revision and every later request reads at it. A prefix with
 // more keys than its share of [pageSize] is read on in pages.
-func (c *Client) snapshot(ctx context.Context, ps []string) (backends.Snapshot, error) {
-	kvs := make(map[string]string)
+//
+// etcd returns each range sorted by key, and the ranges of ps, sorted and
+// none covering another, hold disjoint keys in the same order: appended in
+// the order read, the keys come out sorted.
+func (c *Client) list(ctx context.Context, ps []string) (backends.List, error) {
+	var kvs []backends.KV
 	var rev int64
 	for len(ps) > 0 {
 		batch := ps[:min(len(ps), txnRanges)]
@@ -390,39 +414,65 @@ func (c *Client) snapshot(ctx context.Context, ps []string) (backends.Snapshot, 
 		resp, err := c.cli.Txn(tctx).Then(ops...).Commit()
 		cancel()
 		if err != nil {
-			return backends.Snapshot{}, c.fail("snapshot "+quoteAll(batch), err)
+			return backends.List{}, c.fail("snapshot "+quoteAll(batch), err)
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
-		if len(kvs) == 0 {
+		if kvs == nil {
 			// Each range reports how many keys it holds beyond its limit:
-			// size the map once rather than growing it key by key.
+			// size the list once rather than growing it page by page.
 			n := 0
 			for _, r := range resp.Responses {
 				if rr := r.GetResponseRange(); rr != nil {
 					n += int(rr.Count)
 				}
 			}
-			kvs = make(map[string]string, n)
+			kvs = make([]backends.KV, 0, n)
 		}
 		for i, r := range resp.Responses {
 			rr := r.GetResponseRange()
 			if rr == nil {
-				return backends.Snapshot{}, fmt.Errorf("etcd: snapshot %q: transaction answered without a range", batch[i])
+				return backends.List{}, fmt.Errorf("etcd: snapshot %q: transaction answered without a range", batch[i])
 			}
-			for _, kv := range rr.Kvs {
-				kvs[string(kv.Key)] = string(kv.Value)
-			}
+			kvs = appendKVs(kvs, rr.Kvs)
+			// Copied: let the decoded range go while the next pages load.
+			resp.Responses[i] = nil
 			if rr.More && len(rr.Kvs) > 0 {
 				from := string(rr.Kvs[len(rr.Kvs)-1].Key) + "\x00"
-				if err := c.pages(ctx, batch[i], from, rev, kvs); err != nil {
-					return backends.Snapshot{}, err
+				if kvs, err = c.pages(ctx, batch[i], from, rev, kvs); err != nil {
+					return backends.List{}, err
 				}
 			}
 		}
 	}
-	return backends.Snapshot{Rev: uint64(rev), KVs: kvs}, nil
+	return backends.List{Rev: uint64(rev), KVs: kvs}, nil
+}
+
+// appendKVs appends page, a range's keys as etcd returns them, to kvs.
+// The keys and values of the page are copied into one string, which they
+// share: one allocation for the page rather than two for every key. That
+// string stays in memory as long as any of them does, which costs nothing
+// while the page's keys are all in use, as in a snapshot, and at most the
+// page's size once only some are.
+func appendKVs(kvs []backends.KV, page []*mvccpb.KeyValue) []backends.KV {
+	n := 0
+	for _, kv := range page {
+		n += len(kv.Key) + len(kv.Value)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, kv := range page {
+		b.Write(kv.Key)
+		b.Write(kv.Value)
+	}
+	all := b.String()
+	for _, kv := range page {
+		k, v := len(kv.Key), len(kv.Value)
+		kvs = append(kvs, backends.KV{Key: all[:k], Value: all[k : k+v]})
+		all = all[k+v:]
+	}
+	return kvs
 }
 
 // quoteAll quotes each prefix and joins them with commas: "/a", "/b".
@@ -435,19 +485,17 @@ func quoteAll(ps []string) string {
 }
 
 // pages reads the keys of prefix p from key from on, at revision rev, in
-// pages of [pageSize], into kvs.
-func (c *Client) pages(ctx context.Context, p, from string, rev int64, kvs map[string]string) error {
+// pages of [pageSize], and appends them to kvs.
+func (c *Client) pages(ctx context.Context, p, from string, rev int64, kvs []backends.KV) ([]backends.KV, error) {
 	_, end := span(p)
 	for {
 		resp, err := c.get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(pageSize), clientv3.WithRev(rev))
 		if err != nil {
-			return c.fail(fmt.Sprintf("snapshot %q", p), err)
+			return nil, c.fail(fmt.Sprintf("snapshot %q", p), err)
 		}
-		for _, kv := range resp.Kvs {
-			kvs[string(kv.Key)] = string(kv.Value)
-		}
+		kvs = appendKVs(kvs, resp.Kvs)
 		if !resp.More || len(resp.Kvs) == 0 {
-			return nil
+			return kvs, nil
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
@@ -478,6 +526,7 @@ func (c *Client) Close() error {
 
 var (
 	_ backends.Backend   = (*Client)(nil)
+	_ backends.Lister    = (*Client)(nil)
 	_ backends.Watcher   = (*Client)(nil)
 	_ backends.Config    = (*Config)(nil)
 	_ backends.Validator = (*Config)(nil)
