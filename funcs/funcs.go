@@ -84,10 +84,37 @@ func Description(name string) string {
 // Map composes the named sets, in order, bound to s. Later sets win on
 // shared names. An unknown set name is an error.
 func Map(ctx context.Context, names []string, s *Store) (texttemplate.FuncMap, error) {
+	b, err := NewBinder(ctx, names, s)
+	if err != nil {
+		return nil, err
+	}
+	fm := make(texttemplate.FuncMap, 320) // sprig and confd: about 260 names
+	for _, m := range b.maps() {
+		for name, f := range m {
+			fm[name] = f
+		}
+	}
+	return fm, nil
+}
+
+// Binder binds the functions of some sets to one store, building each set
+// at most once and only when one of its names is asked for: a render that
+// calls three functions pays for three, not for every function of sprig.
+// A Binder is not safe for concurrent use.
+type Binder struct {
+	ctx   context.Context
+	s     *Store
+	sets  []set                  // in order; later sets win
+	built []texttemplate.FuncMap // by index in sets; nil until built
+}
+
+// NewBinder returns a Binder of the named sets, in order, to s. An
+// unknown set name is an error.
+func NewBinder(ctx context.Context, names []string, s *Store) (*Binder, error) {
 	mu.RLock()
 	defer mu.RUnlock()
-	fm := make(texttemplate.FuncMap, 320) // sprig and confd: about 260 names
-	for _, n := range names {
+	b := &Binder{ctx: ctx, s: s, sets: make([]set, len(names)), built: make([]texttemplate.FuncMap, len(names))}
+	for i, n := range names {
 		st, ok := sets[n]
 		if !ok {
 			known := make([]string, 0, len(sets))
@@ -97,11 +124,45 @@ func Map(ctx context.Context, names []string, s *Store) (texttemplate.FuncMap, e
 			sort.Strings(known)
 			return nil, fmt.Errorf("funcs: unknown function set %q (known: %s)", n, strings.Join(known, ", "))
 		}
-		for name, f := range st.build(ctx, s) {
-			fm[name] = f
+		b.sets[i] = st
+	}
+	return b, nil
+}
+
+// Bind returns the functions called names, bound to the Binder's store,
+// each from the last set that defines it; a name no set defines is left
+// out (it may be a builtin of text/template, such as printf).
+func (b *Binder) Bind(names []string) texttemplate.FuncMap {
+	fm := make(texttemplate.FuncMap, len(names))
+	for _, n := range names {
+		for i := len(b.sets) - 1; i >= 0; i-- {
+			if f, ok := b.set(i)[n]; ok {
+				fm[n] = f
+				break
+			}
 		}
 	}
-	return fm, nil
+	return fm
+}
+
+// set returns the functions of the i-th set, building them on first use.
+func (b *Binder) set(i int) texttemplate.FuncMap {
+	if b.built[i] == nil {
+		b.built[i] = b.sets[i].build(b.ctx, b.s)
+		if b.built[i] == nil {
+			b.built[i] = texttemplate.FuncMap{}
+		}
+	}
+	return b.built[i]
+}
+
+// maps returns the functions of every set, in order.
+func (b *Binder) maps() []texttemplate.FuncMap {
+	out := make([]texttemplate.FuncMap, len(b.sets))
+	for i := range b.sets {
+		out[i] = b.set(i)
+	}
+	return out
 }
 
 // Arg is an argument of a function call as a template spells it.

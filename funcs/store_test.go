@@ -538,3 +538,28 @@ func TestStoreLookupWalk(t *testing.T) {
 		t.Errorf(`Walk("") stopping after two = %q`, keys)
 	}
 }
+
+// TestBinderBind checks that a Binder binds the names asked for to its
+// store, from the last set that defines each, and leaves builtins out.
+func TestBinderBind(t *testing.T) {
+	t.Parallel()
+	b, err := funcs.NewBinder(t.Context(), funcs.DefaultSets(), funcs.NewStore(map[string]string{"/a": "1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := b.Bind([]string{"getv", "upper", "join", "printf", "service"})
+	if len(fm) != 4 {
+		t.Fatalf("Bind returned %d functions, want 4 (printf is a builtin): %v", len(fm), names(fm))
+	}
+	v, err := fm["getv"].(func(string, ...string) (string, error))("/a")
+	if err != nil || v != "1" {
+		t.Errorf("getv /a = %q, %v; want the binder's store", v, err)
+	}
+	// confd's join (list first) wins over sprig's.
+	if _, ok := fm["join"].(func([]string, string) string); !ok {
+		t.Errorf("join is %T, want confd's", fm["join"])
+	}
+	if _, err := funcs.NewBinder(t.Context(), []string{"nope"}, nil); err == nil {
+		t.Error("NewBinder with an unknown set succeeded")
+	}
+}

@@ -62,3 +62,21 @@ func BenchmarkRender10kLines(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRenderSmall renders a template of a few lines, as most
+// resources are: its cost is mostly binding the functions to the store.
+func BenchmarkRenderSmall(b *testing.B) {
+	s := funcs.NewStore(map[string]string{"/app/port": "8080", "/app/host": "db", "/app/u/a": "1", "/app/u/b": "2"})
+	tmpl, err := template.Parse("small.tmpl", []byte("listen {{getv \"/app/port\"}}\nhost {{getv \"/app/host\" \"x\"}}\n{{range gets \"/app/u/*\"}}server {{base .Key}} {{.Value}}\n{{end}}"), template.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		out.Reset()
+		if err := tmpl.Render(b.Context(), &out, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -63,7 +63,6 @@ func Parse(name string, src []byte, opts Options) (*Template, error) {
 		return nil, err
 	}
 	t.t = pt
-	t.used[pt] = calledFuncs(pt)
 	if t.prefixes, err = t.externalPrefixes(context.Background(), pt); err != nil {
 		return nil, fmt.Errorf("template %s: %w", name, err)
 	}
@@ -81,7 +80,10 @@ func (t *Template) Prefixes() []string { return slices.Clone(t.prefixes) }
 func (t *Template) Name() string { return t.name }
 
 // parse parses one source with every function name known, bound to an
-// empty store.
+// empty store, and returns it as a lean template: the same parse trees,
+// with only the functions they call. Every render clones the template
+// and binds its functions to the render's store; with a few functions
+// instead of the hundreds of every set, that costs little.
 func (t *Template) parse(ctx context.Context, name string, src []byte) (*texttemplate.Template, error) {
 	fm, err := funcs.Map(ctx, t.sets, funcs.NewStore(nil))
 	if err != nil {
@@ -92,7 +94,24 @@ func (t *Template) parse(ctx context.Context, name string, src []byte) (*texttem
 	if err != nil {
 		return nil, err // text/template errors already read "template: name:line: ..."
 	}
-	return pt, nil
+	used := calledFuncs(pt)
+	stubs := make(texttemplate.FuncMap, len(used))
+	for _, n := range used {
+		if f, ok := fm[n]; ok { // not the builtins, such as printf
+			stubs[n] = f
+		}
+	}
+	lean := texttemplate.New(name).Option("missingkey=error").Funcs(stubs)
+	for _, d := range pt.Templates() {
+		if d.Tree == nil {
+			continue
+		}
+		if _, err := lean.AddParseTree(d.Name(), d.Tree); err != nil {
+			return nil, fmt.Errorf("template %s: %w", name, err)
+		}
+	}
+	t.used[lean] = used // the callers hold t.mu, or own t alone
+	return lean, nil
 }
 
 // calledFuncs returns the names of the functions that pt and the
@@ -217,12 +236,11 @@ func (t *Template) externalPrefixes(ctx context.Context, pt *texttemplate.Templa
 // Render executes the template with functions bound to s and writes the
 // output to w. Nothing is written to w when rendering fails.
 func (t *Template) Render(ctx context.Context, w io.Writer, s *funcs.Store) error {
-	fm, err := funcs.Map(ctx, t.sets, s)
+	b, err := funcs.NewBinder(ctx, t.sets, s)
 	if err != nil {
 		return fmt.Errorf("template %s: %w", t.name, err)
 	}
-	r := &render{ctx: ctx, t: t, fm: fm, bound: map[string]*texttemplate.Template{}}
-	fm["include"] = r.include
+	r := &render{ctx: ctx, t: t, binder: b, bound: map[string]*texttemplate.Template{}}
 	out, err := r.exec(t.name, t.t, nil)
 	if err != nil {
 		return err
@@ -234,11 +252,11 @@ func (t *Template) Render(ctx context.Context, w io.Writer, s *funcs.Store) erro
 // render is the state of one Render call: the functions bound to its
 // store, the templates bound to them, and the include stack.
 type render struct {
-	ctx   context.Context
-	t     *Template
-	fm    texttemplate.FuncMap
-	bound map[string]*texttemplate.Template // by name: t.name or a fragment's
-	stack []string
+	ctx    context.Context
+	t      *Template
+	binder *funcs.Binder
+	bound  map[string]*texttemplate.Template // by name: t.name or a fragment's
+	stack  []string
 }
 
 // exec executes pt (called name) with data. Each template is cloned and
@@ -254,11 +272,9 @@ func (r *render) exec(name string, pt *texttemplate.Template, data any) (string,
 		r.t.mu.Lock()
 		used := r.t.used[pt]
 		r.t.mu.Unlock()
-		fm := make(texttemplate.FuncMap, len(used))
-		for _, n := range used {
-			if f, ok := r.fm[n]; ok { // not the builtins, such as printf
-				fm[n] = f
-			}
+		fm := r.binder.Bind(used)
+		if slices.Contains(used, "include") {
+			fm["include"] = r.include
 		}
 		bt = ct.Funcs(fm)
 		r.bound[name] = bt
@@ -331,6 +347,5 @@ func (t *Template) fragment(ctx context.Context, name string) (*texttemplate.Tem
 		return nil, fmt.Errorf("include %q: %w", name, err)
 	}
 	t.fragments[name] = pt
-	t.used[pt] = calledFuncs(pt)
 	return pt, nil
 }
