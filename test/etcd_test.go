@@ -566,8 +566,8 @@ func testCluster(t *testing.T, stopLeader bool) {
 func TestEtcdSnapshotPages(t *testing.T) {
 	m := startEtcd(t, nil)
 	cli := rawClient(t, clientv3.Config{Endpoints: urls(m)})
-	load(t, cli, "/big/a", 12_500, 8)
-	load(t, cli, "/big/b", 12_500, 8)
+	load(t, cli, "/big/a", 30_000, 8)
+	load(t, cli, "/big/b", 30_000, 8)
 	put(t, cli, "/bigger", "outside")
 	put(t, cli, "noslash", "under / only")
 	c := openEtcd(t, etcd.Config{Nodes: urls(m)})
@@ -576,7 +576,7 @@ func TestEtcdSnapshotPages(t *testing.T) {
 	writer := make(chan error, 1)
 	go func() {
 		for i := 0; ctx.Err() == nil; i++ {
-			_, err := cli.Put(ctx, fmt.Sprintf("/big/a/%08d", i%12_500), fmt.Sprintf("w%d", i))
+			_, err := cli.Put(ctx, fmt.Sprintf("/big/a/%08d", i%30_000), fmt.Sprintf("w%d", i))
 			if err != nil && ctx.Err() == nil {
 				writer <- err
 				return
@@ -592,8 +592,8 @@ func TestEtcdSnapshotPages(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
-	if len(s.KVs) != 25_000 {
-		t.Errorf("Snapshot has %d keys, want 25000", len(s.KVs))
+	if len(s.KVs) != 60_000 {
+		t.Errorf("Snapshot has %d keys, want 60000", len(s.KVs))
 	}
 	want := map[string]string{}
 	for _, p := range []string{"/big/a/", "/big/b/"} {
@@ -619,8 +619,8 @@ func TestEtcdSnapshotPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all.KVs) != 25_002 || all.KVs["noslash"] == "" || all.KVs["/bigger"] == "" {
-		t.Errorf(`Snapshot("/") has %d keys, want every key (25002)`, len(all.KVs))
+	if len(all.KVs) != 60_002 || all.KVs["noslash"] == "" || all.KVs["/bigger"] == "" {
+		t.Errorf(`Snapshot("/") has %d keys, want every key (60002)`, len(all.KVs))
 	}
 }
 
@@ -735,7 +735,7 @@ func TestEtcdSnapshotManyPrefixes(t *testing.T) {
 	var prefixes []string
 	for i := 0; i < 150; i++ {
 		p := fmt.Sprintf("/many/%03d", i)
-		load(t, cli, p, 200, 4)
+		load(t, cli, p, 450, 4) // more than a prefix's share of a page in a full transaction
 		prefixes = append(prefixes, p+"/")
 	}
 	c := openEtcd(t, etcd.Config{Nodes: urls(m)})
@@ -744,7 +744,7 @@ func TestEtcdSnapshotManyPrefixes(t *testing.T) {
 	writer := make(chan error, 1)
 	go func() {
 		for i := 0; ctx.Err() == nil; i++ {
-			_, err := cli.Put(ctx, fmt.Sprintf("/many/%03d/%08d", i%150, i%200), fmt.Sprintf("w%d", i))
+			_, err := cli.Put(ctx, fmt.Sprintf("/many/%03d/%08d", i%150, i%450), fmt.Sprintf("w%d", i))
 			if err != nil && ctx.Err() == nil {
 				writer <- err
 				return
@@ -768,7 +768,7 @@ func TestEtcdSnapshotManyPrefixes(t *testing.T) {
 	for _, kv := range resp.Kvs {
 		want[string(kv.Key)] = string(kv.Value)
 	}
-	if len(s.KVs) != 30_000 || !maps.Equal(s.KVs, want) {
+	if len(s.KVs) != 150*450 || !maps.Equal(s.KVs, want) {
 		t.Errorf("Snapshot has %d keys and differs from etcd at its revision %d", len(s.KVs), s.Rev)
 	}
 }
