@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -102,6 +103,14 @@ type Config interface {
 type Validator interface {
 	// Validate reports the first problem with the options, if any.
 	Validate() error
+}
+
+// LogSetter is implemented by configs of backends that log, such as etcd's
+// client: the core hands them its logger, with the backend named, before
+// Open. Without a call, they log nothing.
+type LogSetter interface {
+	// SetLogger sets the logger of the backend that Open returns.
+	SetLogger(l *slog.Logger)
 }
 
 // Describer is implemented by configs that describe their backend in one

@@ -74,6 +74,9 @@ func (p *pool) get(ctx context.Context, name string) (backends.Backend, error) {
 	if e.b != nil {
 		return e.b, nil
 	}
+	if ls, ok := e.cfg.(backends.LogSetter); ok {
+		ls.SetLogger(p.log.With("backend", e.label))
+	}
 	b, err := e.cfg.Open(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", e.label, err)

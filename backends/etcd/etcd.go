@@ -176,6 +176,10 @@ func (c *Config) durations() (dial, request time.Duration, err error) {
 	return dial, request, nil
 }
 
+// SetLogger makes l receive the etcd client's messages; it implements
+// [backends.LogSetter].
+func (c *Config) SetLogger(l *slog.Logger) { c.Logger = l }
+
 // Validate reports the first problem with the options: a malformed node,
 // nodes together with DNS SRV, nodes that mix http and https or use http
 // with TLS options, an unknown scheme, a client certificate without its
@@ -528,6 +532,7 @@ var (
 	_ backends.Backend   = (*Client)(nil)
 	_ backends.Lister    = (*Client)(nil)
 	_ backends.Watcher   = (*Client)(nil)
+	_ backends.LogSetter = (*Config)(nil)
 	_ backends.Config    = (*Config)(nil)
 	_ backends.Validator = (*Config)(nil)
 	_ backends.Describer = (*Config)(nil)
