@@ -90,6 +90,10 @@ type state struct {
 //     untouched, the stage file is removed (kept with
 //     [Options.KeepStageFile]) and the error is a [*HookError].
 //  6. Rename the stage file over dest and sync the directory.
+//
+// When dest is a symbolic link, the file it points to is written (and
+// created if missing) and the link stays: a dest in nginx's sites-enabled
+// that links to sites-available updates the file in sites-available.
 //  7. Unless [Options.SyncOnly], run reload_cmd. When it fails and
 //     rollback is on (the default), dest's previous content, mode and
 //     owner are restored the same atomic way (or dest is removed if it did
@@ -115,7 +119,7 @@ func (r *Resource) apply(ctx context.Context, s *funcs.Store) (Result, error) {
 	if err := r.commit(u); err != nil {
 		return Unchanged, err
 	}
-	syncErr := syncDir(filepath.Dir(r.dest))
+	syncErr := syncDir(filepath.Dir(u.target))
 	if syncErr != nil {
 		syncErr = fmt.Errorf("commit: %w", syncErr)
 	}
@@ -125,8 +129,9 @@ func (r *Resource) apply(ctx context.Context, s *funcs.Store) (Result, error) {
 // staged is a new content of dest, staged and checked, that
 // [Resource.commit] puts in place.
 type staged struct {
-	stage string // the stage file
-	prev  state  // what dest held before, for a rollback
+	target string // the file written: dest, or the file dest links to
+	stage  string // the stage file, beside target
+	prev   state  // what target held before, for a rollback
 }
 
 // prepare runs the steps of [Resource.Apply] up to the commit: it renders,
@@ -138,7 +143,11 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 	if err := r.tmpl.Render(ctx, &buf, s.View(r.prefix, r.Config.Keys)); err != nil {
 		return Unchanged, nil, err // already "template: name:line:col: ..."
 	}
-	cur, err := readState(r.dest)
+	target, err := linkTarget(r.dest)
+	if err != nil {
+		return Unchanged, nil, err
+	}
+	cur, err := readState(target)
 	if err != nil {
 		return Unchanged, nil, err
 	}
@@ -171,7 +180,7 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 		return WouldUpdate, nil, nil
 	}
 
-	stage, err := writeStage(r.dest, want)
+	stage, err := writeStage(target, want)
 	if err != nil {
 		return Unchanged, nil, err
 	}
@@ -192,13 +201,13 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 			return Unchanged, nil, err
 		}
 	}
-	return Unchanged, &staged{stage: stage, prev: cur}, nil
+	return Unchanged, &staged{target: target, stage: stage, prev: cur}, nil
 }
 
 // commit renames u's stage file over dest. It does not sync the directory.
 // On failure, dest is untouched and the stage file removed.
 func (r *Resource) commit(u *staged) error {
-	if err := os.Rename(u.stage, r.dest); err != nil {
+	if err := os.Rename(u.stage, u.target); err != nil {
 		_ = os.Remove(u.stage) // as in prepare
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -228,7 +237,7 @@ func (r *Resource) finish(ctx context.Context, u *staged, syncErr error) (Result
 		return Updated, errors.Join(err, syncErr)
 	}
 	cur := u.prev
-	if rerr := restore(r.dest, cur); rerr != nil {
+	if rerr := restore(u.target, cur); rerr != nil {
 		return Updated, errors.Join(err, fmt.Errorf("rollback of %s: %w", r.dest, rerr))
 	}
 	r.log.Warn("rolled back", "resource", r.Name, "dest", r.dest)
@@ -236,6 +245,34 @@ func (r *Resource) finish(ctx context.Context, u *staged, syncErr error) (Result
 		return Unchanged, fmt.Errorf("%w (previous content of %s restored)", err, r.dest)
 	}
 	return Unchanged, fmt.Errorf("%w (removed %s, which did not exist before)", err, r.dest)
+}
+
+// maxLinks bounds the chain of symbolic links linkTarget follows.
+const maxLinks = 40
+
+// linkTarget returns the file that writing dest should replace: dest
+// itself, or, when dest is a symbolic link (or a chain of them), the file
+// at the end of the chain, which may not exist yet.
+func linkTarget(dest string) (string, error) {
+	p := dest
+	for range maxLinks {
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) || err == nil && fi.Mode()&fs.ModeSymlink == 0 {
+			return p, nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("read dest: %w", err)
+		}
+		link, err := os.Readlink(p)
+		if err != nil {
+			return "", fmt.Errorf("read dest: %w", err)
+		}
+		if !filepath.IsAbs(link) {
+			link = filepath.Join(filepath.Dir(p), link)
+		}
+		p = link
+	}
+	return "", fmt.Errorf("read dest: %s: more than %d symbolic links", dest, maxLinks)
 }
 
 // readState returns what the file at p holds.

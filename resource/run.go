@@ -87,7 +87,7 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 			ups[i] = nil
 			continue
 		}
-		if dir := filepath.Dir(r.dest); !seen[dir] {
+		if dir := filepath.Dir(u.target); !seen[dir] {
 			seen[dir] = true
 			dirs = append(dirs, dir)
 		}
@@ -95,7 +95,7 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 	dirErrs := syncDirs(dirs)
 	parallel(rs, func(i int, r *Resource) {
 		if u := ups[i]; u != nil {
-			err := dirErrs[filepath.Dir(r.dest)]
+			err := dirErrs[filepath.Dir(u.target)]
 			if err != nil {
 				err = fmt.Errorf("commit: %w", err)
 			}
