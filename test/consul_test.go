@@ -90,9 +90,31 @@ func TestConsulSnapshotKeys(t *testing.T) {
 	if !maps.Equal(s.KVs, want) {
 		t.Errorf("Snapshot(/app, /app/db) = %v, want %v", s.KVs, want)
 	}
+	checkConsulList(t, c, []string{"/app", "/app/db"}, want)
 	delete(want, "/apple")
 	if s, err := c.Snapshot(reqCtx(t), []string{"/app/"}); err != nil || !maps.Equal(s.KVs, want) {
 		t.Errorf("Snapshot(/app/) = %v, %v; want %v", s.KVs, err, want)
+	}
+	checkConsulList(t, c, []string{"/app/"}, want)
+}
+
+// checkConsulList checks that List(prefixes) holds want, sorted by key.
+func checkConsulList(t *testing.T, c *consul.Client, prefixes []string, want map[string]string) {
+	t.Helper()
+	l, err := c.List(reqCtx(t), prefixes)
+	if err != nil {
+		t.Fatalf("List(%q): %v", prefixes, err)
+	}
+	keys := slices.Sorted(maps.Keys(want))
+	got := make([]string, 0, len(l.KVs))
+	for _, kv := range l.KVs {
+		got = append(got, kv.Key)
+		if want[kv.Key] != kv.Value {
+			t.Errorf("List(%q): %q = %q, want %q", prefixes, kv.Key, kv.Value, want[kv.Key])
+		}
+	}
+	if !slices.Equal(got, keys) {
+		t.Errorf("List(%q) keys = %q, want %q", prefixes, got, keys)
 	}
 }
 

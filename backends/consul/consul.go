@@ -29,6 +29,14 @@
 // falls only when Consul's index does, after a restore or when a dev agent
 // restarts, and then [Client.Watch] returns a full snapshot.
 //
+// # Listings
+//
+// A key/value prefix is read with one recursive listing, which kvconf
+// decodes as it arrives, keeping the key and the value of each pair only.
+// Consul lists keys sorted, so the keys usually come out sorted with no
+// sort: [Client.List] hands them over as a list ([backends.Lister]), and
+// [Client.Snapshot] as a map.
+//
 // # Watching
 //
 // [Client.Watch] runs one blocking query per prefix, each listing the
@@ -36,8 +44,10 @@
 // answers a blocking query with the whole listing of the prefix; Watch
 // compares it with the listing it returned last for that prefix and hands
 // the caller the keys that changed, or a full snapshot when it holds no
-// listing at the caller's revision. Queries on one prefix are at least
-// 100 ms apart, plus up to 25 ms of jitter.
+// listing at the caller's revision. The pairs of a new listing that the
+// last one holds share its strings, so that the client and the caller
+// hold one copy of them. Queries on one prefix are at least 100 ms apart,
+// plus up to 25 ms of jitter.
 //
 // # Environment
 //
@@ -54,10 +64,11 @@ import (
 	_ "embed" // for Sample
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -272,7 +283,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	// 100,000 keys doubles the time Consul takes to answer, and costs
 	// kvconf the time to inflate it.
 	tr.DisableCompression = true
-	hc := &http.Client{Transport: listingTransport{base: tr}}
+	hc := &http.Client{Transport: newListingTransport(tr)}
 
 	token := cfg.AuthToken
 	if token == "" {
@@ -391,12 +402,18 @@ func (c *Client) fail(ctx context.Context, op string, err error) error {
 var errFiltered = errors.New("every key is hidden by ACLs: the ACL token (auth_token or CONSUL_HTTP_TOKEN) may not read them")
 
 // list lists the Consul prefix p, as a blocking query from index wait
-// when wait > 0 (see [fetch]). The body of the listing is decoded by
-// [listingTransport], not by the API library.
-func (c *Client) list(ctx context.Context, p string, wait uint64) ([]entry, uint64, error) {
+// when wait > 0 (see [fetch]): "/" + each key and its value, in Consul's
+// order. The body of the listing is decoded by [listingTransport], not by
+// the API library.
+func (c *Client) list(ctx context.Context, p string, wait uint64) ([]backends.KV, uint64, error) {
 	slot := new(listingSlot)
+	c.mu.Lock()
+	if l := c.listings[kvSource{p: p}.name()]; l != nil {
+		slot.prev = l.kvs
+	}
+	c.mu.Unlock()
 	_, meta, err := fetch(withSlot(ctx, slot), c, "", wait, func(cl *api.Client, q *api.QueryOptions) (api.KVPairs, *api.QueryMeta, error) {
-		*slot = listingSlot{}
+		slot.kvs, slot.err = nil, nil
 		return cl.KV().List(p, q)
 	})
 	if err != nil {
@@ -405,10 +422,10 @@ func (c *Client) list(ctx context.Context, p string, wait uint64) ([]entry, uint
 	if slot.err != nil {
 		return nil, 0, slot.err
 	}
-	if len(slot.entries) == 0 && meta.ResultsFilteredByACLs {
+	if len(slot.kvs) == 0 && meta.ResultsFilteredByACLs {
 		return nil, 0, errFiltered
 	}
-	if len(slot.entries) == 0 && c.query.Token == "" && p != "" {
+	if len(slot.kvs) == 0 && c.query.Token == "" && p != "" {
 		// Consul hides from the anonymous token that ACLs filtered a
 		// listing; reading the prefix as a key tells denied from empty.
 		if _, _, err := fetch(ctx, c, "", 0, func(cl *api.Client, q *api.QueryOptions) (*api.KVPair, *api.QueryMeta, error) {
@@ -417,7 +434,7 @@ func (c *Client) list(ctx context.Context, p string, wait uint64) ([]entry, uint
 			return nil, 0, err
 		}
 	}
-	return slot.entries, max(meta.LastIndex, 1), nil // index 0 is taken as 1
+	return slot.kvs, max(meta.LastIndex, 1), nil // index 0 is taken as 1
 }
 
 // each calls f with the API client of each node in turn, from the last
@@ -460,30 +477,49 @@ func (c *Client) seen(idx uint64) uint64 {
 // timeout. A listing whose prefix is non-empty but wholly hidden by ACLs
 // is an error, as is a catalog query whose every result is.
 func (c *Client) Snapshot(ctx context.Context, prefixes []string) (backends.Snapshot, error) {
-	if err := c.check(ctx, "snapshot"); err != nil {
+	rev, ls, err := c.read(ctx, prefixes)
+	if err != nil {
 		return backends.Snapshot{}, err
+	}
+	return backends.Snapshot{Rev: rev, KVs: toMap(ls)}, nil
+}
+
+// List returns what [Client.Snapshot] does, as a list sorted by key. It
+// implements [backends.Lister].
+func (c *Client) List(ctx context.Context, prefixes []string) (backends.List, error) {
+	rev, ls, err := c.read(ctx, prefixes)
+	if err != nil {
+		return backends.List{}, err
+	}
+	return backends.List{Rev: rev, KVs: join(ls)}, nil
+}
+
+// read reads prefixes, as [Client.Snapshot] says, and returns the
+// revision and the listings.
+func (c *Client) read(ctx context.Context, prefixes []string) (uint64, []*listing, error) {
+	if err := c.check(ctx, "snapshot"); err != nil {
+		return 0, nil, err
 	}
 	srcs, err := c.sources(prefixes)
 	if err != nil {
-		return backends.Snapshot{}, fmt.Errorf("consul: snapshot: %w", err)
+		return 0, nil, fmt.Errorf("consul: snapshot: %w", err)
 	}
 	if len(srcs) == 0 {
 		rev, err := c.current(ctx, kvSource{c: c})
 		if err != nil {
-			return backends.Snapshot{}, c.fail(ctx, "snapshot", err)
+			return 0, nil, c.fail(ctx, "snapshot", err)
 		}
-		return backends.Snapshot{Rev: rev, KVs: map[string]string{}}, nil
+		return rev, nil, nil
 	}
-	s, _, err := c.snapshot(ctx, srcs)
-	return s, err
+	return c.snapshot(ctx, srcs)
 }
 
 // snapshot reads srcs, a result of [Client.sources] (see
 // [Client.Snapshot]), keeps the listings that hold the content at the
-// snapshot's revision for [Client.Watch], and returns them too, in the
-// order of srcs. When a source's index went backwards (a reset), it starts
-// again once, from the indexes of the new store.
-func (c *Client) snapshot(ctx context.Context, srcs []source) (backends.Snapshot, []*listing, error) {
+// snapshot's revision for [Client.Watch], and returns the revision and the
+// listings, in the order of srcs. When a source's index went backwards (a
+// reset), it starts again once, from the indexes of the new store.
+func (c *Client) snapshot(ctx context.Context, srcs []source) (uint64, []*listing, error) {
 	for try := 1; ; try++ {
 		h0 := c.highest.Load()
 		var rev uint64
@@ -492,7 +528,7 @@ func (c *Client) snapshot(ctx context.Context, srcs []source) (backends.Snapshot
 		for i, s := range srcs {
 			kvs, idx, err := s.read(ctx, 0)
 			if err != nil {
-				return backends.Snapshot{}, nil, c.fail(ctx, "snapshot "+s.String(), err)
+				return 0, nil, c.fail(ctx, "snapshot "+s.String(), err)
 			}
 			reset = c.record(s.name(), idx) || reset
 			if i == 0 {
@@ -503,9 +539,7 @@ func (c *Client) snapshot(ctx context.Context, srcs []source) (backends.Snapshot
 		if reset && try == 1 {
 			continue
 		}
-		kvs := make(map[string]string)
 		for _, l := range ls {
-			maps.Copy(kvs, l.kvs)
 			if l.index <= rev {
 				// Nothing changed under the prefix between rev and its
 				// listing: a caller at rev holds l.
@@ -513,8 +547,57 @@ func (c *Client) snapshot(ctx context.Context, srcs []source) (backends.Snapshot
 				c.keep(l)
 			}
 		}
-		return backends.Snapshot{Rev: rev, KVs: kvs}, ls, nil
+		return rev, ls, nil
 	}
+}
+
+// toMap returns the pairs of ls in a map.
+func toMap(ls []*listing) map[string]string {
+	n := 0
+	for _, l := range ls {
+		n += len(l.kvs)
+	}
+	kvs := make(map[string]string, n)
+	for _, l := range ls {
+		for _, kv := range l.kvs {
+			kvs[kv.Key] = kv.Value
+		}
+	}
+	return kvs
+}
+
+// join returns the pairs of ls in a new list sorted by key; of pairs with
+// the same key, that of the last listing wins, as in [toMap]. Key/value
+// prefixes, sorted and none covering another, list disjoint keys in the
+// order of the prefixes, and catalog keys ("consul:…") sort after them,
+// so the listings, each sorted, usually come out sorted once put end to
+// end; when they do not (catalog queries whose keys interleave), join
+// sorts them.
+func join(ls []*listing) []backends.KV {
+	n := 0
+	for _, l := range ls {
+		n += len(l.kvs)
+	}
+	kvs := make([]backends.KV, 0, n)
+	sorted := true
+	for _, l := range ls {
+		if len(kvs) > 0 && len(l.kvs) > 0 && kvs[len(kvs)-1].Key >= l.kvs[0].Key {
+			sorted = false
+		}
+		kvs = append(kvs, l.kvs...)
+	}
+	if sorted {
+		return kvs
+	}
+	slices.SortStableFunc(kvs, func(a, b backends.KV) int { return strings.Compare(a.Key, b.Key) })
+	out := kvs[:0]
+	for i, kv := range kvs {
+		if i+1 < len(kvs) && kvs[i+1].Key == kv.Key {
+			continue // the next one is of a later listing
+		}
+		out = append(out, kv)
+	}
+	return slices.Clip(out)
 }
 
 // record notes idx, the index of the source named name (see [source]) at a
@@ -556,6 +639,7 @@ func (c *Client) current(ctx context.Context, s source) (uint64, error) {
 
 var (
 	_ backends.Backend   = (*Client)(nil)
+	_ backends.Lister    = (*Client)(nil)
 	_ backends.Watcher   = (*Client)(nil)
 	_ backends.Config    = (*Config)(nil)
 	_ backends.Validator = (*Config)(nil)

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/consul/api"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/backends/consul/catalog"
 )
 
@@ -33,7 +34,7 @@ type catalogSource struct {
 func (s catalogSource) name() string   { return s.q.Prefix() }
 func (s catalogSource) String() string { return s.q.String() }
 
-func (s catalogSource) read(ctx context.Context, wait uint64) (map[string]string, uint64, error) {
+func (s catalogSource) read(ctx context.Context, wait uint64) ([]backends.KV, uint64, error) {
 	var v []byte
 	var idx uint64
 	var err error
@@ -52,7 +53,7 @@ func (s catalogSource) read(ctx context.Context, wait uint64) (map[string]string
 	if err != nil {
 		return nil, 0, err
 	}
-	return map[string]string{s.q.Prefix(): string(v)}, idx, nil
+	return []backends.KV{{Key: s.q.Prefix(), Value: string(v)}}, idx, nil
 }
 
 func (s catalogSource) index(ctx context.Context) (uint64, error) {
@@ -197,7 +198,7 @@ func (c *Client) serviceNames(ctx context.Context, dc string) ([]string, uint64,
 // gives. With wait > 0, it first waits, with a blocking query from wait on
 // each of the nodes, the checks and the services at once, for the first to
 // answer.
-func (c *Client) allServices(ctx context.Context, dc string, wait uint64) (map[string]string, uint64, error) {
+func (c *Client) allServices(ctx context.Context, dc string, wait uint64) ([]backends.KV, uint64, error) {
 	if wait > 0 {
 		if err := c.blockAny(ctx, dc, wait); err != nil {
 			return nil, 0, err
@@ -224,11 +225,12 @@ func (c *Client) allServices(ctx context.Context, dc string, wait uint64) (map[s
 	if err != nil {
 		return nil, 0, err
 	}
-	kvs := make(map[string]string, len(names)+1)
-	kvs[catalog.Query{Kind: catalog.KindAllServices, Datacenter: dc}.Prefix()] = string(v)
+	kvs := make([]backends.KV, 0, len(names)+1)
+	kvs = append(kvs, backends.KV{Key: catalog.Query{Kind: catalog.KindAllServices, Datacenter: dc}.Prefix(), Value: string(v)})
 	for i, n := range names {
-		kvs[catalog.Query{Kind: catalog.KindService, Datacenter: dc, Name: n}.Prefix()] = string(values[i])
+		kvs = append(kvs, backends.KV{Key: catalog.Query{Kind: catalog.KindService, Datacenter: dc, Name: n}.Prefix(), Value: string(values[i])})
 	}
+	slices.SortFunc(kvs, func(a, b backends.KV) int { return strings.Compare(a.Key, b.Key) })
 	return kvs, idx, nil
 }
 

@@ -296,6 +296,11 @@ func TestCatalogSnapshotFake(t *testing.T) {
 	if !maps.Equal(s.KVs, want) {
 		t.Errorf("Snapshot =\n%v\nwant\n%v", s.KVs, want)
 	}
+	l, err := c.List(t.Context(), []string{"/", nodes.Prefix(), web.Prefix(), all.Prefix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkList(t, l, s)
 	// "/" is listed first, at index 9; the catalog's indexes are higher.
 	if s.Rev < 9 {
 		t.Errorf("Snapshot.Rev = %d, want at least 9", s.Rev)

@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/kvconf/kvconf/backends"
 )
 
 // source is what one prefix of [Client.Snapshot] and [Client.Watch] reads:
@@ -17,10 +19,11 @@ type source interface {
 	name() string
 	// String describes the source in errors.
 	String() string
-	// read lists the source's keys and values, with the index they are
-	// at (at least 1), as a blocking query from index wait when wait > 0:
-	// it answers once the index passes wait, or when the wait time ends.
-	read(ctx context.Context, wait uint64) (map[string]string, uint64, error)
+	// read lists the source's keys and values, sorted by key, each key
+	// once, with the index they are at (at least 1), as a blocking query
+	// from index wait when wait > 0: it answers once the index passes
+	// wait, or when the wait time ends.
+	read(ctx context.Context, wait uint64) ([]backends.KV, uint64, error)
 	// index returns the current index of the source, as read would, as
 	// cheaply as the source can.
 	index(ctx context.Context) (uint64, error)
@@ -88,14 +91,12 @@ type kvSource struct {
 func (s kvSource) name() string   { return "/" + s.p }
 func (s kvSource) String() string { return strconv.Quote("/" + s.p) }
 
-func (s kvSource) read(ctx context.Context, wait uint64) (map[string]string, uint64, error) {
-	entries, idx, err := s.c.list(ctx, s.p, wait)
+func (s kvSource) read(ctx context.Context, wait uint64) ([]backends.KV, uint64, error) {
+	kvs, idx, err := s.c.list(ctx, s.p, wait)
 	if err != nil {
 		return nil, 0, err
 	}
-	kvs := make(map[string]string, len(entries))
-	collect(kvs, s.p, entries)
-	return kvs, idx, nil
+	return pairs(s.p, kvs), idx, nil
 }
 
 // index returns the index of the prefix from a listing of its keys one

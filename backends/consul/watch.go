@@ -1,13 +1,12 @@
 package consul
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -32,10 +31,10 @@ const (
 
 // listing is the content of a source (see [source]) as a caller holds it.
 type listing struct {
-	name  string            // the source's name
-	index uint64            // Consul's index of the source when listed
-	rev   uint64            // the revision the caller got with it; 0 if none yet
-	kvs   map[string]string // full template keys; never changed once made
+	name  string        // the source's name
+	index uint64        // Consul's index of the source when listed
+	rev   uint64        // the revision the caller got with it; 0 if none yet
+	kvs   []backends.KV // full template keys, sorted; never changed once made
 }
 
 // keep makes l the listing that [Client.Watch] compares the next listing
@@ -123,11 +122,11 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 		return backends.Update{}, err
 	}
 	if w.reset {
-		s, _, err := c.snapshot(ctx, srcs)
+		rev, ls, err := c.snapshot(ctx, srcs)
 		if err != nil {
 			return backends.Update{}, err
 		}
-		return backends.Update{Rev: s.Rev, Full: &s}, nil
+		return backends.Update{Rev: rev, Full: &backends.Snapshot{Rev: rev, KVs: toMap(ls)}}, nil
 	}
 	if len(srcs) == 1 {
 		w.l.rev = w.rev
@@ -136,11 +135,11 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 	}
 	// Read every prefix again, as Snapshot does: the other queries were
 	// cut short.
-	s, ls, err := c.snapshot(ctx, srcs)
+	rev, ls, err := c.snapshot(ctx, srcs)
 	if err != nil {
 		return backends.Update{}, err
 	}
-	return update(bases, ls, s.Rev), nil
+	return update(bases, ls, rev), nil
 }
 
 // update returns the update from the listings bases, those the caller
@@ -149,31 +148,46 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 // when a base is missing.
 func update(bases, ls []*listing, rev uint64) backends.Update {
 	if slices.Contains(bases, nil) {
-		kvs := make(map[string]string)
-		for _, l := range ls {
-			maps.Copy(kvs, l.kvs) // a copy: the listings are kept
-		}
-		return backends.Update{Rev: rev, Full: &backends.Snapshot{Rev: rev, KVs: kvs}}
+		return backends.Update{Rev: rev, Full: &backends.Snapshot{Rev: rev, KVs: toMap(ls)}}
 	}
 	var changes []backends.Change
 	for i, l := range ls {
-		changes = append(changes, diff(bases[i].kvs, l.kvs)...)
+		changes = diff(changes, bases[i].kvs, l.kvs)
 	}
-	slices.SortFunc(changes, func(a, b backends.Change) int { return cmp.Compare(a.Key, b.Key) })
+	// Each listing's changes are sorted, and those of key/value prefixes
+	// come in order; those of catalog queries may interleave.
+	byKey := func(a, b backends.Change) int { return strings.Compare(a.Key, b.Key) }
+	if !slices.IsSortedFunc(changes, byKey) {
+		slices.SortFunc(changes, byKey)
+	}
 	return backends.Update{Rev: rev, Changes: changes}
 }
 
-// diff returns the changes from old to cur.
-func diff(old, cur map[string]string) []backends.Change {
-	var changes []backends.Change
-	for k, v := range cur {
-		if ov, ok := old[k]; !ok || ov != v {
-			changes = append(changes, backends.Change{Key: k, Value: v})
+// diff appends to changes the changes from old to cur, both sorted by
+// key, in order.
+func diff(changes []backends.Change, old, cur []backends.KV) []backends.Change {
+	i, j := 0, 0
+	for i < len(old) || j < len(cur) {
+		c := 1 // old[i] is missing from cur
+		switch {
+		case i == len(old):
+			c = -1
+		case j < len(cur):
+			c = strings.Compare(cur[j].Key, old[i].Key)
 		}
-	}
-	for k := range old {
-		if _, ok := cur[k]; !ok {
-			changes = append(changes, backends.Change{Key: k, Deleted: true})
+		switch {
+		case c < 0: // cur[j] is new
+			changes = append(changes, backends.Change{Key: cur[j].Key, Value: cur[j].Value})
+			j++
+		case c > 0:
+			changes = append(changes, backends.Change{Key: old[i].Key, Deleted: true})
+			i++
+		default:
+			if cur[j].Value != old[i].Value {
+				changes = append(changes, backends.Change{Key: cur[j].Key, Value: cur[j].Value})
+			}
+			i++
+			j++
 		}
 	}
 	return changes
@@ -220,7 +234,7 @@ func (c *Client) watchSource(ctx context.Context, s source, after uint64, base *
 		}
 		if idx > from {
 			l := &listing{name: name, index: idx, kvs: kvs}
-			if base != nil && maps.Equal(base.kvs, l.kvs) {
+			if base != nil && slices.Equal(base.kvs, l.kvs) {
 				from = idx // nothing changed under s
 				continue
 			}

@@ -1,0 +1,233 @@
+package consul
+
+import (
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/kvconf/kvconf/backends"
+)
+
+// mapDiff is the reference of diff: the changes from old to cur, maps,
+// sorted by key.
+func mapDiff(old, cur map[string]string) []backends.Change {
+	var changes []backends.Change
+	for k, v := range cur {
+		if ov, ok := old[k]; !ok || ov != v {
+			changes = append(changes, backends.Change{Key: k, Value: v})
+		}
+	}
+	for k := range old {
+		if _, ok := cur[k]; !ok {
+			changes = append(changes, backends.Change{Key: k, Deleted: true})
+		}
+	}
+	slices.SortFunc(changes, func(a, b backends.Change) int { return strings.Compare(a.Key, b.Key) })
+	return changes
+}
+
+// asMap returns kvs as a map.
+func asMap(kvs []backends.KV) map[string]string {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
+
+func TestDiff(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		old, cur []backends.KV
+		want     []backends.Change
+	}{
+		{name: "both empty"},
+		{name: "all new", cur: kvList("/a", "1", "/b", ""), want: []backends.Change{{Key: "/a", Value: "1"}, {Key: "/b"}}},
+		{name: "all gone", old: kvList("/a", "1", "/b", ""), want: []backends.Change{{Key: "/a", Deleted: true}, {Key: "/b", Deleted: true}}},
+		{name: "same", old: kvList("/a", "1"), cur: kvList("/a", "1")},
+		{
+			name: "mixed",
+			old:  kvList("/a", "1", "/b", "2", "/d", "4", "/e", ""),
+			cur:  kvList("/a", "1", "/b", "two", "/c", "3", "/e", "", "/f", "6"),
+			want: []backends.Change{{Key: "/b", Value: "two"}, {Key: "/c", Value: "3"}, {Key: "/d", Deleted: true}, {Key: "/f", Value: "6"}},
+		},
+		{name: "a value emptied", old: kvList("/a", "1"), cur: kvList("/a", ""), want: []backends.Change{{Key: "/a"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := diff(nil, tt.old, tt.cur); !slices.Equal(got, tt.want) {
+				t.Errorf("diff = %+v, want %+v", got, tt.want)
+			}
+			if ref := mapDiff(asMap(tt.old), asMap(tt.cur)); !slices.Equal(ref, tt.want) {
+				t.Errorf("reference = %+v, want %+v", ref, tt.want)
+			}
+		})
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	random := func() []backends.KV {
+		var kvs []backends.KV
+		for i := range 40 {
+			if r.IntN(2) == 0 {
+				kvs = append(kvs, backends.KV{Key: "/k" + strconv.Itoa(100+i), Value: strconv.Itoa(r.IntN(3))})
+			}
+		}
+		return kvs
+	}
+	for range 1000 {
+		old, cur := random(), random()
+		if got, want := diff(nil, old, cur), mapDiff(asMap(old), asMap(cur)); !slices.Equal(got, want) {
+			t.Fatalf("diff(%q, %q) = %+v, want %+v", old, cur, got, want)
+		}
+	}
+}
+
+func TestUpdate(t *testing.T) {
+	t.Parallel()
+	l := func(kv ...string) *listing { return &listing{kvs: kvList(kv...)} }
+	// Each listing's changes in order, and the whole sorted: catalog
+	// keys of two queries may interleave.
+	bases := []*listing{l("/a", "1", "/b", "2"), l("consul:s/x", "1", "consul:s/z", "1"), l("consul:s/y", "1")}
+	cur := []*listing{l("/a", "1", "/c", "3"), l("consul:s/x", "2", "consul:s/z", "2"), l("consul:s/y", "2")}
+	u := update(bases, cur, 7)
+	want := []backends.Change{{Key: "/b", Deleted: true}, {Key: "/c", Value: "3"},
+		{Key: "consul:s/x", Value: "2"}, {Key: "consul:s/y", Value: "2"}, {Key: "consul:s/z", Value: "2"}}
+	if u.Rev != 7 || u.Full != nil || !slices.Equal(u.Changes, want) {
+		t.Errorf("update = %+v, want changes %+v at 7", u, want)
+	}
+	u = update([]*listing{bases[0], nil, bases[2]}, cur, 8)
+	if u.Full == nil || u.Full.Rev != 8 || !maps.Equal(u.Full.KVs, asMap(join(cur))) {
+		t.Errorf("update without a base = %+v, want a full snapshot at 8", u)
+	}
+}
+
+func TestJoin(t *testing.T) {
+	t.Parallel()
+	l := func(kv ...string) *listing { return &listing{kvs: kvList(kv...)} }
+	tests := []struct {
+		name string
+		ls   []*listing
+		want []backends.KV
+	}{
+		{name: "none", want: kvList()},
+		{name: "end to end", ls: []*listing{l("/a", "1", "/b", "2"), l(), l("/c", "3"), l("consul:x", "4")},
+			want: kvList("/a", "1", "/b", "2", "/c", "3", "consul:x", "4")},
+		{name: "interleaved", ls: []*listing{l("consul:a", "1", "consul:c", "3"), l("consul:b", "2")},
+			want: kvList("consul:a", "1", "consul:b", "2", "consul:c", "3")},
+		{name: "the last listing wins", ls: []*listing{l("consul:a", "1", "consul:b", "2"), l("consul:a", "one")},
+			want: kvList("consul:a", "one", "consul:b", "2")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var before [][]backends.KV
+			for _, l := range tt.ls {
+				before = append(before, slices.Clone(l.kvs))
+			}
+			got := join(tt.ls)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("join = %q, want %q", got, tt.want)
+			}
+			if !maps.Equal(asMap(got), toMap(tt.ls)) {
+				t.Errorf("join = %q, toMap = %q", got, toMap(tt.ls))
+			}
+			for i, l := range tt.ls {
+				if !slices.Equal(l.kvs, before[i]) {
+					t.Errorf("join changed listing %d: %q, was %q", i, l.kvs, before[i])
+				}
+				if len(got) > 0 && len(l.kvs) > 0 && &got[0] == &l.kvs[0] {
+					t.Errorf("join returned listing %d itself", i)
+				}
+			}
+		})
+	}
+}
+
+// checkList checks that l holds the keys and values of s, sorted by key,
+// each once, at its revision or later.
+func checkList(t *testing.T, l backends.List, s backends.Snapshot) {
+	t.Helper()
+	if !slices.IsSortedFunc(l.KVs, func(a, b backends.KV) int { return strings.Compare(a.Key, b.Key) }) ||
+		len(slices.CompactFunc(slices.Clone(l.KVs), func(a, b backends.KV) bool { return a.Key == b.Key })) != len(l.KVs) {
+		t.Errorf("List = %q, want keys sorted, each once", l.KVs)
+	}
+	if !maps.Equal(asMap(l.KVs), s.KVs) {
+		t.Errorf("List = %q, want the keys of Snapshot, %v", l.KVs, s.KVs)
+	}
+	if l.Rev < s.Rev {
+		t.Errorf("List at revision %d, before Snapshot's %d", l.Rev, s.Rev)
+	}
+}
+
+// TestListFake reads key/value prefixes from a fake agent, in Consul's
+// order, compact and indented, with folders, unclean names and keys that
+// come out of order once cleaned: List and Snapshot agree, and the list
+// is the caller's.
+func TestListFake(t *testing.T) {
+	t.Parallel()
+	listing := func(indent bool, keys ...string) string {
+		var b strings.Builder
+		b.WriteString("[")
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			if indent {
+				b.WriteString("\n    ")
+			}
+			b.WriteString(`{"LockIndex":0,"Key":` + strconv.Quote(k) + `,"Flags":0,"Value":"dg==","CreateIndex":5,"ModifyIndex":5}`)
+		}
+		b.WriteString("]")
+		return b.String()
+	}
+	bodies := map[string]string{
+		"/v1/kv/app/": listing(false, "app/", "app/db/", "app/db/host", "app/dir/", "app/dir-x", "app/x"),
+		"/v1/kv/b":    listing(true, "b", "b//c", "b/c", "bz"),
+		"/v1/kv/c":    listing(true),
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Consul-Index", "9")
+		body, ok := bodies[r.URL.Path]
+		if !ok || !r.URL.Query().Has("recurse") {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	c, err := New(t.Context(), Config{Nodes: []string{srv.URL}, AuthToken: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	prefixes := []string{"/b", "/app/", "/app/db", "/c"}
+	s, err := c.Snapshot(t.Context(), prefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"/app/db": "v", "/app/db/host": "v", "/app/dir": "v", "/app/dir-x": "v", "/app/x": "v",
+		"/b": "v", "/b/c": "v", "/bz": "v"}
+	if !maps.Equal(s.KVs, want) {
+		t.Errorf("Snapshot = %v, want %v", s.KVs, want)
+	}
+	for range 2 { // the second time from the listings kept
+		l, err := c.List(t.Context(), prefixes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkList(t, l, s)
+		for i := range l.KVs {
+			l.KVs[i].Value = "changed by the caller"
+		}
+	}
+}
