@@ -396,25 +396,7 @@ func TestConsulCatalogWatchRestart(t *testing.T) {
 	c := openConsul(t, consul.Config{Nodes: []string{a.http}})
 	key := catalog.Query{Kind: catalog.KindService, Name: "web"}.Prefix()
 	prefixes := []string{key}
-	s, err := c.Snapshot(reqCtx(t), prefixes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), watchTimeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Watch(ctx, prefixes, s.Rev)
-		done <- err
-	}()
-	time.Sleep(300 * time.Millisecond) // let Watch block
-	a.restart(t)
-	select {
-	case err := <-done:
-		t.Logf("pending Watch after the restart: %v", err)
-	case <-time.After(watchTimeout):
-		t.Fatal("Watch still pending after the agent restarted")
-	}
+	s := restartDuringWatch(t, a, c, prefixes)
 	cli = a.client(t, "")
 	catRegister(t, cli, "web", "web-9", "10.0.0.9", 8089, nil, api.HealthPassing)
 
@@ -424,6 +406,8 @@ func TestConsulCatalogWatchRestart(t *testing.T) {
 			is[0].Status == catalog.StatusPassing
 	}
 	after := s.Rev
+	ctx, cancel := context.WithTimeout(t.Context(), watchTimeout)
+	defer cancel()
 	deadline := time.Now().Add(watchTimeout)
 	for time.Now().Before(deadline) {
 		u, err := c.Watch(ctx, prefixes, after)

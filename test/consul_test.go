@@ -182,28 +182,12 @@ func TestConsulWatchRestart(t *testing.T) {
 	}
 	c := openConsul(t, consul.Config{Nodes: []string{a.http}})
 	prefixes := []string{"/r/"}
-	s, err := c.Snapshot(reqCtx(t), prefixes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), watchTimeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Watch(ctx, prefixes, s.Rev)
-		done <- err
-	}()
-	time.Sleep(300 * time.Millisecond) // let Watch block
-	a.restart(t)
-	select {
-	case err := <-done:
-		t.Logf("pending Watch after the restart: %v", err)
-	case <-time.After(watchTimeout):
-		t.Fatal("Watch still pending after the agent restarted")
-	}
+	s := restartDuringWatch(t, a, c, prefixes)
 	consulPut(t, cli, "/r/new", "after the restart")
 
 	after := s.Rev
+	ctx, cancel := context.WithTimeout(t.Context(), watchTimeout)
+	defer cancel()
 	deadline := time.Now().Add(watchTimeout)
 	for time.Now().Before(deadline) {
 		u, err := c.Watch(ctx, prefixes, after)
@@ -311,4 +295,31 @@ func TestConsulKvconf(t *testing.T) {
 	if want := "url = db.example.com\nuser = rob\n"; string(got) != want {
 		t.Errorf("myapp.conf = %q, want %q", got, want)
 	}
+}
+
+// restartDuringWatch takes a snapshot of prefixes, restarts the agent
+// while a Watch from the snapshot's revision blocks, and checks that the
+// Watch ends; it returns the snapshot.
+func restartDuringWatch(t *testing.T, a *consulAgent, c *consul.Client, prefixes []string) backends.Snapshot {
+	t.Helper()
+	s, err := c.Snapshot(reqCtx(t), prefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), watchTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Watch(ctx, prefixes, s.Rev)
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // let Watch block
+	a.restart(t)
+	select {
+	case err := <-done:
+		t.Logf("pending Watch after the restart: %v", err)
+	case <-time.After(watchTimeout):
+		t.Fatal("Watch still pending after the agent restarted")
+	}
+	return s
 }
