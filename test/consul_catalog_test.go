@@ -405,34 +405,15 @@ func TestConsulCatalogWatchRestart(t *testing.T) {
 		return json.Unmarshal([]byte(v), &is) == nil && len(is) == 1 && is[0].ID == "web-9" && is[0].Address == "10.0.0.9" &&
 			is[0].Status == catalog.StatusPassing
 	}
-	after := s.Rev
-	ctx, cancel := context.WithTimeout(t.Context(), watchTimeout)
-	defer cancel()
-	deadline := time.Now().Add(watchTimeout)
-	for time.Now().Before(deadline) {
-		u, err := c.Watch(ctx, prefixes, after)
-		if err != nil {
-			t.Logf("Watch(after=%d): %v; again", after, err)
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		if u.Full == nil {
-			t.Fatalf("Watch(after=%d) = %+v, want a full snapshot after the reset", after, u)
-		}
-		if u.Rev >= after {
-			t.Errorf("Watch(after=%d).Rev = %d, want the new store's lower index", after, u.Rev)
-		}
-		if _, ok := u.Full.KVs[key]; len(u.Full.KVs) != 1 || !ok {
-			t.Fatalf("Full = %v, want the key %s only", u.Full.KVs, key)
-		}
-		// The agent may not have synced web-9 to the catalog yet.
-		after = catWatchUntil(t, c, prefixes, u.Rev, u.Full.KVs, prefixes, catValue(key, webIs))
-		// And watching goes on from the new store's index.
-		catCheck(t, cli, "web-9", api.HealthCritical)
-		catWatchUntil(t, c, prefixes, after, u.Full.KVs, prefixes, catStatusesAre(t, key, map[string]string{"web-9": catalog.StatusCritical}))
-		return
+	u := fullAfterRestart(t, c, prefixes, s.Rev)
+	if _, ok := u.Full.KVs[key]; len(u.Full.KVs) != 1 || !ok {
+		t.Fatalf("Full = %v, want the key %s only", u.Full.KVs, key)
 	}
-	t.Fatal("no Watch succeeded after the restart")
+	// The agent may not have synced web-9 to the catalog yet.
+	after := catWatchUntil(t, c, prefixes, u.Rev, u.Full.KVs, prefixes, catValue(key, webIs))
+	// And watching goes on from the new store's index.
+	catCheck(t, cli, "web-9", api.HealthCritical)
+	catWatchUntil(t, c, prefixes, after, u.Full.KVs, prefixes, catStatusesAre(t, key, map[string]string{"web-9": catalog.StatusCritical}))
 }
 
 // TestConsulCatalogACL runs an agent with ACLs that deny by default: a

@@ -185,35 +185,16 @@ func TestConsulWatchRestart(t *testing.T) {
 	s := restartDuringWatch(t, a, c, prefixes)
 	consulPut(t, cli, "/r/new", "after the restart")
 
-	after := s.Rev
-	ctx, cancel := context.WithTimeout(t.Context(), watchTimeout)
-	defer cancel()
-	deadline := time.Now().Add(watchTimeout)
-	for time.Now().Before(deadline) {
-		u, err := c.Watch(ctx, prefixes, after)
-		if err != nil {
-			t.Logf("Watch(after=%d): %v; again", after, err)
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		if u.Full == nil {
-			t.Fatalf("Watch(after=%d) = %+v, want a full snapshot after the reset", after, u)
-		}
-		if u.Rev >= after {
-			t.Errorf("Watch(after=%d).Rev = %d, want the new store's lower index", after, u.Rev)
-		}
-		if want := map[string]string{"/r/new": "after the restart"}; !maps.Equal(u.Full.KVs, want) {
-			t.Fatalf("Full = %v, want %v", u.Full.KVs, want)
-		}
-		// And watching goes on from the new store's index.
-		consulPut(t, cli, "/r/later", "later")
-		u2 := consulWatch(t, c, prefixes, u.Rev)
-		if want := []backends.Change{{Key: "/r/later", Value: "later"}}; !slices.Equal(u2.Changes, want) {
-			t.Errorf("Watch(after=%d) = %+v, want %+v", u.Rev, u2, want)
-		}
-		return
+	u := fullAfterRestart(t, c, prefixes, s.Rev)
+	if want := map[string]string{"/r/new": "after the restart"}; !maps.Equal(u.Full.KVs, want) {
+		t.Fatalf("Full = %v, want %v", u.Full.KVs, want)
 	}
-	t.Fatal("no Watch succeeded after the restart")
+	// And watching goes on from the new store's index.
+	consulPut(t, cli, "/r/later", "later")
+	u2 := consulWatch(t, c, prefixes, u.Rev)
+	if want := []backends.Change{{Key: "/r/later", Value: "later"}}; !slices.Equal(u2.Changes, want) {
+		t.Errorf("Watch(after=%d) = %+v, want %+v", u.Rev, u2, want)
+	}
 }
 
 // TestConsulACL runs an agent with ACLs that deny by default: without a
@@ -322,4 +303,32 @@ func restartDuringWatch(t *testing.T, a *consulAgent, c *consul.Client, prefixes
 		t.Fatal("Watch still pending after the agent restarted")
 	}
 	return s
+}
+
+// fullAfterRestart calls Watch from after, a revision from before the
+// agent restarted, until a call succeeds (the agent may still be starting),
+// and checks that it returns a full snapshot at the new store's lower
+// index.
+func fullAfterRestart(t *testing.T, c *consul.Client, prefixes []string, after uint64) backends.Update {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), watchTimeout)
+	defer cancel()
+	deadline := time.Now().Add(watchTimeout)
+	for time.Now().Before(deadline) {
+		u, err := c.Watch(ctx, prefixes, after)
+		if err != nil {
+			t.Logf("Watch(after=%d): %v; again", after, err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if u.Full == nil {
+			t.Fatalf("Watch(after=%d) = %+v, want a full snapshot after the reset", after, u)
+		}
+		if u.Rev >= after {
+			t.Errorf("Watch(after=%d).Rev = %d, want the new store's lower index", after, u.Rev)
+		}
+		return u
+	}
+	t.Fatal("no Watch succeeded after the restart")
+	return backends.Update{}
 }
