@@ -1,0 +1,45 @@
+package funcs_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	texttemplate "text/template"
+
+	"github.com/kvconf/kvconf/funcs"
+)
+
+// mustPanic runs f and returns the message it panicked with.
+func mustPanic(t *testing.T, f func()) (msg string) {
+	t.Helper()
+	defer func() {
+		r := recover()
+		if r == nil {
+			t.Fatal("no panic")
+		}
+		msg, _ = r.(string)
+	}()
+	f()
+	return ""
+}
+
+// TestRegisterPrefixesMisuse checks that RegisterPrefixes panics, naming
+// the set, on the misuses of an init function: an unregistered set, a nil
+// func, a second registration.
+func TestRegisterPrefixesMisuse(t *testing.T) {
+	const set = "registertest"
+	funcs.Register(set, "test-only", func(context.Context, *funcs.Store) texttemplate.FuncMap { return nil })
+	f := func(funcs.Call) ([]string, error) { return nil, nil }
+	for _, tt := range []struct {
+		name, want string
+		call       func()
+	}{
+		{"unregistered", "unregistered set nope", func() { funcs.RegisterPrefixes("nope", f) }},
+		{"nil func", set + " with a nil func", func() { funcs.RegisterPrefixes(set, nil) }},
+		{"twice", "called twice for " + set, func() { funcs.RegisterPrefixes(set, f); funcs.RegisterPrefixes(set, f) }},
+	} {
+		if msg := mustPanic(t, tt.call); !strings.Contains(msg, tt.want) {
+			t.Errorf("%s: panic %q, want %q", tt.name, msg, tt.want)
+		}
+	}
+}
