@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	texttemplate "text/template"
 	"text/template/parse"
 
@@ -44,9 +45,19 @@ type Template struct {
 	prefixes []string // see Prefixes
 
 	mu        sync.Mutex
-	fragments map[string]*texttemplate.Template   // parsed include files
-	used      map[*texttemplate.Template][]string // function names each parsed template calls
+	fragments map[string]*texttemplate.Template  // parsed include files
+	info      map[*texttemplate.Template]*parsed // about each parsed template
 }
+
+// parsed is what parsing learnt about one template source.
+type parsed struct {
+	used []string // the names of the functions it calls
+	fast bool     // whether it may run on the fast path (see fast.go)
+	off  atomic.Bool
+}
+
+// onFast reports whether p is to be tried on the fast path.
+func (p *parsed) onFast() bool { return p.fast && !p.off.Load() }
 
 // Parse parses src as the template called name (shown in error messages,
 // usually the file's path relative to the templates directory). A call of a
@@ -57,7 +68,7 @@ func Parse(name string, src []byte, opts Options) (*Template, error) {
 		sets = funcs.DefaultSets()
 	}
 	t := &Template{name: name, sets: sets, dir: opts.IncludeDir,
-		fragments: map[string]*texttemplate.Template{}, used: map[*texttemplate.Template][]string{}}
+		fragments: map[string]*texttemplate.Template{}, info: map[*texttemplate.Template]*parsed{}}
 	pt, err := t.parse(context.Background(), name, src)
 	if err != nil {
 		return nil, err
@@ -96,9 +107,11 @@ func (t *Template) parse(ctx context.Context, name string, src []byte) (*texttem
 	}
 	used := calledFuncs(pt)
 	stubs := make(texttemplate.FuncMap, len(used))
+	defined := make(map[string]bool, len(used))
 	for _, n := range used {
 		if f, ok := fm[n]; ok { // not the builtins, such as printf
 			stubs[n] = f
+			defined[n] = true
 		}
 	}
 	lean := texttemplate.New(name).Option("missingkey=error").Funcs(stubs)
@@ -110,7 +123,7 @@ func (t *Template) parse(ctx context.Context, name string, src []byte) (*texttem
 			return nil, fmt.Errorf("template %s: %w", name, err)
 		}
 	}
-	t.used[lean] = used // the callers hold t.mu, or own t alone
+	t.info[lean] = &parsed{used: used, fast: fastSupported(lean, defined)} // the callers hold t.mu, or own t alone
 	return lean, nil
 }
 
@@ -236,11 +249,25 @@ func (t *Template) externalPrefixes(ctx context.Context, pt *texttemplate.Templa
 // Render executes the template with functions bound to s and writes the
 // output to w. Nothing is written to w when rendering fails.
 func (t *Template) Render(ctx context.Context, w io.Writer, s *funcs.Store) error {
+	return t.render(ctx, w, s, autoMode)
+}
+
+// renderMode selects how a render executes templates; tests compare them.
+type renderMode int
+
+const (
+	autoMode renderMode = iota // the fast path, text/template where it gives up
+	slowMode                   // text/template only
+	fastMode                   // the fast path only: an error wrapping errNotFast where it gives up
+)
+
+// render is Render with a choice of executor.
+func (t *Template) render(ctx context.Context, w io.Writer, s *funcs.Store, mode renderMode) error {
 	b, err := funcs.NewBinder(ctx, t.sets, s)
 	if err != nil {
 		return fmt.Errorf("template %s: %w", t.name, err)
 	}
-	r := &render{ctx: ctx, t: t, binder: b, bound: map[string]*texttemplate.Template{}}
+	r := &render{ctx: ctx, t: t, mode: mode, binder: b, bound: map[string]*binding{}}
 	out, err := r.exec(t.name, t.t, nil)
 	if err != nil {
 		return err
@@ -254,33 +281,58 @@ func (t *Template) Render(ctx context.Context, w io.Writer, s *funcs.Store) erro
 type render struct {
 	ctx    context.Context
 	t      *Template
+	mode   renderMode
 	binder *funcs.Binder
-	bound  map[string]*texttemplate.Template // by name: t.name or a fragment's
+	bound  map[string]*binding // by name: t.name or a fragment's
 	stack  []string
 }
 
-// exec executes pt (called name) with data. Each template is cloned and
-// bound to the render's functions once per render, however often it is
-// included.
+// binding is one template of a render with its functions bound to the
+// render's store.
+type binding struct {
+	info *parsed
+	fm   texttemplate.FuncMap
+	bt   *texttemplate.Template // a clone bound to fm, made on first use
+}
+
+// exec executes pt (called name) with data: on the fast path, and with
+// text/template when that gives up. Each template is bound to the
+// render's functions once per render, however often it is included.
 func (r *render) exec(name string, pt *texttemplate.Template, data any) (string, error) {
-	bt, ok := r.bound[name]
+	b, ok := r.bound[name]
 	if !ok {
+		r.t.mu.Lock()
+		info := r.t.info[pt]
+		r.t.mu.Unlock()
+		b = &binding{info: info, fm: r.binder.Bind(info.used)}
+		if slices.Contains(info.used, "include") {
+			b.fm["include"] = r.include
+		}
+		r.bound[name] = b
+	}
+	if r.mode != slowMode && b.info.onFast() {
+		out, err := execFast(pt, b.fm, data)
+		if err == nil {
+			return out, nil
+		}
+		if g := (*giveUp)(nil); errors.As(err, &g) && g.sticky {
+			b.info.off.Store(true)
+		}
+		if r.mode == fastMode {
+			return "", fmt.Errorf("template %s: %w", name, err)
+		}
+	} else if r.mode == fastMode {
+		return "", fmt.Errorf("template %s: %w", name, errNotFast)
+	}
+	if b.bt == nil {
 		ct, err := pt.Clone()
 		if err != nil {
 			return "", fmt.Errorf("template %s: %w", name, err)
 		}
-		r.t.mu.Lock()
-		used := r.t.used[pt]
-		r.t.mu.Unlock()
-		fm := r.binder.Bind(used)
-		if slices.Contains(used, "include") {
-			fm["include"] = r.include
-		}
-		bt = ct.Funcs(fm)
-		r.bound[name] = bt
+		b.bt = ct.Funcs(b.fm)
 	}
 	var buf bytes.Buffer
-	if err := bt.Execute(&buf, data); err != nil {
+	if err := b.bt.Execute(&buf, data); err != nil {
 		return "", err
 	}
 	return buf.String(), nil

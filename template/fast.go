@@ -1,0 +1,1097 @@
+package template
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	texttemplate "text/template"
+	"text/template/parse"
+
+	"github.com/kvconf/kvconf/funcs"
+)
+
+// The fast path executes a template's parse trees itself instead of
+// through text/template, whose reflection costs about a microsecond for
+// every line a large range renders. It holds values as any, reads the
+// fields of funcs.KV without reflection and calls the common function
+// signatures directly.
+//
+// It covers the constructs that confd templates use (text, actions,
+// if/with/range with else, break and continue, variables, define and
+// template, the builtins and/or/not/len/eq/ne/print/printf/println) and
+// gives up on anything else: a node or builtin it does not know, a value
+// it would have to print or convert in a way it does not mirror exactly,
+// a function that fails or panics. Giving up costs nothing but time: the
+// render runs again through text/template, which produces the output or
+// the error message. So whenever the fast path finishes, its output is
+// the one text/template would have produced, and every error a render
+// reports is text/template's.
+
+// errNotFast is wrapped by the reasons the fast path gives up.
+var errNotFast = errors.New("template: not on the fast path")
+
+// giveUp reports why the fast path cannot handle something. When the
+// thing is a property of the template rather than of one render's values
+// (sticky), the template is not tried on the fast path again.
+type giveUp struct {
+	why    string
+	sticky bool
+}
+
+func (g *giveUp) Error() string { return "template: fast path: " + g.why }
+
+func (g *giveUp) Unwrap() error { return errNotFast }
+
+// unsupported gives up for good on the template.
+func unsupported(format string, args ...any) error {
+	return &giveUp{why: fmt.Sprintf(format, args...), sticky: true}
+}
+
+// failed gives up on this render only: text/template reports the error.
+func failed(format string, args ...any) error {
+	return &giveUp{why: fmt.Sprintf(format, args...)}
+}
+
+// Break and continue unwind the walk to the innermost range.
+var (
+	errBreak    = errors.New("break")
+	errContinue = errors.New("continue")
+)
+
+// maxFastDepth bounds template calls on the fast path; deeper recursion
+// is left to text/template and its own limit.
+const maxFastDepth = 1000
+
+// fastBuiltin reports whether the fast path implements the builtin
+// function name of text/template; a template calling any other builtin
+// is left to text/template.
+func fastBuiltin(name string) bool {
+	switch name {
+	case "and", "or", "not", "len", "eq", "ne":
+		return true
+	}
+	return printBuiltin(name) != nil
+}
+
+// printBuiltin returns the function behind the builtin print, printf or
+// println, and nil for any other name.
+func printBuiltin(name string) any {
+	switch name {
+	case "print":
+		return fmt.Sprint
+	case "printf":
+		return fmt.Sprintf
+	case "println":
+		return fmt.Sprintln
+	}
+	return nil
+}
+
+// fastSupported reports whether every template of pt is made only of
+// nodes and builtins the fast path handles; defined names the functions
+// of the template's function map.
+func fastSupported(pt *texttemplate.Template, defined map[string]bool) bool {
+	ok := true
+	var walk func(n parse.Node)
+	walk = func(n parse.Node) {
+		if !ok {
+			return
+		}
+		switch n := n.(type) {
+		case *parse.ListNode:
+			if n != nil {
+				for _, c := range n.Nodes {
+					walk(c)
+				}
+			}
+		case *parse.TextNode, *parse.CommentNode, *parse.BreakNode, *parse.ContinueNode,
+			*parse.DotNode, *parse.StringNode, *parse.NumberNode, *parse.BoolNode,
+			*parse.NilNode, *parse.FieldNode, *parse.VariableNode:
+		case *parse.ActionNode:
+			walk(n.Pipe)
+		case *parse.IfNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.RangeNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.WithNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.TemplateNode:
+			walk(n.Pipe)
+		case *parse.PipeNode:
+			if n != nil {
+				for _, c := range n.Cmds {
+					walk(c)
+				}
+			}
+		case *parse.CommandNode:
+			for _, a := range n.Args {
+				walk(a)
+			}
+		case *parse.IdentifierNode:
+			ok = defined[n.Ident] || fastBuiltin(n.Ident)
+		default: // ChainNode, and any node a later Go adds
+			ok = false
+		}
+	}
+	for _, d := range pt.Templates() {
+		if d.Tree == nil || d.Root == nil {
+			return false
+		}
+		walk(d.Root)
+	}
+	return ok
+}
+
+// kvElem is an element of a []funcs.KV being ranged over, standing for
+// the funcs.KV it points to. Being the size of a pointer, it becomes an
+// any without an allocation, where a funcs.KV would need one for every
+// element. It never leaves the fast path: [export] turns it back into
+// the funcs.KV before a function sees it.
+type kvElem struct{ p *funcs.KV }
+
+// export returns v as functions see it.
+func export(v any) any {
+	if e, ok := v.(kvElem); ok {
+		return *e.p
+	}
+	return v
+}
+
+// fastVar is a template variable and its value.
+type fastVar struct {
+	name  string
+	value any
+}
+
+// fastState is one execution of a template set on the fast path.
+type fastState struct {
+	tmpl  *texttemplate.Template // for {{template}}: the set's other templates
+	fns   texttemplate.FuncMap
+	out   *bytes.Buffer
+	vars  []fastVar
+	depth int
+}
+
+// execFast executes pt with data on the fast path, calling the functions
+// fns, and returns the output. An error wraps errNotFast: the caller runs
+// text/template instead.
+func execFast(pt *texttemplate.Template, fns texttemplate.FuncMap, data any) (out string, err error) {
+	s := &fastState{tmpl: pt, fns: fns, out: new(bytes.Buffer), vars: []fastVar{{"$", data}}}
+	defer func() {
+		if p := recover(); p != nil { // a function that panics: text/template reports it
+			out, err = "", unsupported("panic: %v", p)
+		}
+	}()
+	if err := s.walk(data, pt.Root); err != nil {
+		if errors.Is(err, errNotFast) {
+			return "", err
+		}
+		return "", failed("%v", err) // a stray break or continue
+	}
+	return s.out.String(), nil
+}
+
+// walk writes the output of node with dot as the current value.
+func (s *fastState) walk(dot any, node parse.Node) error {
+	switch n := node.(type) {
+	case *parse.TextNode:
+		s.out.Write(n.Text)
+	case *parse.ActionNode:
+		if len(n.Pipe.Decl) == 0 && len(n.Pipe.Cmds) == 1 {
+			if str, ok, err := s.stringCommand(dot, n.Pipe.Cmds[0]); ok || err != nil {
+				s.out.WriteString(str)
+				return err
+			}
+		}
+		v, err := s.evalPipeline(dot, n.Pipe)
+		if err != nil {
+			return err
+		}
+		if len(n.Pipe.Decl) == 0 {
+			return s.print(v)
+		}
+	case *parse.ListNode:
+		for _, c := range n.Nodes {
+			if err := s.walk(dot, c); err != nil {
+				return err
+			}
+		}
+	case *parse.IfNode:
+		return s.walkIfOrWith(false, dot, n.Pipe, n.List, n.ElseList)
+	case *parse.WithNode:
+		return s.walkIfOrWith(true, dot, n.Pipe, n.List, n.ElseList)
+	case *parse.RangeNode:
+		return s.walkRange(dot, n)
+	case *parse.TemplateNode:
+		return s.walkTemplate(dot, n)
+	case *parse.CommentNode:
+	case *parse.BreakNode:
+		return errBreak
+	case *parse.ContinueNode:
+		return errContinue
+	default:
+		return unsupported("node %s", node)
+	}
+	return nil
+}
+
+// walkIfOrWith walks an if (with false) or a with node.
+func (s *fastState) walkIfOrWith(with bool, dot any, pipe *parse.PipeNode, list, elseList *parse.ListNode) error {
+	defer s.pop(len(s.vars))
+	v, err := s.evalPipeline(dot, pipe)
+	if err != nil {
+		return err
+	}
+	truth, ok := isTrue(v)
+	if !ok {
+		return failed("if/with can't use %v", v)
+	}
+	switch {
+	case truth && with:
+		return s.walk(v, list)
+	case truth:
+		return s.walk(dot, list)
+	case elseList != nil:
+		return s.walk(dot, elseList)
+	}
+	return nil
+}
+
+// walkRange walks a range node over a slice, an array or an integer; a
+// map, a channel or an iterator function is left to text/template.
+func (s *fastState) walkRange(dot any, r *parse.RangeNode) error {
+	defer s.pop(len(s.vars))
+	v, err := s.evalPipeline(dot, r.Pipe)
+	if err != nil {
+		return err
+	}
+	mark := len(s.vars)
+	one := func(index, elem any) error {
+		defer s.pop(mark)
+		decl := r.Pipe.Decl
+		switch {
+		case len(decl) == 1 && r.Pipe.IsAssign:
+			s.setVar(decl[0].Ident[0], elem)
+		case len(decl) == 2 && r.Pipe.IsAssign:
+			s.setVar(decl[0].Ident[0], index)
+			s.setVar(decl[1].Ident[0], elem)
+		case len(decl) == 1:
+			s.vars[len(s.vars)-1].value = elem
+		case len(decl) == 2:
+			s.vars[len(s.vars)-1].value = elem
+			s.vars[len(s.vars)-2].value = index
+		}
+		err := s.walk(elem, r.List)
+		if err == errContinue { //nolint:errorlint // a sentinel of ours, never wrapped
+			return nil
+		}
+		return err
+	}
+	n, err := s.rangeOver(v, len(r.Pipe.Decl), one)
+	if err == errBreak { //nolint:errorlint // a sentinel of ours, never wrapped
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if n == 0 && r.ElseList != nil {
+		return s.walk(dot, r.ElseList)
+	}
+	return nil
+}
+
+// rangeOver calls one for each element of v and returns how many there
+// were. The index is passed only when vars, the number of variables the
+// range declares, asks for it.
+func (s *fastState) rangeOver(v any, vars int, one func(index, elem any) error) (int, error) {
+	index := func(i int) any {
+		if vars < 2 {
+			return nil
+		}
+		return i
+	}
+	switch v := export(v).(type) {
+	case nil:
+		return 0, nil
+	case []funcs.KV:
+		for i := range v {
+			if err := one(index(i), kvElem{&v[i]}); err != nil {
+				return i, err
+			}
+		}
+		return len(v), nil
+	case []string:
+		for i, e := range v {
+			if err := one(index(i), e); err != nil {
+				return i, err
+			}
+		}
+		return len(v), nil
+	case int:
+		if vars > 1 {
+			return 0, failed("range over int with two variables")
+		}
+		for i := range v {
+			if err := one(nil, i); err != nil {
+				return i, err
+			}
+		}
+		return max(v, 0), nil
+	}
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return 0, unsupported("range over a nil pointer")
+		}
+		rv = rv.Elem()
+	}
+	switch rv.Kind() {
+	case reflect.Slice, reflect.Array:
+		for i := range rv.Len() {
+			e := rv.Index(i)
+			if !e.CanInterface() {
+				return i, unsupported("range over %s", rv.Type())
+			}
+			if err := one(index(i), e.Interface()); err != nil {
+				return i, err
+			}
+		}
+		return rv.Len(), nil
+	}
+	return 0, unsupported("range over %T", v)
+}
+
+// walkTemplate walks {{template "name" pipeline}}.
+func (s *fastState) walkTemplate(dot any, t *parse.TemplateNode) error {
+	tmpl := s.tmpl.Lookup(t.Name)
+	if tmpl == nil || tmpl.Tree == nil {
+		return failed("template %q not defined", t.Name)
+	}
+	if s.depth >= maxFastDepth {
+		return unsupported("templates nested %d deep", s.depth)
+	}
+	v, err := s.evalPipeline(dot, t.Pipe)
+	if err != nil {
+		return err
+	}
+	inner := *s
+	inner.depth++
+	inner.vars = []fastVar{{"$", v}}
+	return inner.walk(v, tmpl.Root)
+}
+
+// pop drops the variables declared after mark.
+func (s *fastState) pop(mark int) { s.vars = s.vars[:mark] }
+
+// setVar assigns to the innermost variable called name.
+func (s *fastState) setVar(name string, v any) {
+	for i := len(s.vars) - 1; i >= 0; i-- {
+		if s.vars[i].name == name {
+			s.vars[i].value = v
+			return
+		}
+	}
+}
+
+// varValue returns the value of the innermost variable called name.
+func (s *fastState) varValue(name string) (any, error) {
+	for i := len(s.vars) - 1; i >= 0; i-- {
+		if s.vars[i].name == name {
+			return s.vars[i].value, nil
+		}
+	}
+	return nil, failed("undefined variable %s", name)
+}
+
+// evalPipeline evaluates a pipeline and declares or assigns its variables.
+func (s *fastState) evalPipeline(dot any, pipe *parse.PipeNode) (any, error) {
+	if pipe == nil {
+		return nil, nil
+	}
+	var v any
+	for i, c := range pipe.Cmds {
+		var err error
+		if v, err = s.evalCommand(dot, c, v, i > 0); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range pipe.Decl {
+		if pipe.IsAssign {
+			s.setVar(d.Ident[0], v)
+		} else {
+			s.vars = append(s.vars, fastVar{d.Ident[0], v})
+		}
+	}
+	return v, nil
+}
+
+// evalCommand evaluates one command of a pipeline; final is the value of
+// the command before it, when hasFinal.
+func (s *fastState) evalCommand(dot any, c *parse.CommandNode, final any, hasFinal bool) (any, error) {
+	args := c.Args[1:]
+	switch n := c.Args[0].(type) {
+	case *parse.IdentifierNode:
+		return s.evalCall(dot, n.Ident, args, final, hasFinal)
+	case *parse.FieldNode:
+		if len(args) > 0 || hasFinal {
+			return nil, unsupported("arguments to %s", n)
+		}
+		return s.evalFields(dot, n.Ident)
+	case *parse.VariableNode:
+		if len(args) > 0 || hasFinal {
+			return nil, unsupported("arguments to %s", n)
+		}
+		v, err := s.varValue(n.Ident[0])
+		if err != nil {
+			return nil, err
+		}
+		return s.evalFields(v, n.Ident[1:])
+	}
+	if len(args) > 0 || hasFinal {
+		return nil, failed("arguments to a non-function %s", c.Args[0])
+	}
+	switch n := c.Args[0].(type) {
+	case *parse.PipeNode:
+		return s.evalPipeline(dot, n)
+	case *parse.DotNode:
+		return dot, nil
+	case *parse.StringNode:
+		return n.Text, nil
+	case *parse.BoolNode:
+		return n.True, nil
+	case *parse.NumberNode:
+		return idealConstant(n)
+	}
+	return nil, failed("can't evaluate command %s", c.Args[0])
+}
+
+// idealConstant returns a number constant whose type the context does
+// not fix, typed by its syntax as text/template types it.
+func idealConstant(n *parse.NumberNode) (any, error) {
+	switch {
+	case n.IsComplex:
+		return n.Complex128, nil
+	case n.IsFloat && !isHexInt(n.Text) && !isRuneInt(n.Text) && strings.ContainsAny(n.Text, ".eEpP"):
+		return n.Float64, nil
+	case n.IsInt && int64(int(n.Int64)) == n.Int64:
+		return int(n.Int64), nil
+	}
+	return nil, failed("%s overflows int", n.Text)
+}
+
+func isRuneInt(s string) bool { return len(s) > 0 && s[0] == '\'' }
+
+func isHexInt(s string) bool {
+	return len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && !strings.ContainsAny(s, "pP")
+}
+
+// stringCommand evaluates the commonest commands that yield a string, a
+// field of a funcs.KV or a call of a string function with string
+// arguments, without the allocations of holding strings as any. It
+// reports false for any other command.
+func (s *fastState) stringCommand(dot any, c *parse.CommandNode) (string, bool, error) {
+	switch n := c.Args[0].(type) {
+	case *parse.FieldNode:
+		if len(c.Args) == 1 {
+			return s.stringArg(dot, n)
+		}
+	case *parse.IdentifierNode:
+		fn, ok := s.fns[n.Ident]
+		if !ok {
+			return "", false, nil
+		}
+		args := c.Args[1:]
+		var a [3]string
+		if len(args) > len(a) {
+			return "", false, nil
+		}
+		for i, arg := range args {
+			if a[i], ok, _ = s.stringArg(dot, arg); !ok {
+				return "", false, nil
+			}
+		}
+		var out string
+		var err error
+		switch f := fn.(type) {
+		case func(string) string:
+			if len(args) != 1 {
+				return "", false, nil
+			}
+			out = f(a[0])
+		case func(string) (string, error):
+			if len(args) != 1 {
+				return "", false, nil
+			}
+			out, err = f(a[0])
+		case func(string, ...string) (string, error):
+			if len(args) == 0 {
+				return "", false, nil
+			}
+			if len(args) == 1 {
+				out, err = f(a[0])
+			} else {
+				out, err = f(a[0], slices.Clone(a[1:len(args)])...)
+			}
+		default:
+			return "", false, nil
+		}
+		if err != nil {
+			return "", true, failed("error calling %s: %v", n.Ident, err)
+		}
+		return out, true, nil
+	}
+	return "", false, nil
+}
+
+// stringArg evaluates a string constant or a field of a funcs.KV
+// without holding it as any; it reports false for any other node.
+func (s *fastState) stringArg(dot any, n parse.Node) (string, bool, error) {
+	switch n := n.(type) {
+	case *parse.StringNode:
+		return n.Text, true, nil
+	case *parse.FieldNode:
+		e, ok := dot.(kvElem)
+		if !ok || len(n.Ident) != 1 {
+			return "", false, nil
+		}
+		switch n.Ident[0] {
+		case "Key":
+			return e.p.Key, true, nil
+		case "Value":
+			return e.p.Value, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// evalFields follows a chain of field names from v.
+func (s *fastState) evalFields(v any, names []string) (any, error) {
+	for _, name := range names {
+		var err error
+		if v, err = field(v, name); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// field returns the field or map entry name of v. A name that is also a
+// method of v's type is left to text/template, which calls methods.
+func field(v any, name string) (any, error) {
+	switch v := v.(type) {
+	case nil:
+		return nil, failed("nil data; no entry for key %q", name)
+	case kvElem:
+		return kvField(v.p, name)
+	case funcs.KV:
+		return kvField(&v, name)
+	case map[string]string:
+		if e, ok := v[name]; ok {
+			return e, nil
+		}
+		return nil, failed("map has no entry for key %q", name)
+	case map[string]any:
+		if e, ok := v[name]; ok {
+			return e, nil
+		}
+		return nil, failed("map has no entry for key %q", name)
+	}
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return nil, failed("nil pointer evaluating %s", name)
+		}
+		rv = rv.Elem()
+	}
+	t := rv.Type()
+	if _, ok := t.MethodByName(name); ok {
+		return nil, unsupported("method %s of %s", name, t)
+	}
+	if _, ok := reflect.PointerTo(t).MethodByName(name); ok {
+		return nil, unsupported("method %s of %s", name, t)
+	}
+	switch rv.Kind() {
+	case reflect.Struct:
+		sf, ok := t.FieldByName(name)
+		if !ok || !sf.IsExported() {
+			return nil, failed("can't evaluate field %s in type %s", name, t)
+		}
+		f, err := rv.FieldByIndexErr(sf.Index)
+		if err != nil || !f.CanInterface() {
+			return nil, unsupported("field %s of %s", name, t)
+		}
+		return interfaceOf(f), nil
+	case reflect.Map:
+		key := reflect.ValueOf(name)
+		if !key.Type().AssignableTo(t.Key()) {
+			break
+		}
+		e := rv.MapIndex(key)
+		if !e.IsValid() {
+			return nil, failed("map has no entry for key %q", name)
+		}
+		return interfaceOf(e), nil
+	}
+	return nil, unsupported("field %s of %s", name, t)
+}
+
+// kvField returns the field name of kv.
+func kvField(kv *funcs.KV, name string) (any, error) {
+	switch name {
+	case "Key":
+		return kv.Key, nil
+	case "Value":
+		return kv.Value, nil
+	}
+	return nil, failed("can't evaluate field %s in type funcs.KV", name)
+}
+
+// interfaceOf returns v as any; an interface holding nothing becomes nil,
+// as text/template digs into interfaces.
+func interfaceOf(v reflect.Value) any {
+	if v.Kind() == reflect.Interface && v.IsNil() {
+		return nil
+	}
+	return v.Interface()
+}
+
+// print writes v as text/template prints the value of an action.
+func (s *fastState) print(v any) error {
+	switch v := export(v).(type) {
+	case string:
+		s.out.WriteString(v)
+	case nil:
+		s.out.WriteString("<no value>")
+	case int:
+		s.out.WriteString(strconv.Itoa(v))
+	case bool, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr, float32, float64:
+		fmt.Fprint(s.out, v)
+	case fmt.Stringer, error:
+		if reflect.ValueOf(v).Kind() == reflect.Pointer {
+			return unsupported("print of %T", v)
+		}
+		fmt.Fprint(s.out, v)
+	default:
+		return unsupported("print of %T", v)
+	}
+	return nil
+}
+
+// isTrue reports whether v is true as if and with see it, and whether it
+// has a truth value at all.
+func isTrue(v any) (truth, ok bool) {
+	switch v := export(v).(type) {
+	case nil:
+		return false, true
+	case string:
+		return v != "", true
+	case bool:
+		return v, true
+	case int:
+		return v != 0, true
+	case []funcs.KV:
+		return len(v) > 0, true
+	case []string:
+		return len(v) > 0, true
+	}
+	return texttemplate.IsTrue(v)
+}
+
+// evalCall calls the function or builtin name with the argument nodes
+// args and, when hasFinal, the pipeline's final value.
+func (s *fastState) evalCall(dot any, name string, args []parse.Node, final any, hasFinal bool) (any, error) {
+	fn, ok := s.fns[name]
+	if !ok {
+		if fn = printBuiltin(name); fn == nil {
+			return s.evalBuiltin(dot, name, args, final, hasFinal)
+		}
+	}
+	ft := reflect.TypeOf(fn)
+	numIn := len(args)
+	if hasFinal {
+		numIn++
+	}
+	fixed := ft.NumIn()
+	if ft.IsVariadic() {
+		fixed--
+		if numIn < fixed {
+			return nil, failed("wrong number of args for %s", name)
+		}
+	} else if numIn != fixed {
+		return nil, failed("wrong number of args for %s", name)
+	}
+	var buf [4]any // spares an allocation for most calls
+	var argv []any
+	if numIn <= len(buf) {
+		argv = buf[:numIn]
+	} else {
+		argv = make([]any, numIn)
+	}
+	for i, a := range args {
+		v, err := s.evalArg(dot, paramType(ft, i), a)
+		if err != nil {
+			return nil, err
+		}
+		argv[i] = v
+	}
+	if hasFinal {
+		v, err := validate(final, paramType(ft, numIn-1))
+		if err != nil {
+			return nil, err
+		}
+		argv[numIn-1] = v
+	}
+	v, err := call(fn, ft, argv)
+	if err != nil {
+		return nil, failed("error calling %s: %v", name, err)
+	}
+	return v, nil
+}
+
+// paramType returns the type of the i-th argument of a call of ft.
+func paramType(ft reflect.Type, i int) reflect.Type {
+	if ft.IsVariadic() && i >= ft.NumIn()-1 {
+		return ft.In(ft.NumIn() - 1).Elem()
+	}
+	return ft.In(i)
+}
+
+// call calls fn with argv, each already of its parameter's type (or nil
+// for a nil of it). The common signatures are called directly.
+func call(fn any, ft reflect.Type, argv []any) (any, error) {
+	switch f := fn.(type) {
+	case func(string) string:
+		return f(argv[0].(string)), nil
+	case func(string) (string, error):
+		return f(argv[0].(string))
+	case func(string, ...string) (string, error):
+		rest := make([]string, len(argv)-1)
+		for i, a := range argv[1:] {
+			rest[i] = a.(string)
+		}
+		return f(argv[0].(string), rest...)
+	case func(string) ([]funcs.KV, error):
+		return f(argv[0].(string))
+	case func(string) ([]string, error):
+		return f(argv[0].(string))
+	case func(string) []string:
+		return f(argv[0].(string)), nil
+	case func(string) bool:
+		return f(argv[0].(string)), nil
+	case func(string, string) bool:
+		return f(argv[0].(string), argv[1].(string)), nil
+	case func(string, string) string:
+		return f(argv[0].(string), argv[1].(string)), nil
+	case func(string, string) []string:
+		return f(argv[0].(string), argv[1].(string)), nil
+	case func(int, int) int:
+		return f(argv[0].(int), argv[1].(int)), nil
+	case func(string, ...any) (string, error):
+		return f(argv[0].(string), slices.Clone(argv[1:])...)
+	case func(string, ...any) string:
+		return f(argv[0].(string), slices.Clone(argv[1:])...), nil
+	case func(...any) string:
+		return f(slices.Clone(argv)...), nil
+	}
+	if n := ft.NumOut(); n == 0 || n > 2 || (n == 2 && ft.Out(1) != errorType) || ft.Out(0) == valueType {
+		return nil, unsupported("function of type %s", ft)
+	}
+	in := make([]reflect.Value, len(argv))
+	for i, a := range argv {
+		if a == nil {
+			in[i] = reflect.Zero(paramType(ft, i))
+		} else {
+			in[i] = reflect.ValueOf(a)
+		}
+	}
+	out := reflect.ValueOf(fn).Call(in)
+	if len(out) == 2 && !out[1].IsNil() {
+		return nil, out[1].Interface().(error)
+	}
+	return interfaceOf(out[0]), nil
+}
+
+var (
+	errorType  = reflect.TypeFor[error]()
+	stringType = reflect.TypeFor[string]()
+	valueType  = reflect.TypeFor[reflect.Value]()
+)
+
+// evalArg evaluates the argument node n for a parameter of type typ.
+func (s *fastState) evalArg(dot any, typ reflect.Type, n parse.Node) (any, error) {
+	switch n := n.(type) {
+	case *parse.StringNode:
+		if typ == stringType {
+			return n.Text, nil
+		}
+	case *parse.NilNode:
+		if canBeNil(typ) {
+			return nil, nil
+		}
+		return nil, failed("cannot assign nil to %s", typ)
+	}
+	if typ.Kind() == reflect.Interface && typ.NumMethod() == 0 {
+		v, err := s.evalAny(dot, n)
+		return export(v), err
+	}
+	switch n.(type) {
+	case *parse.StringNode, *parse.NumberNode, *parse.BoolNode:
+		return constantOf(typ, n)
+	}
+	v, err := s.evalAny(dot, n)
+	if err != nil {
+		return nil, err
+	}
+	return validate(v, typ)
+}
+
+// evalAny evaluates the argument node n for a parameter of type any.
+func (s *fastState) evalAny(dot any, n parse.Node) (any, error) {
+	switch n := n.(type) {
+	case *parse.DotNode:
+		return dot, nil
+	case *parse.StringNode:
+		return n.Text, nil
+	case *parse.BoolNode:
+		return n.True, nil
+	case *parse.NumberNode:
+		return idealConstant(n)
+	case *parse.NilNode:
+		return nil, nil
+	case *parse.FieldNode:
+		return s.evalFields(dot, n.Ident)
+	case *parse.VariableNode:
+		v, err := s.varValue(n.Ident[0])
+		if err != nil {
+			return nil, err
+		}
+		return s.evalFields(v, n.Ident[1:])
+	case *parse.PipeNode:
+		return s.evalPipeline(dot, n)
+	case *parse.IdentifierNode:
+		return s.evalCall(dot, n.Ident, nil, nil, false)
+	}
+	return nil, unsupported("argument %s", n)
+}
+
+// constantOf converts a constant node to a parameter of type typ, as
+// text/template does.
+func constantOf(typ reflect.Type, n parse.Node) (any, error) {
+	v := reflect.New(typ).Elem()
+	switch n := n.(type) {
+	case *parse.StringNode:
+		if typ.Kind() == reflect.String {
+			v.SetString(n.Text)
+			return v.Interface(), nil
+		}
+	case *parse.BoolNode:
+		if typ.Kind() == reflect.Bool {
+			v.SetBool(n.True)
+			return v.Interface(), nil
+		}
+	case *parse.NumberNode:
+		switch typ.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			if n.IsInt {
+				v.SetInt(n.Int64)
+				return v.Interface(), nil
+			}
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+			if n.IsUint {
+				v.SetUint(n.Uint64)
+				return v.Interface(), nil
+			}
+		case reflect.Float32, reflect.Float64:
+			if n.IsFloat {
+				v.SetFloat(n.Float64)
+				return v.Interface(), nil
+			}
+		}
+	}
+	return nil, failed("can't handle %s for arg of type %s", n, typ)
+}
+
+// validate checks that v may be passed for a parameter of type typ.
+// text/template also dereferences a pointer or takes an address here;
+// the fast path leaves those to it.
+func validate(v any, typ reflect.Type) (any, error) {
+	v = export(v)
+	if v == nil {
+		if canBeNil(typ) {
+			return nil, nil
+		}
+		return nil, failed("invalid value; expected %s", typ)
+	}
+	if typ == valueType {
+		return nil, unsupported("parameter of type reflect.Value")
+	}
+	if vt := reflect.TypeOf(v); vt != typ && !vt.AssignableTo(typ) {
+		return nil, unsupported("%s for a parameter of type %s", vt, typ)
+	}
+	return v, nil
+}
+
+// canBeNil reports whether an untyped nil can be passed as typ.
+func canBeNil(typ reflect.Type) bool {
+	switch typ.Kind() {
+	case reflect.Chan, reflect.Func, reflect.Interface, reflect.Map, reflect.Pointer, reflect.Slice:
+		return true
+	}
+	return false
+}
+
+// evalBuiltin calls one of the builtins and, or, not, len, eq and ne.
+func (s *fastState) evalBuiltin(dot any, name string, args []parse.Node, final any, hasFinal bool) (any, error) {
+	switch name {
+	case "and", "or":
+		if len(args) == 0 && !hasFinal {
+			return nil, failed("wrong number of args for %s", name)
+		}
+		var v any
+		for _, a := range args {
+			var err error
+			if v, err = s.evalAny(dot, a); err != nil {
+				return nil, err
+			}
+			if truth, _ := isTrue(v); truth == (name == "or") {
+				return v, nil
+			}
+		}
+		if hasFinal {
+			v = final
+		}
+		return v, nil
+	}
+	argv, err := s.builtinArgs(dot, args, final, hasFinal)
+	if err != nil {
+		return nil, err
+	}
+	switch name {
+	case "not":
+		if len(argv) != 1 {
+			return nil, failed("wrong number of args for not")
+		}
+		truth, _ := isTrue(argv[0])
+		return !truth, nil
+	case "len":
+		if len(argv) != 1 {
+			return nil, failed("wrong number of args for len")
+		}
+		return length(argv[0])
+	case "eq":
+		if len(argv) < 2 {
+			return nil, failed("missing argument for comparison")
+		}
+		for _, b := range argv[1:] {
+			if eq, err := equal(argv[0], b); err != nil || eq {
+				return eq, err
+			}
+		}
+		return false, nil
+	case "ne":
+		if len(argv) != 2 {
+			return nil, failed("wrong number of args for ne")
+		}
+		eq, err := equal(argv[0], argv[1])
+		return !eq, err
+	}
+	return nil, unsupported("builtin %s", name)
+}
+
+// builtinArgs evaluates the arguments of a builtin.
+func (s *fastState) builtinArgs(dot any, args []parse.Node, final any, hasFinal bool) ([]any, error) {
+	argv := make([]any, 0, len(args)+1)
+	for _, a := range args {
+		v, err := s.evalAny(dot, a)
+		if err != nil {
+			return nil, err
+		}
+		argv = append(argv, v)
+	}
+	if hasFinal {
+		argv = append(argv, final)
+	}
+	return argv, nil
+}
+
+// length is the builtin len.
+func length(v any) (any, error) {
+	switch v := export(v).(type) {
+	case string:
+		return len(v), nil
+	case []funcs.KV:
+		return len(v), nil
+	case []string:
+		return len(v), nil
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
+		return rv.Len(), nil
+	}
+	return nil, unsupported("len of %T", v)
+}
+
+// equal compares two values of basic kinds as the builtin eq does; any
+// other comparison is left to text/template.
+func equal(a, b any) (bool, error) {
+	a, b = export(a), export(b)
+	if x, ok := a.(string); ok {
+		if y, ok := b.(string); ok {
+			return x == y, nil
+		}
+	}
+	ra, rb := reflect.ValueOf(a), reflect.ValueOf(b)
+	ka, kb := basicKind(ra), basicKind(rb)
+	switch {
+	case ka == 0 || kb == 0:
+		return false, unsupported("comparison of %T and %T", a, b)
+	case ka == reflect.Int && kb == reflect.Uint:
+		return ra.Int() >= 0 && uint64(ra.Int()) == rb.Uint(), nil
+	case ka == reflect.Uint && kb == reflect.Int:
+		return rb.Int() >= 0 && ra.Uint() == uint64(rb.Int()), nil
+	case ka != kb:
+		return false, failed("incompatible types for comparison")
+	}
+	switch ka {
+	case reflect.Bool:
+		return ra.Bool() == rb.Bool(), nil
+	case reflect.Int:
+		return ra.Int() == rb.Int(), nil
+	case reflect.Uint:
+		return ra.Uint() == rb.Uint(), nil
+	case reflect.Float64:
+		return ra.Float() == rb.Float(), nil
+	case reflect.Complex128:
+		return ra.Complex() == rb.Complex(), nil
+	}
+	return ra.String() == rb.String(), nil // reflect.String
+}
+
+// basicKind returns the class of v's kind that eq compares, named by one
+// kind of the class, or 0 for none.
+func basicKind(v reflect.Value) reflect.Kind {
+	switch v.Kind() {
+	case reflect.Bool, reflect.String:
+		return v.Kind()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return reflect.Int
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return reflect.Uint
+	case reflect.Float32, reflect.Float64:
+		return reflect.Float64
+	case reflect.Complex64, reflect.Complex128:
+		return reflect.Complex128
+	}
+	return 0
+}
