@@ -152,17 +152,40 @@ func fastSupported(pt *texttemplate.Template, defined map[string]bool) bool {
 	return ok
 }
 
-// kvElem is an element of a []funcs.KV being ranged over, standing for
-// the funcs.KV it points to. Being the size of a pointer, it becomes an
-// any without an allocation, where a funcs.KV would need one for every
-// element. It never leaves the fast path: [export] turns it back into
-// the funcs.KV before a function sees it.
-type kvElem struct{ p *funcs.KV }
+// Values on the fast path are held as any, with four kinds of their own.
+// text/template holds an element of a list it ranges over (and a field of
+// one) as a reference into the list, read when it is used: a function
+// that sorts or reverses the list in place, such as confd's reverse,
+// changes what a variable holding an element shows later. kvElem,
+// strElem and ref are such references, read by [value]. nilIface is a
+// nil of an interface type with methods, such as error, which
+// text/template prints as "<nil>" where a nil of type any prints as
+// "<no value>".
+type (
+	kvElem   struct{ p *funcs.KV }     // an element of a []funcs.KV, or a pointer to one
+	strElem  struct{ p *string }       // an element of a []string, or a field of a kvElem
+	ref      struct{ v reflect.Value } // any other element, or a field of one
+	nilIface struct{}
+)
 
-// export returns v as functions see it.
+// value returns what v shows now, reading a reference.
+func value(v any) any {
+	switch r := v.(type) {
+	case kvElem:
+		return *r.p
+	case strElem:
+		return *r.p
+	case ref:
+		return interfaceOf(r.v)
+	}
+	return v
+}
+
+// export returns v as a function receives it.
 func export(v any) any {
-	if e, ok := v.(kvElem); ok {
-		return *e.p
+	v = value(v)
+	if _, ok := v.(nilIface); ok {
+		return nil
 	}
 	return v
 }
@@ -320,9 +343,11 @@ func (s *fastState) rangeOver(v any, vars int, one func(index, elem any) error) 
 		}
 		return i
 	}
-	switch v := export(v).(type) {
+	switch v := value(v).(type) {
 	case nil:
 		return 0, nil
+	case nilIface:
+		return 0, failed("range over a nil interface")
 	case []funcs.KV:
 		for i := range v {
 			if err := one(index(i), kvElem{&v[i]}); err != nil {
@@ -331,8 +356,8 @@ func (s *fastState) rangeOver(v any, vars int, one func(index, elem any) error) 
 		}
 		return len(v), nil
 	case []string:
-		for i, e := range v {
-			if err := one(index(i), e); err != nil {
+		for i := range v {
+			if err := one(index(i), strElem{&v[i]}); err != nil {
 				return i, err
 			}
 		}
@@ -362,7 +387,7 @@ func (s *fastState) rangeOver(v any, vars int, one func(index, elem any) error) 
 			if !e.CanInterface() {
 				return i, unsupported("range over %s", rv.Type())
 			}
-			if err := one(index(i), e.Interface()); err != nil {
+			if err := one(index(i), ref{e}); err != nil {
 				return i, err
 			}
 		}
@@ -423,6 +448,10 @@ func (s *fastState) evalPipeline(dot any, pipe *parse.PipeNode) (any, error) {
 		var err error
 		if v, err = s.evalCommand(dot, c, v, i > 0); err != nil {
 			return nil, err
+		}
+		// Like text/template, read a reference of type any now.
+		if r, ok := v.(ref); ok && r.v.Kind() == reflect.Interface && r.v.NumMethod() == 0 {
+			v = interfaceOf(r.v)
 		}
 	}
 	for _, d := range pipe.Decl {
@@ -589,12 +618,22 @@ func (s *fastState) evalFields(v any, names []string) (any, error) {
 // method of v's type is left to text/template, which calls methods.
 func field(v any, name string) (any, error) {
 	switch v := v.(type) {
-	case nil:
-		return nil, failed("nil data; no entry for key %q", name)
 	case kvElem:
-		return kvField(v.p, name)
+		switch name {
+		case "Key":
+			return strElem{&v.p.Key}, nil
+		case "Value":
+			return strElem{&v.p.Value}, nil
+		}
+		return nil, failed("can't evaluate field %s in type funcs.KV", name)
+	case ref:
+		return reflectField(v.v, name)
+	}
+	switch v := value(v).(type) {
+	case nil, nilIface:
+		return nil, failed("nil data; no entry for key %q", name)
 	case funcs.KV:
-		return kvField(&v, name)
+		return kvField(v, name)
 	case map[string]string:
 		if e, ok := v[name]; ok {
 			return e, nil
@@ -605,9 +644,16 @@ func field(v any, name string) (any, error) {
 			return e, nil
 		}
 		return nil, failed("map has no entry for key %q", name)
+	default:
+		return reflectField(reflect.ValueOf(v), name)
 	}
-	rv := reflect.ValueOf(v)
-	for rv.Kind() == reflect.Pointer {
+}
+
+// reflectField is field for any other value. The field of a struct that
+// can be addressed (an element of a list, or behind a pointer) is a
+// reference, as in text/template.
+func reflectField(rv reflect.Value, name string) (any, error) {
+	for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
 		if rv.IsNil() {
 			return nil, failed("nil pointer evaluating %s", name)
 		}
@@ -630,6 +676,9 @@ func field(v any, name string) (any, error) {
 		if err != nil || !f.CanInterface() {
 			return nil, unsupported("field %s of %s", name, t)
 		}
+		if f.CanAddr() {
+			return ref{f}, nil
+		}
 		return interfaceOf(f), nil
 	case reflect.Map:
 		key := reflect.ValueOf(name)
@@ -646,7 +695,7 @@ func field(v any, name string) (any, error) {
 }
 
 // kvField returns the field name of kv.
-func kvField(kv *funcs.KV, name string) (any, error) {
+func kvField(kv funcs.KV, name string) (any, error) {
 	switch name {
 	case "Key":
 		return kv.Key, nil
@@ -656,10 +705,14 @@ func kvField(kv *funcs.KV, name string) (any, error) {
 	return nil, failed("can't evaluate field %s in type funcs.KV", name)
 }
 
-// interfaceOf returns v as any; an interface holding nothing becomes nil,
-// as text/template digs into interfaces.
+// interfaceOf returns v as any, as text/template digs into interfaces: a
+// nil of type any becomes nil, a nil of an interface type with methods
+// nilIface.
 func interfaceOf(v reflect.Value) any {
 	if v.Kind() == reflect.Interface && v.IsNil() {
+		if v.Type().NumMethod() > 0 {
+			return nilIface{}
+		}
 		return nil
 	}
 	return v.Interface()
@@ -667,11 +720,13 @@ func interfaceOf(v reflect.Value) any {
 
 // print writes v as text/template prints the value of an action.
 func (s *fastState) print(v any) error {
-	switch v := export(v).(type) {
+	switch v := value(v).(type) {
 	case string:
 		s.out.WriteString(v)
 	case nil:
 		s.out.WriteString("<no value>")
+	case nilIface:
+		s.out.WriteString("<nil>")
 	case int:
 		s.out.WriteString(strconv.Itoa(v))
 	case bool, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr, float32, float64:
