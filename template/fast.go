@@ -96,58 +96,25 @@ func printBuiltin(name string) any {
 // of the template's function map.
 func fastSupported(pt *texttemplate.Template, defined map[string]bool) bool {
 	ok := true
-	var walk func(n parse.Node)
-	walk = func(n parse.Node) {
-		if !ok {
-			return
-		}
+	visit := func(n parse.Node) bool {
 		switch n := n.(type) {
-		case *parse.ListNode:
-			if n != nil {
-				for _, c := range n.Nodes {
-					walk(c)
-				}
-			}
-		case *parse.TextNode, *parse.CommentNode, *parse.BreakNode, *parse.ContinueNode,
+		case *parse.ListNode, *parse.ActionNode, *parse.IfNode, *parse.RangeNode, *parse.WithNode,
+			*parse.TemplateNode, *parse.PipeNode, *parse.CommandNode,
+			*parse.TextNode, *parse.CommentNode, *parse.BreakNode, *parse.ContinueNode,
 			*parse.DotNode, *parse.StringNode, *parse.NumberNode, *parse.BoolNode,
 			*parse.NilNode, *parse.FieldNode, *parse.VariableNode:
-		case *parse.ActionNode:
-			walk(n.Pipe)
-		case *parse.IfNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.RangeNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.WithNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.TemplateNode:
-			walk(n.Pipe)
-		case *parse.PipeNode:
-			if n != nil {
-				for _, c := range n.Cmds {
-					walk(c)
-				}
-			}
-		case *parse.CommandNode:
-			for _, a := range n.Args {
-				walk(a)
-			}
 		case *parse.IdentifierNode:
-			ok = defined[n.Ident] || fastBuiltin(n.Ident)
+			ok = ok && (defined[n.Ident] || fastBuiltin(n.Ident))
 		default: // ChainNode, and any node a later Go adds
 			ok = false
 		}
+		return ok
 	}
 	for _, d := range pt.Templates() {
 		if d.Tree == nil || d.Root == nil {
 			return false
 		}
-		walk(d.Root)
+		inspect(d.Root, visit)
 	}
 	return ok
 }
@@ -489,19 +456,10 @@ func (s *fastState) evalCommand(dot any, c *parse.CommandNode, final any, hasFin
 	if len(args) > 0 || hasFinal {
 		return nil, failed("arguments to a non-function %s", c.Args[0])
 	}
-	switch n := c.Args[0].(type) {
-	case *parse.PipeNode:
-		return s.evalPipeline(dot, n)
-	case *parse.DotNode:
-		return dot, nil
-	case *parse.StringNode:
-		return n.Text, nil
-	case *parse.BoolNode:
-		return n.True, nil
-	case *parse.NumberNode:
-		return idealConstant(n)
+	if _, ok := c.Args[0].(*parse.NilNode); ok {
+		return nil, failed("nil is not a command")
 	}
-	return nil, failed("can't evaluate command %s", c.Args[0])
+	return s.evalAny(dot, c.Args[0]) // a constant, dot or a parenthesized pipeline
 }
 
 // idealConstant returns a number constant whose type the context does

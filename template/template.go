@@ -146,15 +146,12 @@ func calledFuncs(pt *texttemplate.Template) []string {
 // outside a command's first place ({{len services}}) is a call too.
 func calls(pt *texttemplate.Template) []funcs.Call {
 	var out []funcs.Call
-	var walk func(n parse.Node)
+	var visit func(n parse.Node) bool
 	command := func(n *parse.CommandNode, piped bool) {
-		if len(n.Args) == 0 {
-			return
-		}
 		id, ok := n.Args[0].(*parse.IdentifierNode)
 		if !ok {
 			for _, a := range n.Args {
-				walk(a)
+				inspect(a, visit)
 			}
 			return
 		}
@@ -164,7 +161,7 @@ func calls(pt *texttemplate.Template) []funcs.Call {
 				c.Args = append(c.Args, funcs.Arg{Value: s.Text, Const: true})
 			} else {
 				c.Args = append(c.Args, funcs.Arg{})
-				walk(a)
+				inspect(a, visit)
 			}
 		}
 		if piped {
@@ -172,50 +169,74 @@ func calls(pt *texttemplate.Template) []funcs.Call {
 		}
 		out = append(out, c)
 	}
-	walk = func(n parse.Node) {
+	visit = func(n parse.Node) bool {
 		switch n := n.(type) {
-		case *parse.ListNode:
-			if n != nil {
-				for _, c := range n.Nodes {
-					walk(c)
-				}
-			}
-		case *parse.ActionNode:
-			walk(n.Pipe)
-		case *parse.IfNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.RangeNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.WithNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.TemplateNode:
-			walk(n.Pipe)
 		case *parse.PipeNode:
-			if n != nil {
-				for i, c := range n.Cmds {
-					command(c, i > 0)
-				}
+			for i, c := range n.Cmds {
+				command(c, i > 0)
 			}
-		case *parse.CommandNode:
-			command(n, false)
-		case *parse.ChainNode:
-			walk(n.Node)
+			return false
 		case *parse.IdentifierNode:
 			out = append(out, funcs.Call{Name: n.Ident})
 		}
+		return true
 	}
 	for _, d := range pt.Templates() {
 		if d.Tree != nil {
-			walk(d.Root)
+			inspect(d.Root, visit)
 		}
 	}
 	return out
+}
+
+// inspect calls visit for n and, while visit returns true, for the nodes
+// inside it, depth first.
+func inspect(n parse.Node, visit func(parse.Node) bool) {
+	if !visit(n) {
+		return
+	}
+	list := func(l *parse.ListNode) {
+		if l != nil {
+			inspect(l, visit)
+		}
+	}
+	pipe := func(p *parse.PipeNode) {
+		if p != nil {
+			inspect(p, visit)
+		}
+	}
+	switch n := n.(type) {
+	case *parse.ListNode:
+		for _, c := range n.Nodes {
+			inspect(c, visit)
+		}
+	case *parse.ActionNode:
+		pipe(n.Pipe)
+	case *parse.IfNode:
+		pipe(n.Pipe)
+		list(n.List)
+		list(n.ElseList)
+	case *parse.RangeNode:
+		pipe(n.Pipe)
+		list(n.List)
+		list(n.ElseList)
+	case *parse.WithNode:
+		pipe(n.Pipe)
+		list(n.List)
+		list(n.ElseList)
+	case *parse.TemplateNode:
+		pipe(n.Pipe)
+	case *parse.PipeNode:
+		for _, c := range n.Cmds {
+			inspect(c, visit)
+		}
+	case *parse.CommandNode:
+		for _, a := range n.Args {
+			inspect(a, visit)
+		}
+	case *parse.ChainNode:
+		inspect(n.Node, visit)
+	}
 }
 
 // externalPrefixes returns the store prefixes that pt's function calls
