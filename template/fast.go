@@ -2,6 +2,7 @@ package template
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"reflect"
@@ -71,7 +72,7 @@ const maxFastDepth = 1000
 // is left to text/template.
 func fastBuiltin(name string) bool {
 	switch name {
-	case "and", "or", "not", "len", "eq", "ne":
+	case "and", "or", "not", "len", "eq", "ne", "index":
 		return true
 	}
 	return printBuiltin(name) != nil
@@ -271,10 +272,16 @@ func (s *fastState) walkRange(dot any, r *parse.RangeNode) error {
 		decl := r.Pipe.Decl
 		switch {
 		case len(decl) == 1 && r.Pipe.IsAssign:
-			s.setVar(decl[0].Ident[0], elem)
+			if err := s.setVar(decl[0].Ident[0], elem); err != nil {
+				return err
+			}
 		case len(decl) == 2 && r.Pipe.IsAssign:
-			s.setVar(decl[0].Ident[0], index)
-			s.setVar(decl[1].Ident[0], elem)
+			if err := s.setVar(decl[0].Ident[0], index); err != nil {
+				return err
+			}
+			if err := s.setVar(decl[1].Ident[0], elem); err != nil {
+				return err
+			}
 		case len(decl) == 1:
 			s.vars[len(s.vars)-1].value = elem
 		case len(decl) == 2:
@@ -359,8 +366,36 @@ func (s *fastState) rangeOver(v any, vars int, one func(index, elem any) error) 
 			}
 		}
 		return rv.Len(), nil
+	case reflect.Map:
+		keys, err := sortedKeys(rv)
+		if err != nil {
+			return 0, err
+		}
+		for i, k := range keys {
+			if err := one(interfaceOf(k), interfaceOf(rv.MapIndex(k))); err != nil {
+				return i, err
+			}
+		}
+		return len(keys), nil
 	}
 	return 0, unsupported("range over %T", v)
+}
+
+// sortedKeys returns the keys of the map m in the order text/template
+// ranges over them, for keys of a string or integer kind.
+func sortedKeys(m reflect.Value) ([]reflect.Value, error) {
+	keys := m.MapKeys()
+	switch m.Type().Key().Kind() {
+	case reflect.String:
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return cmp.Compare(a.Int(), b.Int()) })
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return cmp.Compare(a.Uint(), b.Uint()) })
+	default:
+		return nil, unsupported("range over a map of %s keys", m.Type().Key())
+	}
+	return keys, nil
 }
 
 // walkTemplate walks {{template "name" pipeline}}.
@@ -386,13 +421,14 @@ func (s *fastState) walkTemplate(dot any, t *parse.TemplateNode) error {
 func (s *fastState) pop(mark int) { s.vars = s.vars[:mark] }
 
 // setVar assigns to the innermost variable called name.
-func (s *fastState) setVar(name string, v any) {
+func (s *fastState) setVar(name string, v any) error {
 	for i := len(s.vars) - 1; i >= 0; i-- {
 		if s.vars[i].name == name {
 			s.vars[i].value = v
-			return
+			return nil
 		}
 	}
+	return failed("undefined variable: %s", name)
 }
 
 // varValue returns the value of the innermost variable called name.
@@ -423,7 +459,9 @@ func (s *fastState) evalPipeline(dot any, pipe *parse.PipeNode) (any, error) {
 	}
 	for _, d := range pipe.Decl {
 		if pipe.IsAssign {
-			s.setVar(d.Ident[0], v)
+			if err := s.setVar(d.Ident[0], v); err != nil {
+				return nil, err
+			}
 		} else {
 			s.vars = append(s.vars, fastVar{d.Ident[0], v})
 		}
@@ -678,25 +716,43 @@ func interfaceOf(v reflect.Value) any {
 
 // print writes v as text/template prints the value of an action.
 func (s *fastState) print(v any) error {
-	switch v := value(v).(type) {
+	switch x := value(v).(type) {
 	case string:
-		s.out.WriteString(v)
+		s.out.WriteString(x)
+		return nil
 	case nil:
 		s.out.WriteString("<no value>")
+		return nil
 	case nilIface:
 		s.out.WriteString("<nil>")
+		return nil
 	case int:
-		s.out.WriteString(strconv.Itoa(v))
-	case bool, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr, float32, float64:
-		fmt.Fprint(s.out, v)
-	case fmt.Stringer, error:
-		if reflect.ValueOf(v).Kind() == reflect.Pointer {
-			return unsupported("print of %T", v)
-		}
-		fmt.Fprint(s.out, v)
-	default:
-		return unsupported("print of %T", v)
+		s.out.WriteString(strconv.Itoa(x))
+		return nil
 	}
+	// text/template prints a pointer's target, and a value through its
+	// pointer's String or Error method when it can take its address:
+	// left to it.
+	rv := reflectOf(v)
+	if rv.Kind() == reflect.Interface && rv.NumMethod() == 0 {
+		rv = rv.Elem() // as text/template digs into an any
+	}
+	if !rv.IsValid() || rv.Kind() == reflect.Pointer {
+		return unsupported("print of %v", rv)
+	}
+	if t := rv.Type(); !t.Implements(errorType) && !t.Implements(stringerType) {
+		pt := reflect.PointerTo(t)
+		if rv.CanAddr() && (pt.Implements(errorType) || pt.Implements(stringerType)) {
+			return unsupported("print of %s", t)
+		}
+		if k := rv.Kind(); k == reflect.Chan || k == reflect.Func {
+			return failed("can't print a value of type %s", t)
+		}
+	}
+	if !rv.CanInterface() {
+		return unsupported("print of %s", rv.Type())
+	}
+	fmt.Fprint(s.out, rv.Interface())
 	return nil
 }
 
@@ -835,9 +891,10 @@ func call(fn any, ft reflect.Type, argv []any) (any, error) {
 }
 
 var (
-	errorType  = reflect.TypeFor[error]()
-	stringType = reflect.TypeFor[string]()
-	valueType  = reflect.TypeFor[reflect.Value]()
+	errorType    = reflect.TypeFor[error]()
+	stringerType = reflect.TypeFor[fmt.Stringer]()
+	stringType   = reflect.TypeFor[string]()
+	valueType    = reflect.TypeFor[reflect.Value]()
 )
 
 // evalArg evaluates the argument node n for a parameter of type typ.
@@ -1017,6 +1074,11 @@ func (s *fastState) evalBuiltin(dot any, name string, args []parse.Node, final a
 		}
 		eq, err := equal(argv[0], argv[1])
 		return !eq, err
+	case "index":
+		if len(argv) == 0 {
+			return nil, failed("wrong number of args for index")
+		}
+		return index(argv[0], argv[1:])
 	}
 	return nil, unsupported("builtin %s", name)
 }
@@ -1035,6 +1097,78 @@ func (s *fastState) builtinArgs(dot any, args []parse.Node, final any, hasFinal 
 		argv = append(argv, final)
 	}
 	return argv, nil
+}
+
+// index is the builtin index: item[indexes[0]][indexes[1]]...
+func index(item any, indexes []any) (any, error) {
+	rv := reflectOf(item)
+	if rv.Kind() == reflect.Interface {
+		rv = rv.Elem()
+	}
+	if !rv.IsValid() {
+		return nil, failed("index of untyped nil")
+	}
+	for _, ix := range indexes {
+		for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
+			if rv.IsNil() {
+				return nil, failed("index of nil pointer")
+			}
+			rv = rv.Elem()
+		}
+		x := reflect.ValueOf(export(ix))
+		switch rv.Kind() {
+		case reflect.Array, reflect.Slice, reflect.String:
+			var i int64
+			switch x.Kind() {
+			case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+				i = x.Int()
+			case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+				i = int64(x.Uint())
+			default:
+				return nil, failed("cannot index slice/array with %v", x)
+			}
+			if i < 0 || i >= int64(rv.Len()) {
+				return nil, failed("index out of range: %d", i)
+			}
+			rv = rv.Index(int(i))
+		case reflect.Map:
+			kt := rv.Type().Key()
+			switch {
+			case !x.IsValid() || !x.Type().AssignableTo(kt):
+				return nil, unsupported("index of a map of %s keys with %v", kt, x)
+			}
+			if e := rv.MapIndex(x); e.IsValid() {
+				rv = e
+			} else {
+				rv = reflect.Zero(rv.Type().Elem())
+			}
+		default:
+			return nil, failed("can't index item of type %s", rv.Type())
+		}
+	}
+	if !rv.CanInterface() {
+		return nil, unsupported("index result of type %s", rv.Type())
+	}
+	if rv.CanAddr() {
+		return ref{rv}, nil
+	}
+	return interfaceOf(rv), nil
+}
+
+// reflectOf returns v, a value of the fast path, as a reflect.Value,
+// addressable where it is a reference.
+func reflectOf(v any) reflect.Value {
+	switch r := v.(type) {
+	case kvElem:
+		return reflect.ValueOf(r.p).Elem()
+	case strElem:
+		return reflect.ValueOf(r.p).Elem()
+	case ref:
+		return r.v
+	case nilIface:
+		return reflect.Value{}
+	}
+	return reflect.ValueOf(v)
 }
 
 // length is the builtin len.
