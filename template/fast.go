@@ -371,8 +371,13 @@ func (s *fastState) rangeOver(v any, vars int, one func(index, elem any) error) 
 		if err != nil {
 			return 0, err
 		}
+		// text/template reads every entry before the first iteration.
+		elems := make([]any, len(keys))
 		for i, k := range keys {
-			if err := one(interfaceOf(k), interfaceOf(rv.MapIndex(k))); err != nil {
+			elems[i] = interfaceOf(rv.MapIndex(k))
+		}
+		for i, k := range keys {
+			if err := one(interfaceOf(k), elems[i]); err != nil {
 				return i, err
 			}
 		}
@@ -820,6 +825,11 @@ func (s *fastState) evalCall(dot any, name string, args []parse.Node, final any,
 		}
 		argv[numIn-1] = v
 	}
+	// Read the references now, after every argument has been evaluated,
+	// as text/template does: an argument may sort a list in place.
+	for i, a := range argv {
+		argv[i] = export(a)
+	}
 	v, err := call(fn, ft, argv)
 	if err != nil {
 		return nil, failed("error calling %s: %v", name, err)
@@ -911,8 +921,7 @@ func (s *fastState) evalArg(dot any, typ reflect.Type, n parse.Node) (any, error
 		return nil, failed("cannot assign nil to %s", typ)
 	}
 	if typ.Kind() == reflect.Interface && typ.NumMethod() == 0 {
-		v, err := s.evalAny(dot, n)
-		return export(v), err
+		return s.evalAny(dot, n)
 	}
 	switch n.(type) {
 	case *parse.StringNode, *parse.NumberNode, *parse.BoolNode:
@@ -994,9 +1003,13 @@ func constantOf(typ reflect.Type, n parse.Node) (any, error) {
 // validate checks that v may be passed for a parameter of type typ.
 // text/template also dereferences a pointer or takes an address here;
 // the fast path leaves those to it.
+//
+// A reference stays one, to be read when the function is called; but an
+// element of a list of interfaces passed for another type is read now,
+// as text/template reads it to convert it.
 func validate(v any, typ reflect.Type) (any, error) {
-	v = export(v)
-	if v == nil {
+	x := export(v)
+	if x == nil {
 		if canBeNil(typ) {
 			return nil, nil
 		}
@@ -1005,8 +1018,11 @@ func validate(v any, typ reflect.Type) (any, error) {
 	if typ == valueType {
 		return nil, unsupported("parameter of type reflect.Value")
 	}
-	if vt := reflect.TypeOf(v); vt != typ && !vt.AssignableTo(typ) {
-		return nil, unsupported("%s for a parameter of type %s", vt, typ)
+	if xt := reflect.TypeOf(x); xt != typ && !xt.AssignableTo(typ) {
+		return nil, unsupported("%s for a parameter of type %s", xt, typ)
+	}
+	if r, ok := v.(ref); ok && r.v.Kind() == reflect.Interface && !r.v.Type().AssignableTo(typ) {
+		return x, nil
 	}
 	return v, nil
 }
