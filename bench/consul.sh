@@ -80,20 +80,22 @@ curl -sf -X DELETE "http://$addr/v1/kv/kvconf-ready" >/dev/null
 echo "consul $("$consul" version | head -1 | cut -d' ' -f2) dev agent at $addr; kvconf $(go version | cut -d' ' -f3)"
 
 median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
-measure() { # measure <label> <cmd...>: median wall s, CPU s and peak RSS over $runs runs; sets $wall
-	local label=$1; shift
-	local t=() c=() m=() t0 t1 u s k
-	for _ in $(seq "$runs"); do
-		t0=$EPOCHREALTIME
-		/usr/bin/time -f "%U %S %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; return 1; }
-		t1=$EPOCHREALTIME
-		read -r u s k <"$work/time"
-		t+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b-a}')")
-		c+=("$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u+s}')"); m+=("$k")
-	done
-	wall=$(printf '%s\n' "${t[@]}" | median)
-	printf '%-34s wall %7ss   cpu %6ss   peak RSS %7.1f MiB\n' "$label" "$wall" \
-		"$(printf '%s\n' "${c[@]}" | median)" "$(printf '%s\n' "${m[@]}" | median | awk '{print $1/1024}')"
+declare -A walls cpus rss
+sample() { # sample <key> <cmd...>: one timed run of cmd, its wall s, CPU s and peak RSS kept under key
+	local key=$1; shift
+	local t0 t1 u s k
+	t0=$EPOCHREALTIME
+	/usr/bin/time -f "%U %S %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; return 1; }
+	t1=$EPOCHREALTIME
+	read -r u s k <"$work/time"
+	walls[$key]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b-a}') "
+	cpus[$key]+="$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u+s}') "
+	rss[$key]+="$k "
+}
+report() { # report <label> <key>: the medians of the runs kept under key; sets $wall
+	wall=$(printf '%s\n' ${walls[$2]} | median)
+	printf '%-34s wall %7ss   cpu %6ss   peak RSS %7.1f MiB\n' "$1" "$wall" \
+		"$(printf '%s\n' ${cpus[$2]} | median)" "$(printf '%s\n' ${rss[$2]} | median | awk '{print $1/1024}')"
 }
 
 confdir() { # confdir <dir>: one resource rendering every key under /bench/k
@@ -107,14 +109,18 @@ load() { # load <n>: keys /bench/k/000000 … of the template, bench/k/… in Co
 	awk -v a="$t0" -v b="$EPOCHREALTIME" -v n="$1" 'BEGIN {printf "(loaded %d keys in %.1f s)\n", n, b-a}'
 }
 
-echo "== one-shot render (median of $runs runs, whole process)"
+echo "== one-shot render (median of $runs runs, whole process; curl and kvconf take turns)"
 for n in 1000 10000 100000; do
 	load "$n" # overwrites the keys of the previous size
 	d="$work/one-$n"; confdir "$d"
-	measure "curl ?recurse ($n keys)" curl -sf "http://$addr/v1/kv/bench/k?recurse"
+	for _ in $(seq "$runs"); do
+		sample "curl-$n" curl -sf "http://$addr/v1/kv/bench/k?recurse"
+		sample "kvconf-$n" "$work/kvconf" -onetime -config-file /dev/null -confdir "$d" \
+			-backend consul -node "$addr" -log-level error
+	done
+	report "curl ?recurse ($n keys)" "curl-$n"
 	curl_wall=$wall
-	measure "kvconf -onetime ($n keys)" "$work/kvconf" -onetime -config-file /dev/null -confdir "$d" \
-		-backend consul -node "$addr" -log-level error
+	report "kvconf -onetime ($n keys)" "kvconf-$n"
 	got=$(wc -l <"$d/out/all.conf"); [ "$got" -eq "$n" ] || { echo "rendered $got lines, want $n" >&2; exit 1; }
 	awk -v k="$wall" -v c="$curl_wall" -v n="$n" \
 		'BEGIN {printf "ratio kvconf/curl wall (%d keys): %.2fx%s\n", n, k/c, n == 100000 ? " (target <= 1.25x)" : ""}'

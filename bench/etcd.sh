@@ -4,7 +4,8 @@
 #   1. one-shot render of 1,000 / 10,000 / 100,000 keys: wall time and peak
 #      RSS of the whole kvconf process, next to `etcdctl get --prefix` of the
 #      same keys;
-#   2. 200 resources over 10,000 keys rendered in one shot;
+#   2. 200 resources over 10,000 keys rendered in one shot, all 200 files
+#      written (and synced), and again when all are up to date;
 #   3. put-to-file latency (median, p95, p99 over 200 puts) with 10,000 keys
 #      under the watched prefix;
 #   4. CPU used by kvconf -watch while idle for 60 s.
@@ -38,17 +39,20 @@ etcd --name bench --data-dir "$work/etcd" --listen-client-urls "http://$endpoint
 etcd_pid=$!
 for _ in $(seq 100); do ETCDCTL_API=3 etcdctl --endpoints "$endpoint" endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
 
-# median of the "seconds KiB" lines of /usr/bin/time
 median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
-measure() { # measure <label> <cmd...>: median wall seconds and peak RSS over $runs runs
-	local label=$1; shift
-	local t=() m=()
-	for _ in $(seq "$runs"); do
-		/usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; return 1; }
-		read -r s k <"$work/time"; t+=("$s"); m+=("$k")
-	done
-	printf '%-34s wall %6ss   peak RSS %7.1f MiB\n' "$label" \
-		"$(printf '%s\n' "${t[@]}" | median)" "$(printf '%s\n' "${m[@]}" | median | awk '{print $1/1024}')"
+declare -A walls rss
+sample() { # sample <key> <cmd...>: one timed run of cmd, its wall s and peak RSS kept under key
+	local key=$1; shift
+	local sec kib
+	/usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; return 1; }
+	read -r sec kib <"$work/time"
+	walls[$key]+="$sec "
+	rss[$key]+="$kib "
+}
+report() { # report <label> <key>: the medians of the runs kept under key; sets $wall
+	wall=$(printf '%s\n' ${walls[$2]} | median)
+	printf '%-34s wall %6ss   peak RSS %7.1f MiB\n' "$1" "$wall" \
+		"$(printf '%s\n' ${rss[$2]} | median | awk '{print $1/1024}')"
 }
 
 confdir() { # confdir <dir> <resources> <keys per resource>
@@ -66,15 +70,22 @@ confdir() { # confdir <dir> <resources> <keys per resource>
 	done
 }
 
-echo "== one-shot render (median of $runs runs, whole process)"
+echo "== one-shot render (median of $runs runs, whole process; etcdctl and kvconf take turns)"
 loaded=0
 for n in 1000 10000 100000; do
 	"$work/loadetcd" -endpoint "$endpoint" -prefix /bench -n "$n" # overwrites the first $loaded keys
 	loaded=$n
 	ETCDCTL_API=3 etcdctl --endpoints "$endpoint" compaction "$(ETCDCTL_API=3 etcdctl --endpoints "$endpoint" endpoint status -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["header"]["revision"])')" >/dev/null
 	d="$work/one-$n"; confdir "$d" 1 "$n"
-	measure "etcdctl get --prefix ($n keys)" env ETCDCTL_API=3 etcdctl --endpoints "$endpoint" get --prefix /bench/k/
-	measure "kvconf -onetime ($n keys)" "$work/kvconf" -onetime -config-file /dev/null -confdir "$d" -backend etcd -node "http://$endpoint" -log-level error
+	for _ in $(seq "$runs"); do
+		sample "etcdctl-$n" env ETCDCTL_API=3 etcdctl --endpoints "$endpoint" get --prefix /bench/k/
+		sample "kvconf-$n" "$work/kvconf" -onetime -config-file /dev/null -confdir "$d" -backend etcd -node "http://$endpoint" -log-level error
+	done
+	report "etcdctl get --prefix ($n keys)" "etcdctl-$n"
+	ctl_wall=$wall
+	report "kvconf -onetime ($n keys)" "kvconf-$n"
+	awk -v k="$wall" -v c="$ctl_wall" -v n="$n" \
+		'BEGIN {printf "ratio kvconf/etcdctl wall (%d keys): %.2fx%s\n", n, k/c, n == 100000 ? " (target <= 1.25x)" : ""}'
 	got=$(wc -l <"$d/out/all.conf"); [ "$got" -eq "$n" ] || { echo "rendered $got lines, want $n" >&2; exit 1; }
 done
 
@@ -82,7 +93,14 @@ echo "== 200 resources over 10,000 keys, one shot"
 ETCDCTL_API=3 etcdctl --endpoints "$endpoint" del --prefix /bench/ >/dev/null
 "$work/loadetcd" -endpoint "$endpoint" -prefix /bench -n 10000
 d="$work/many"; confdir "$d" 200 100
-measure "kvconf -onetime (200 resources)" "$work/kvconf" -onetime -config-file /dev/null -confdir "$d" -backend etcd -node "http://$endpoint" -log-level error
+many=("$work/kvconf" -onetime -config-file /dev/null -confdir "$d" -backend etcd -node "http://$endpoint" -log-level error)
+for _ in $(seq "$runs"); do
+	rm -f "$d"/out/*.conf
+	sample fresh "${many[@]}"     # writes all 200 files (each synced)
+	sample unchanged "${many[@]}" # finds all 200 up to date
+done
+report "200 files written" fresh
+report "200 files up to date" unchanged
 
 echo "== put-to-file latency, 10,000 keys under the watched prefix (200 puts)"
 # a: the template reads the changed key only; b: it renders all 10,000 keys.

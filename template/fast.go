@@ -23,7 +23,7 @@ import (
 //
 // It covers the constructs that confd templates use (text, actions,
 // if/with/range with else, break and continue, variables, define and
-// template, the builtins and/or/not/len/eq/ne/print/printf/println) and
+// template, the builtins and/or/not/len/eq/ne/index/print/printf/println) and
 // gives up on anything else: a node or builtin it does not know, a value
 // it would have to print or convert in a way it does not mirror exactly,
 // a function that fails or panics. Giving up costs nothing but time: the
