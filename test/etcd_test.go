@@ -19,6 +19,7 @@ import (
 	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/backends/backendtest"
 	"github.com/kvconf/kvconf/backends/etcd"
+	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
 // The tests of the etcd backend run embedded etcd servers, in this process,
@@ -415,10 +416,8 @@ func TestEtcdTLS(t *testing.T) {
 	put(t, cli, "/tls/key", "v")
 
 	c := openEtcd(t, etcd.Config{
-		Nodes:        []string{m.clientURL.Host}, // https, from the TLS options
-		ClientCert:   tf.clientCert,
-		ClientKey:    tf.clientKey,
-		ClientCAKeys: tf.ca,
+		Nodes: []string{m.clientURL.Host}, // https, from the TLS options
+		TLS:   tlsfiles.TLS{ClientCert: tf.clientCert, ClientKey: tf.clientKey, ClientCAKeys: tf.ca},
 	})
 	s, err := c.Snapshot(reqCtx(t), []string{"/tls/"})
 	if err != nil {
@@ -433,16 +432,14 @@ func TestEtcdTLS(t *testing.T) {
 	}
 
 	// The server asks for a client certificate.
-	noCert := openEtcd(t, etcd.Config{Nodes: urls(m), ClientCAKeys: tf.ca, RequestTimeout: "2s"})
+	noCert := openEtcd(t, etcd.Config{Nodes: urls(m), TLS: tlsfiles.TLS{ClientCAKeys: tf.ca}, RequestTimeout: "2s"})
 	if _, err := noCert.Snapshot(reqCtx(t), []string{"/tls/"}); err == nil {
 		t.Error("Snapshot without a client certificate succeeded")
 	}
 	// An unknown CA fails, unless verification is off.
 	insecure := openEtcd(t, etcd.Config{
-		Nodes:          urls(m),
-		ClientCert:     tf.clientCert,
-		ClientKey:      tf.clientKey,
-		ClientInsecure: true,
+		Nodes: urls(m),
+		TLS:   tlsfiles.TLS{ClientCert: tf.clientCert, ClientKey: tf.clientKey, ClientInsecure: true},
 	})
 	if _, err := insecure.Snapshot(reqCtx(t), []string{"/tls/"}); err != nil {
 		t.Errorf("Snapshot with client_insecure: %v", err)

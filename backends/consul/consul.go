@@ -76,6 +76,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
 func init() {
@@ -121,15 +122,9 @@ type Config struct {
 	// of nodes written without one. Empty means https when a TLS option is
 	// set, and http otherwise.
 	Scheme string `toml:"scheme"`
-	// ClientCert and ClientKey are the PEM files of the TLS client
-	// certificate and its key; both or neither.
-	ClientCert string `toml:"client_cert"`
-	ClientKey  string `toml:"client_key"`
-	// ClientCAKeys is a PEM file of the CA certificates that the agents'
-	// certificates must chain to. Empty means the system's roots.
-	ClientCAKeys string `toml:"client_cakeys"`
-	// ClientInsecure skips the verification of the agents' certificates.
-	ClientInsecure bool `toml:"client_insecure"`
+	// TLS holds client_cert, client_key, client_cakeys and
+	// client_insecure.
+	tlsfiles.TLS
 	// AuthToken is the ACL token sent with every request. Empty means
 	// CONSUL_HTTP_TOKEN.
 	AuthToken string `toml:"auth_token"`
@@ -188,8 +183,8 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("consul: consistency %q is not default, stale or consistent", c.Consistency)
 	}
-	if (c.ClientCert == "") != (c.ClientKey == "") {
-		return errors.New("consul: client_cert and client_key go together")
+	if err := c.ValidateTLS(); err != nil {
+		return fmt.Errorf("consul: %w", err)
 	}
 	if len(c.Nodes) > 0 && (c.SRVDomain != "" || c.SRVRecord != "") {
 		return errors.New("consul: nodes and DNS SRV (srv_domain, srv_record) both given: use one")
@@ -200,7 +195,7 @@ func (c *Config) Validate() error {
 				return err
 			}
 		}
-	} else if c.Scheme == "http" && c.tls() {
+	} else if c.Scheme == "http" && c.UsesTLS() {
 		return errors.New("consul: TLS options set (client_cert, client_key, client_cakeys or client_insecure) but scheme is http")
 	}
 	if c.BasicAuth && c.Username == "" {
@@ -272,9 +267,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc, err := cfg.tlsConfig()
+	tc, err := cfg.TLSConfig()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("consul: %w", err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/backends/consul"
+	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
 func TestMain(m *testing.M) {
@@ -27,7 +28,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{name: "zero", cfg: consul.Config{}},
 		{name: "nodes", cfg: consul.Config{Nodes: []string{"http://a:8500", "b:8500", "c"}}},
-		{name: "https by TLS", cfg: consul.Config{Nodes: []string{"a"}, ClientCAKeys: "ca.pem"}},
+		{name: "https by TLS", cfg: consul.Config{Nodes: []string{"a"}, TLS: tlsfiles.TLS{ClientCAKeys: "ca.pem"}}},
 		{name: "srv", cfg: consul.Config{SRVDomain: "example.com"}},
 		{name: "consistency", cfg: consul.Config{Consistency: "stale", Datacenter: "dc2"}},
 		{name: "basic auth", cfg: consul.Config{BasicAuth: true, Username: "u", Password: "p"}},
@@ -37,11 +38,11 @@ func TestValidate(t *testing.T) {
 		{name: "empty node", cfg: consul.Config{Nodes: []string{" "}}, wantErr: "empty node"},
 		{name: "bad port", cfg: consul.Config{Nodes: []string{"a:99999"}}, wantErr: "bad port"},
 		{name: "nodes and srv", cfg: consul.Config{Nodes: []string{"a"}, SRVRecord: "_consul._tcp.x"}, wantErr: "both given"},
-		{name: "tls over http", cfg: consul.Config{Nodes: []string{"http://a"}, ClientInsecure: true}, wantErr: "uses http"},
-		{name: "tls with scheme http", cfg: consul.Config{SRVDomain: "x", Scheme: "http", ClientCAKeys: "ca.pem"}, wantErr: "scheme is http"},
+		{name: "tls over http", cfg: consul.Config{Nodes: []string{"http://a"}, TLS: tlsfiles.TLS{ClientInsecure: true}}, wantErr: "uses http"},
+		{name: "tls with scheme http", cfg: consul.Config{SRVDomain: "x", Scheme: "http", TLS: tlsfiles.TLS{ClientCAKeys: "ca.pem"}}, wantErr: "scheme is http"},
 		{name: "bad scheme", cfg: consul.Config{Scheme: "grpc"}, wantErr: "scheme"},
 		{name: "bad consistency", cfg: consul.Config{Consistency: "strong"}, wantErr: "consistency"},
-		{name: "cert without key", cfg: consul.Config{ClientCert: "c.pem"}, wantErr: "client_cert and client_key"},
+		{name: "cert without key", cfg: consul.Config{TLS: tlsfiles.TLS{ClientCert: "c.pem"}}, wantErr: "client_cert and client_key"},
 		{name: "basic auth without password", cfg: consul.Config{BasicAuth: true, Username: "u"}, wantErr: "password"},
 		{name: "bad timeout", cfg: consul.Config{RequestTimeout: "0s"}, wantErr: "request_timeout"},
 	}

@@ -2,14 +2,11 @@ package consul
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
-
-	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
 // defaultPort is Consul's HTTP port, given to nodes written without one.
@@ -23,11 +20,6 @@ type address struct {
 
 func (a address) String() string { return a.scheme + "://" + a.host }
 
-// tls reports whether a TLS option is set.
-func (c *Config) tls() bool {
-	return c.ClientCert != "" || c.ClientKey != "" || c.ClientCAKeys != "" || c.ClientInsecure
-}
-
 // schemeFor returns the scheme of nodes written without one and of nodes
 // found by DNS SRV: the scheme option, or else https when a TLS option is
 // set, or else http.
@@ -35,7 +27,7 @@ func (c *Config) schemeFor() string {
 	switch {
 	case c.Scheme != "":
 		return c.Scheme
-	case c.tls():
+	case c.UsesTLS():
 		return "https"
 	default:
 		return "http"
@@ -100,7 +92,7 @@ func (c *Config) nodes(env string) ([]address, error) {
 		if err != nil {
 			return nil, err
 		}
-		if a.scheme == "http" && c.tls() {
+		if a.scheme == "http" && c.UsesTLS() {
 			return nil, fmt.Errorf("consul: TLS options set (client_cert, client_key, client_cakeys or client_insecure) but node %s uses http", a)
 		}
 		out = append(out, a)
@@ -140,17 +132,4 @@ func (c *Config) discover(ctx context.Context, lookup lookupSRV) ([]address, err
 		return nil, fmt.Errorf("consul: srv %s: no node", name)
 	}
 	return out, nil
-}
-
-// tlsConfig returns the TLS configuration of cfg, or nil when no TLS option
-// is set (https nodes then verify the server against the system's roots).
-func (c *Config) tlsConfig() (*tls.Config, error) {
-	if !c.tls() {
-		return nil, nil
-	}
-	tc, err := tlsfiles.Files{Cert: c.ClientCert, Key: c.ClientKey, CA: c.ClientCAKeys, Insecure: c.ClientInsecure}.Config()
-	if err != nil {
-		return nil, fmt.Errorf("consul: %w", err)
-	}
-	return tc, nil
 }

@@ -43,6 +43,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
 func init() {
@@ -106,15 +107,9 @@ type Config struct {
 	// of nodes written without one. Empty means https when a TLS option is
 	// set, and http otherwise.
 	Scheme string `toml:"scheme"`
-	// ClientCert and ClientKey are the PEM files of the TLS client
-	// certificate and its key; both or neither.
-	ClientCert string `toml:"client_cert"`
-	ClientKey  string `toml:"client_key"`
-	// ClientCAKeys is a PEM file of the CA certificates that the servers'
-	// certificates must chain to. Empty means the system's roots.
-	ClientCAKeys string `toml:"client_cakeys"`
-	// ClientInsecure skips the verification of the servers' certificates.
-	ClientInsecure bool `toml:"client_insecure"`
+	// TLS holds client_cert, client_key, client_cakeys and
+	// client_insecure.
+	tlsfiles.TLS
 	// BasicAuth authenticates as Username with Password (etcd's user
 	// authentication). Without it, Username and Password are not used.
 	BasicAuth bool   `toml:"basic_auth"`
@@ -189,8 +184,8 @@ func (c *Config) Validate() error {
 	if c.Scheme != "" && c.Scheme != "http" && c.Scheme != "https" {
 		return fmt.Errorf("etcd: scheme %q is not http or https", c.Scheme)
 	}
-	if (c.ClientCert == "") != (c.ClientKey == "") {
-		return errors.New("etcd: client_cert and client_key go together")
+	if err := c.ValidateTLS(); err != nil {
+		return fmt.Errorf("etcd: %w", err)
 	}
 	if len(c.Nodes) > 0 && (c.SRVDomain != "" || c.SRVRecord != "") {
 		return errors.New("etcd: nodes and DNS SRV (srv_domain, srv_record) both given: use one")
@@ -203,7 +198,7 @@ func (c *Config) Validate() error {
 		if err := c.checkSchemes(eps); err != nil {
 			return err
 		}
-	} else if c.Scheme == "http" && c.tls() {
+	} else if c.Scheme == "http" && c.UsesTLS() {
 		return errors.New("etcd: TLS options set (client_cert, client_key, client_cakeys or client_insecure) but scheme is http")
 	}
 	if c.BasicAuth && c.Username == "" {
@@ -264,9 +259,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err := cfg.checkSchemes(eps); err != nil {
 		return nil, err
 	}
-	tc, err := cfg.tlsConfig()
+	tc, err := cfg.TLSConfig()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("etcd: %w", err)
 	}
 	ccfg := clientv3.Config{
 		Endpoints:            eps,

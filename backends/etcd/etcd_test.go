@@ -14,6 +14,7 @@ import (
 
 	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/backends/etcd"
+	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
 func TestMain(m *testing.M) {
@@ -30,10 +31,10 @@ func TestValidate(t *testing.T) {
 		{name: "zero", cfg: etcd.Config{}},
 		{name: "nodes", cfg: etcd.Config{Nodes: []string{"http://a:2379", "b:2379", "c"}}},
 		{name: "https nodes", cfg: etcd.Config{Nodes: []string{"https://a:2379", "b:2379"}, Scheme: "https"}},
-		{name: "bare nodes take https from TLS", cfg: etcd.Config{Nodes: []string{"a:2379"}, ClientCAKeys: "/ca.pem"}},
+		{name: "bare nodes take https from TLS", cfg: etcd.Config{Nodes: []string{"a:2379"}, TLS: tlsfiles.TLS{ClientCAKeys: "/ca.pem"}}},
 		{name: "srv domain", cfg: etcd.Config{SRVDomain: "example.com", Scheme: "https"}},
 		{name: "srv record and domain", cfg: etcd.Config{SRVRecord: "_etcd._tcp.example.com", SRVDomain: "example.com"}},
-		{name: "tls", cfg: etcd.Config{ClientCert: "c.pem", ClientKey: "k.pem", ClientCAKeys: "ca.pem", Nodes: []string{"https://a:2379"}}},
+		{name: "tls", cfg: etcd.Config{TLS: tlsfiles.TLS{ClientCert: "c.pem", ClientKey: "k.pem", ClientCAKeys: "ca.pem"}, Nodes: []string{"https://a:2379"}}},
 		{name: "basic auth", cfg: etcd.Config{BasicAuth: true, Username: "u", Password: "p"}},
 		{name: "user without basic auth", cfg: etcd.Config{Username: "u"}},
 		{name: "timeouts", cfg: etcd.Config{DialTimeout: "1s", RequestTimeout: "1m30s"}},
@@ -41,11 +42,11 @@ func TestValidate(t *testing.T) {
 		{name: "empty node", cfg: etcd.Config{Nodes: []string{""}}, wantErr: "empty node"},
 		{name: "nodes and srv", cfg: etcd.Config{Nodes: []string{"a:1"}, SRVDomain: "example.com"}, wantErr: "both given"},
 		{name: "mixed schemes", cfg: etcd.Config{Nodes: []string{"http://a:1", "https://b:1"}}, wantErr: "mix http and https"},
-		{name: "tls over http", cfg: etcd.Config{Nodes: []string{"http://a:1"}, ClientInsecure: true}, wantErr: "nodes use http"},
-		{name: "tls with scheme http", cfg: etcd.Config{SRVDomain: "example.com", Scheme: "http", ClientCAKeys: "ca.pem"}, wantErr: "scheme is http"},
+		{name: "tls over http", cfg: etcd.Config{Nodes: []string{"http://a:1"}, TLS: tlsfiles.TLS{ClientInsecure: true}}, wantErr: "nodes use http"},
+		{name: "tls with scheme http", cfg: etcd.Config{SRVDomain: "example.com", Scheme: "http", TLS: tlsfiles.TLS{ClientCAKeys: "ca.pem"}}, wantErr: "scheme is http"},
 		{name: "bad scheme", cfg: etcd.Config{Scheme: "grpc"}, wantErr: "scheme"},
-		{name: "cert without key", cfg: etcd.Config{ClientCert: "c.pem"}, wantErr: "client_cert and client_key"},
-		{name: "key without cert", cfg: etcd.Config{ClientKey: "k.pem"}, wantErr: "client_cert and client_key"},
+		{name: "cert without key", cfg: etcd.Config{TLS: tlsfiles.TLS{ClientCert: "c.pem"}}, wantErr: "client_cert and client_key"},
+		{name: "key without cert", cfg: etcd.Config{TLS: tlsfiles.TLS{ClientKey: "k.pem"}}, wantErr: "client_cert and client_key"},
 		{name: "basic auth without user", cfg: etcd.Config{BasicAuth: true, Password: "p"}, wantErr: "username"},
 		{name: "basic auth without password", cfg: etcd.Config{BasicAuth: true, Username: "u"}, wantErr: "password"},
 		{name: "bad dial timeout", cfg: etcd.Config{DialTimeout: "5"}, wantErr: "dial_timeout"},
@@ -178,9 +179,9 @@ func TestNewErrors(t *testing.T) {
 	}{
 		{name: "cancelled", ctx: cancelled, cfg: etcd.Config{}, wantErr: "context canceled"},
 		{name: "invalid", ctx: t.Context(), cfg: etcd.Config{Scheme: "ftp"}, wantErr: "scheme"},
-		{name: "missing cert", ctx: t.Context(), cfg: etcd.Config{ClientCert: filepath.Join(dir, "none.pem"), ClientKey: filepath.Join(dir, "none-key.pem")}, wantErr: "client_cert"},
-		{name: "missing CA", ctx: t.Context(), cfg: etcd.Config{ClientCAKeys: filepath.Join(dir, "none.pem")}, wantErr: "client_cakeys"},
-		{name: "CA not PEM", ctx: t.Context(), cfg: etcd.Config{ClientCAKeys: notPEM}, wantErr: "no PEM certificate"},
+		{name: "missing cert", ctx: t.Context(), cfg: etcd.Config{TLS: tlsfiles.TLS{ClientCert: filepath.Join(dir, "none.pem"), ClientKey: filepath.Join(dir, "none-key.pem")}}, wantErr: "client_cert"},
+		{name: "missing CA", ctx: t.Context(), cfg: etcd.Config{TLS: tlsfiles.TLS{ClientCAKeys: filepath.Join(dir, "none.pem")}}, wantErr: "client_cakeys"},
+		{name: "CA not PEM", ctx: t.Context(), cfg: etcd.Config{TLS: tlsfiles.TLS{ClientCAKeys: notPEM}}, wantErr: "no PEM certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

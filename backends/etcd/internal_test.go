@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"go.uber.org/zap" //nolint:depguard // tests the bridge from the etcd client's logger to slog
+
+	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
 func TestMerge(t *testing.T) {
@@ -220,7 +222,7 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name:  "https from TLS options",
-			cfg:   Config{SRVDomain: "secure.example.", ClientCAKeys: "/ca.pem"},
+			cfg:   Config{SRVDomain: "secure.example.", TLS: tlsfiles.TLS{ClientCAKeys: "/ca.pem"}},
 			want:  []string{"https://e1.secure.example:2379"},
 			asked: []string{"_etcd-client-ssl._tcp.secure.example."},
 		},

@@ -2,15 +2,12 @@ package etcd
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
-
-	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
 // defaultPort is etcd's client port, given to nodes written without one.
@@ -23,16 +20,11 @@ func (c *Config) schemeFor() string {
 	switch {
 	case c.Scheme != "":
 		return c.Scheme
-	case c.tls():
+	case c.UsesTLS():
 		return "https"
 	default:
 		return "http"
 	}
-}
-
-// tls reports whether a TLS option is set.
-func (c *Config) tls() bool {
-	return c.ClientCert != "" || c.ClientKey != "" || c.ClientCAKeys != "" || c.ClientInsecure
 }
 
 // node returns the endpoint URL of a node written as host, host:port,
@@ -167,22 +159,8 @@ func (c *Config) checkSchemes(eps []string) error {
 			return fmt.Errorf("etcd: nodes mix %s and %s (option nodes)", first, scheme)
 		}
 	}
-	if len(eps) > 0 && strings.HasPrefix(eps[0], "http://") && c.tls() {
+	if len(eps) > 0 && strings.HasPrefix(eps[0], "http://") && c.UsesTLS() {
 		return errors.New("etcd: TLS options set (client_cert, client_key, client_cakeys or client_insecure) but the nodes use http")
 	}
 	return nil
-}
-
-// tlsConfig returns the TLS configuration of cfg, or nil when no TLS option
-// is set (https nodes then verify the server against the system's roots).
-// It reads the certificate, key and CA files.
-func (c *Config) tlsConfig() (*tls.Config, error) {
-	if !c.tls() {
-		return nil, nil
-	}
-	tc, err := tlsfiles.Files{Cert: c.ClientCert, Key: c.ClientKey, CA: c.ClientCAKeys, Insecure: c.ClientInsecure}.Config()
-	if err != nil {
-		return nil, fmt.Errorf("etcd: %w", err)
-	}
-	return tc, nil
 }

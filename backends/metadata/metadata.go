@@ -56,6 +56,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
 func init() {
@@ -116,15 +117,9 @@ type Config struct {
 	// Host sets the request's host; Accept replaces application/json.
 	// The values are secrets to kvconf: never logged nor put in errors.
 	Headers []string `toml:"headers"`
-	// ClientCert and ClientKey are the PEM files of a TLS client
-	// certificate and its key; both or neither.
-	ClientCert string `toml:"client_cert"`
-	ClientKey  string `toml:"client_key"`
-	// ClientCAKeys is a PEM file of the CA certificates that the server's
-	// certificate must chain to. Empty means the system's roots.
-	ClientCAKeys string `toml:"client_cakeys"`
-	// ClientInsecure skips the verification of the server's certificate.
-	ClientInsecure bool `toml:"client_insecure"`
+	// TLS holds client_cert, client_key, client_cakeys and
+	// client_insecure.
+	tlsfiles.TLS
 	// RequestTimeout bounds each request, body included, in the syntax
 	// of [time.ParseDuration]; empty means [DefaultRequestTimeout]. A long
 	// poll gets MaxWait more.
@@ -175,11 +170,6 @@ type settings struct {
 	tlsConfigured bool
 }
 
-// tls reports whether a TLS option is set.
-func (c *Config) tls() bool {
-	return c.ClientCert != "" || c.ClientKey != "" || c.ClientCAKeys != "" || c.ClientInsecure
-}
-
 // Validate reports the first problem with the options: more than one
 // node, a malformed node or a node with a query, a TLS option with an
 // http node, a client certificate without its key (or the reverse), a
@@ -191,9 +181,9 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) settings() (settings, error) {
-	s := settings{tlsConfigured: c.tls()}
-	if (c.ClientCert == "") != (c.ClientKey == "") {
-		return s, errors.New("metadata: client_cert and client_key go together")
+	s := settings{tlsConfigured: c.UsesTLS()}
+	if err := c.ValidateTLS(); err != nil {
+		return s, fmt.Errorf("metadata: %w", err)
 	}
 	var err error
 	if s.base, err = c.baseURL(); err != nil {
@@ -242,7 +232,7 @@ func (c *Config) baseURL() (*url.URL, error) {
 	}
 	if !strings.Contains(node, "://") {
 		scheme := "http://"
-		if c.tls() {
+		if c.UsesTLS() {
 			scheme = "https://"
 		}
 		node = scheme + node
@@ -259,7 +249,7 @@ func (c *Config) baseURL() (*url.URL, error) {
 		return nil, fmt.Errorf("metadata: node %s: no host", u.Redacted())
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
 		return nil, fmt.Errorf("metadata: node %s: a base URL takes no query or fragment", u.Redacted())
-	case u.Scheme == "http" && c.tls():
+	case u.Scheme == "http" && c.UsesTLS():
 		return nil, fmt.Errorf("metadata: node %s: TLS options set (client_cert, client_key, client_cakeys or client_insecure) but the node uses http", u.Redacted())
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
@@ -362,8 +352,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if s.tlsConfigured {
-		if tr.TLSClientConfig, err = cfg.tlsConfig(); err != nil {
-			return nil, err
+		if tr.TLSClientConfig, err = cfg.TLSConfig(); err != nil {
+			return nil, fmt.Errorf("metadata: %w", err)
 		}
 	}
 	c := &Client{

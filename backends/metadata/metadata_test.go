@@ -20,6 +20,7 @@ import (
 	"github.com/kvconf/kvconf/backends/backendtest"
 	"github.com/kvconf/kvconf/backends/metadata"
 	"github.com/kvconf/kvconf/backends/metadata/metadatatest"
+	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
 func TestMain(m *testing.M) {
@@ -154,13 +155,13 @@ func TestValidate(t *testing.T) {
 	}{
 		{name: "defaults", cfg: metadata.Config{}},
 		{name: "bare host", cfg: metadata.Config{Nodes: []string{"meta:8080"}}},
-		{name: "https with TLS", cfg: metadata.Config{Nodes: []string{"https://meta"}, ClientInsecure: true}},
-		{name: "bare host with TLS", cfg: metadata.Config{Nodes: []string{"meta"}, ClientInsecure: true}},
+		{name: "https with TLS", cfg: metadata.Config{Nodes: []string{"https://meta"}, TLS: tlsfiles.TLS{ClientInsecure: true}}},
+		{name: "bare host with TLS", cfg: metadata.Config{Nodes: []string{"meta"}, TLS: tlsfiles.TLS{ClientInsecure: true}}},
 		{name: "two nodes", cfg: metadata.Config{Nodes: []string{"a", "b"}}, want: "2 nodes given"},
 		{name: "scheme", cfg: metadata.Config{Nodes: []string{"ftp://meta"}}, want: "not http or https"},
 		{name: "query", cfg: metadata.Config{Nodes: []string{"http://meta/latest?x=1"}}, want: "no query"},
-		{name: "http with TLS", cfg: metadata.Config{Nodes: []string{"http://meta"}, ClientInsecure: true}, want: "node uses http"},
-		{name: "cert without key", cfg: metadata.Config{ClientCert: "c.pem"}, want: "go together"},
+		{name: "http with TLS", cfg: metadata.Config{Nodes: []string{"http://meta"}, TLS: tlsfiles.TLS{ClientInsecure: true}}, want: "node uses http"},
+		{name: "cert without key", cfg: metadata.Config{TLS: tlsfiles.TLS{ClientCert: "c.pem"}}, want: "go together"},
 		{name: "mode", cfg: metadata.Config{Mode: "push"}, want: `metadata_mode "push"`},
 		{name: "timeout", cfg: metadata.Config{RequestTimeout: "soon"}, want: "request_timeout"},
 		{name: "negative interval", cfg: metadata.Config{PollInterval: "-1s"}, want: "not positive"},

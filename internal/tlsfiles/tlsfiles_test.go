@@ -19,19 +19,19 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		files tlsfiles.Files
+		files tlsfiles.TLS
 		want  string
 	}{
-		{"missing CA", tlsfiles.Files{CA: filepath.Join(dir, "none.pem")}, "client_cakeys"},
-		{"CA not PEM", tlsfiles.Files{CA: notPEM}, "client_cakeys " + notPEM + ": no PEM certificate"},
-		{"cert without key", tlsfiles.Files{Cert: notPEM}, "client_cert " + notPEM},
-		{"bad key pair", tlsfiles.Files{Cert: notPEM, Key: notPEM}, "client_key " + notPEM},
+		{"missing CA", tlsfiles.TLS{ClientCAKeys: filepath.Join(dir, "none.pem")}, "client_cakeys"},
+		{"CA not PEM", tlsfiles.TLS{ClientCAKeys: notPEM}, "client_cakeys " + notPEM + ": no PEM certificate"},
+		{"cert without key", tlsfiles.TLS{ClientCert: notPEM}, "client_cert " + notPEM},
+		{"bad key pair", tlsfiles.TLS{ClientCert: notPEM, ClientKey: notPEM}, "client_key " + notPEM},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := tt.files.Config(); err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Config() = %v, want an error containing %q", err, tt.want)
+			if _, err := tt.files.TLSConfig(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("TLSConfig() = %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}
@@ -39,11 +39,28 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 
 func TestConfigDefaults(t *testing.T) {
 	t.Parallel()
-	tc, err := tlsfiles.Files{Insecure: true}.Config()
+	tc, err := tlsfiles.TLS{ClientInsecure: true}.TLSConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tc.MinVersion != tls.VersionTLS12 || !tc.InsecureSkipVerify || tc.RootCAs != nil || len(tc.Certificates) != 0 {
-		t.Errorf("Config() = %+v", tc)
+		t.Errorf("TLSConfig() = %+v", tc)
+	}
+}
+
+func TestUnset(t *testing.T) {
+	t.Parallel()
+	var none tlsfiles.TLS
+	if none.UsesTLS() {
+		t.Error("UsesTLS() of no option = true")
+	}
+	if tc, err := none.TLSConfig(); tc != nil || err != nil {
+		t.Errorf("TLSConfig() of no option = %v, %v; want nil, nil", tc, err)
+	}
+	if err := (tlsfiles.TLS{ClientKey: "k.pem"}).ValidateTLS(); err == nil || !strings.Contains(err.Error(), "client_cert and client_key go together") {
+		t.Errorf("ValidateTLS() of a key alone = %v", err)
+	}
+	if err := (tlsfiles.TLS{ClientCert: "c.pem", ClientKey: "k.pem"}).ValidateTLS(); err != nil {
+		t.Errorf("ValidateTLS() of a certificate and its key = %v", err)
 	}
 }
