@@ -35,21 +35,21 @@ import (
 // errNotFast is wrapped by the reasons the fast path gives up.
 var errNotFast = errors.New("template: not on the fast path")
 
-// giveUp reports why the fast path cannot handle something. When the
-// thing is a property of the template rather than of one render's values
-// (sticky), the template is not tried on the fast path again.
+// giveUp reports why the fast path cannot handle something: either
+// something it does not mirror (unsupported), or an error that
+// text/template is to report.
 type giveUp struct {
-	why    string
-	sticky bool
+	why         string
+	unsupported bool
 }
 
 func (g *giveUp) Error() string { return "template: fast path: " + g.why }
 
 func (g *giveUp) Unwrap() error { return errNotFast }
 
-// unsupported gives up for good on the template.
+// unsupported gives up on something the fast path does not mirror.
 func unsupported(format string, args ...any) error {
-	return &giveUp{why: fmt.Sprintf(format, args...), sticky: true}
+	return &giveUp{why: fmt.Sprintf(format, args...), unsupported: true}
 }
 
 // failed gives up on this render only: text/template reports the error.
@@ -72,7 +72,7 @@ const maxFastDepth = 1000
 // is left to text/template.
 func fastBuiltin(name string) bool {
 	switch name {
-	case "and", "or", "not", "len", "eq", "ne", "index":
+	case "and", "or", "not", "len", "eq", "ne", "lt", "le", "gt", "ge", "index":
 		return true
 	}
 	return printBuiltin(name) != nil
@@ -106,7 +106,10 @@ func fastSupported(pt *texttemplate.Template, defined map[string]bool) bool {
 			*parse.NilNode, *parse.FieldNode, *parse.VariableNode:
 		case *parse.IdentifierNode:
 			ok = ok && (defined[n.Ident] || fastBuiltin(n.Ident))
-		default: // ChainNode, and any node a later Go adds
+		case *parse.ChainNode: // (pipeline).Field
+			_, pipe := n.Node.(*parse.PipeNode)
+			ok = ok && pipe
+		default: // any node a later Go adds
 			ok = false
 		}
 		return ok
@@ -125,15 +128,16 @@ func fastSupported(pt *texttemplate.Template, defined map[string]bool) bool {
 // one) as a reference into the list, read when it is used: a function
 // that sorts or reverses the list in place, such as confd's reverse,
 // changes what a variable holding an element shows later. kvElem,
-// strElem and ref are such references, read by [value]. nilIface is a
-// nil of an interface type with methods, such as error, which
-// text/template prints as "<nil>" where a nil of type any prints as
-// "<no value>".
+// strElem and ref are such references, read by [value]. nilInterface is
+// a nil held in a value of an interface type (a field, an entry, an
+// element, a result), which text/template keeps apart from no value at
+// all: it cannot be passed for a parameter of another type, and one of a
+// type with methods, such as error, prints as "<nil>".
 type (
-	kvElem   struct{ p *funcs.KV }     // an element of a []funcs.KV, or a pointer to one
-	strElem  struct{ p *string }       // an element of a []string, or a field of a kvElem
-	ref      struct{ v reflect.Value } // any other element, or a field of one
-	nilIface struct{}
+	kvElem       struct{ p *funcs.KV }     // an element of a []funcs.KV
+	strElem      struct{ p *string }       // an element of a []string, or a field of a kvElem
+	ref          struct{ v reflect.Value } // any other element, or a field of one
+	nilInterface struct{ methods bool }    // methods: of a type with methods
 )
 
 // value returns what v shows now, reading a reference.
@@ -152,7 +156,7 @@ func value(v any) any {
 // export returns v as a function receives it.
 func export(v any) any {
 	v = value(v)
-	if _, ok := v.(nilIface); ok {
+	if _, ok := v.(nilInterface); ok {
 		return nil
 	}
 	return v
@@ -184,10 +188,7 @@ func execFast(pt *texttemplate.Template, fns texttemplate.FuncMap, data any) (ou
 		}
 	}()
 	if err := s.walk(data, pt.Root); err != nil {
-		if errors.Is(err, errNotFast) {
-			return "", err
-		}
-		return "", failed("%v", err) // a stray break or continue
+		return "", err // the parser allows break and continue only in a range
 	}
 	return s.out.String(), nil
 }
@@ -258,8 +259,9 @@ func (s *fastState) walkIfOrWith(with bool, dot any, pipe *parse.PipeNode, list,
 	return nil
 }
 
-// walkRange walks a range node over a slice, an array or an integer; a
-// map, a channel or an iterator function is left to text/template.
+// walkRange walks a range node over a slice, an array, a map or an int;
+// a channel, an iterator function or an integer of another type is left
+// to text/template.
 func (s *fastState) walkRange(dot any, r *parse.RangeNode) error {
 	defer s.pop(len(s.vars))
 	v, err := s.evalPipeline(dot, r.Pipe)
@@ -302,7 +304,10 @@ func (s *fastState) walkRange(dot any, r *parse.RangeNode) error {
 		return err
 	}
 	if n == 0 && r.ElseList != nil {
-		return s.walk(dot, r.ElseList)
+		// A break in the else list ends this range, as in text/template.
+		if err := s.walk(dot, r.ElseList); err != errBreak { //nolint:errorlint // a sentinel of ours, never wrapped
+			return err
+		}
 	}
 	return nil
 }
@@ -311,46 +316,46 @@ func (s *fastState) walkRange(dot any, r *parse.RangeNode) error {
 // were. The index is passed only when vars, the number of variables the
 // range declares, asks for it.
 func (s *fastState) rangeOver(v any, vars int, one func(index, elem any) error) (int, error) {
-	index := func(i int) any {
+	indexOf := func(i int) any {
 		if vars < 2 {
 			return nil
 		}
 		return i
 	}
-	switch v := value(v).(type) {
+	switch x := value(v).(type) {
 	case nil:
 		return 0, nil
-	case nilIface:
+	case nilInterface:
 		return 0, failed("range over a nil interface")
 	case []funcs.KV:
-		for i := range v {
-			if err := one(index(i), kvElem{&v[i]}); err != nil {
+		for i := range x {
+			if err := one(indexOf(i), kvElem{&x[i]}); err != nil {
 				return i, err
 			}
 		}
-		return len(v), nil
+		return len(x), nil
 	case []string:
-		for i := range v {
-			if err := one(index(i), strElem{&v[i]}); err != nil {
+		for i := range x {
+			if err := one(indexOf(i), strElem{&x[i]}); err != nil {
 				return i, err
 			}
 		}
-		return len(v), nil
+		return len(x), nil
 	case int:
 		if vars > 1 {
 			return 0, failed("range over int with two variables")
 		}
-		for i := range v {
+		for i := range x {
 			if err := one(nil, i); err != nil {
 				return i, err
 			}
 		}
-		return max(v, 0), nil
+		return max(x, 0), nil
 	}
-	rv := reflect.ValueOf(v)
-	for rv.Kind() == reflect.Pointer {
+	rv := reflectOf(v) // a reference stays addressable, as in text/template
+	for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
 		if rv.IsNil() {
-			return 0, unsupported("range over a nil pointer")
+			return 0, failed("range over a nil %s", rv.Type())
 		}
 		rv = rv.Elem()
 	}
@@ -361,7 +366,7 @@ func (s *fastState) rangeOver(v any, vars int, one func(index, elem any) error) 
 			if !e.CanInterface() {
 				return i, unsupported("range over %s", rv.Type())
 			}
-			if err := one(index(i), ref{e}); err != nil {
+			if err := one(indexOf(i), ref{e}); err != nil {
 				return i, err
 			}
 		}
@@ -382,8 +387,11 @@ func (s *fastState) rangeOver(v any, vars int, one func(index, elem any) error) 
 			}
 		}
 		return len(keys), nil
+	case reflect.Chan, reflect.Func, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return 0, unsupported("range over %s", rv.Type()) // text/template ranges over these
 	}
-	return 0, unsupported("range over %T", v)
+	return 0, failed("range can't iterate over %s", rv.Type())
 }
 
 // sortedKeys returns the keys of the map m in the order text/template
@@ -425,25 +433,32 @@ func (s *fastState) walkTemplate(dot any, t *parse.TemplateNode) error {
 // pop drops the variables declared after mark.
 func (s *fastState) pop(mark int) { s.vars = s.vars[:mark] }
 
-// setVar assigns to the innermost variable called name.
-func (s *fastState) setVar(name string, v any) error {
+// variable returns the innermost variable called name.
+func (s *fastState) variable(name string) (*fastVar, error) {
 	for i := len(s.vars) - 1; i >= 0; i-- {
 		if s.vars[i].name == name {
-			s.vars[i].value = v
-			return nil
+			return &s.vars[i], nil
 		}
 	}
-	return failed("undefined variable: %s", name)
+	return nil, failed("undefined variable: %s", name)
+}
+
+// setVar assigns v to the innermost variable called name.
+func (s *fastState) setVar(name string, v any) error {
+	x, err := s.variable(name)
+	if err == nil {
+		x.value = v
+	}
+	return err
 }
 
 // varValue returns the value of the innermost variable called name.
 func (s *fastState) varValue(name string) (any, error) {
-	for i := len(s.vars) - 1; i >= 0; i-- {
-		if s.vars[i].name == name {
-			return s.vars[i].value, nil
-		}
+	x, err := s.variable(name)
+	if err != nil {
+		return nil, err
 	}
-	return nil, failed("undefined variable %s", name)
+	return x.value, nil
 }
 
 // evalPipeline evaluates a pipeline and declares or assigns its variables.
@@ -457,9 +472,12 @@ func (s *fastState) evalPipeline(dot any, pipe *parse.PipeNode) (any, error) {
 		if v, err = s.evalCommand(dot, c, v, i > 0); err != nil {
 			return nil, err
 		}
-		// Like text/template, read a reference of type any now.
+		// Like text/template, dig into a value of type any now.
 		if r, ok := v.(ref); ok && r.v.Kind() == reflect.Interface && r.v.NumMethod() == 0 {
 			v = interfaceOf(r.v)
+		}
+		if n, ok := v.(nilInterface); ok && !n.methods {
+			v = nil
 		}
 	}
 	for _, d := range pipe.Decl {
@@ -481,28 +499,18 @@ func (s *fastState) evalCommand(dot any, c *parse.CommandNode, final any, hasFin
 	switch n := c.Args[0].(type) {
 	case *parse.IdentifierNode:
 		return s.evalCall(dot, n.Ident, args, final, hasFinal)
-	case *parse.FieldNode:
+	case *parse.FieldNode, *parse.ChainNode, *parse.VariableNode:
 		if len(args) > 0 || hasFinal {
-			return nil, unsupported("arguments to %s", n)
+			return nil, unsupported("arguments to %s", n) // a method call, or an error
 		}
-		return s.evalFields(dot, n.Ident)
-	case *parse.VariableNode:
-		if len(args) > 0 || hasFinal {
-			return nil, unsupported("arguments to %s", n)
-		}
-		v, err := s.varValue(n.Ident[0])
-		if err != nil {
-			return nil, err
-		}
-		return s.evalFields(v, n.Ident[1:])
-	}
-	if len(args) > 0 || hasFinal {
-		return nil, failed("arguments to a non-function %s", c.Args[0])
-	}
-	if _, ok := c.Args[0].(*parse.NilNode); ok {
+	case *parse.NilNode:
 		return nil, failed("nil is not a command")
+	default:
+		if len(args) > 0 || hasFinal {
+			return nil, failed("arguments to a non-function %s", n)
+		}
 	}
-	return s.evalAny(dot, c.Args[0]) // a constant, dot or a parenthesized pipeline
+	return s.evalAny(dot, c.Args[0])
 }
 
 // idealConstant returns a number constant whose type the context does
@@ -590,15 +598,10 @@ func (s *fastState) stringArg(dot any, n parse.Node) (string, bool, error) {
 	case *parse.StringNode:
 		return n.Text, true, nil
 	case *parse.FieldNode:
-		e, ok := dot.(kvElem)
-		if !ok || len(n.Ident) != 1 {
-			return "", false, nil
-		}
-		switch n.Ident[0] {
-		case "Key":
-			return e.p.Key, true, nil
-		case "Value":
-			return e.p.Value, true, nil
+		if e, ok := dot.(kvElem); ok && len(n.Ident) == 1 {
+			if p := kvField(e.p, n.Ident[0]); p != nil {
+				return *p, true, nil
+			}
 		}
 	}
 	return "", false, nil
@@ -620,31 +623,35 @@ func (s *fastState) evalFields(v any, names []string) (any, error) {
 func field(v any, name string) (any, error) {
 	switch v := v.(type) {
 	case kvElem:
-		switch name {
-		case "Key":
-			return strElem{&v.p.Key}, nil
-		case "Value":
-			return strElem{&v.p.Value}, nil
+		if p := kvField(v.p, name); p != nil {
+			return strElem{p}, nil
 		}
 		return nil, failed("can't evaluate field %s in type funcs.KV", name)
 	case ref:
 		return reflectField(v.v, name)
 	}
 	switch v := value(v).(type) {
-	case nil, nilIface:
+	case nil, nilInterface:
 		return nil, failed("nil data; no entry for key %q", name)
 	case funcs.KV:
-		return kvField(v, name)
+		if p := kvField(&v, name); p != nil {
+			return *p, nil
+		}
+		return nil, failed("can't evaluate field %s in type funcs.KV", name)
 	case map[string]string:
 		if e, ok := v[name]; ok {
 			return e, nil
 		}
 		return nil, failed("map has no entry for key %q", name)
 	case map[string]any:
-		if e, ok := v[name]; ok {
-			return e, nil
+		e, ok := v[name]
+		switch {
+		case !ok:
+			return nil, failed("map has no entry for key %q", name)
+		case e == nil:
+			return nilInterface{}, nil
 		}
-		return nil, failed("map has no entry for key %q", name)
+		return e, nil
 	default:
 		return reflectField(reflect.ValueOf(v), name)
 	}
@@ -695,26 +702,22 @@ func reflectField(rv reflect.Value, name string) (any, error) {
 	return nil, unsupported("field %s of %s", name, t)
 }
 
-// kvField returns the field name of kv.
-func kvField(kv funcs.KV, name string) (any, error) {
+// kvField returns the field called name of kv, or nil if it has none.
+func kvField(kv *funcs.KV, name string) *string {
 	switch name {
 	case "Key":
-		return kv.Key, nil
+		return &kv.Key
 	case "Value":
-		return kv.Value, nil
+		return &kv.Value
 	}
-	return nil, failed("can't evaluate field %s in type funcs.KV", name)
+	return nil
 }
 
-// interfaceOf returns v as any, as text/template digs into interfaces: a
-// nil of type any becomes nil, a nil of an interface type with methods
-// nilIface.
+// interfaceOf returns v as any; a nil of an interface type is a
+// nilInterface.
 func interfaceOf(v reflect.Value) any {
 	if v.Kind() == reflect.Interface && v.IsNil() {
-		if v.Type().NumMethod() > 0 {
-			return nilIface{}
-		}
-		return nil
+		return nilInterface{methods: v.NumMethod() > 0}
 	}
 	return v.Interface()
 }
@@ -728,8 +731,12 @@ func (s *fastState) print(v any) error {
 	case nil:
 		s.out.WriteString("<no value>")
 		return nil
-	case nilIface:
-		s.out.WriteString("<nil>")
+	case nilInterface:
+		if x.methods {
+			s.out.WriteString("<nil>")
+		} else {
+			s.out.WriteString("<no value>")
+		}
 		return nil
 	case int:
 		s.out.WriteString(strconv.Itoa(x))
@@ -739,11 +746,8 @@ func (s *fastState) print(v any) error {
 	// pointer's String or Error method when it can take its address:
 	// left to it.
 	rv := reflectOf(v)
-	if rv.Kind() == reflect.Interface && rv.NumMethod() == 0 {
-		rv = rv.Elem() // as text/template digs into an any
-	}
-	if !rv.IsValid() || rv.Kind() == reflect.Pointer {
-		return unsupported("print of %v", rv)
+	if rv.Kind() == reflect.Pointer {
+		return unsupported("print of %s", rv.Type())
 	}
 	if t := rv.Type(); !t.Implements(errorType) && !t.Implements(stringerType) {
 		pt := reflect.PointerTo(t)
@@ -959,6 +963,14 @@ func (s *fastState) evalAny(dot any, n parse.Node) (any, error) {
 		return s.evalPipeline(dot, n)
 	case *parse.IdentifierNode:
 		return s.evalCall(dot, n.Ident, nil, nil, false)
+	case *parse.ChainNode:
+		if pipe, ok := n.Node.(*parse.PipeNode); ok {
+			v, err := s.evalPipeline(dot, pipe)
+			if err != nil {
+				return nil, err
+			}
+			return s.evalFields(v, n.Field)
+		}
 	}
 	return nil, unsupported("argument %s", n)
 }
@@ -1008,6 +1020,17 @@ func constantOf(typ reflect.Type, n parse.Node) (any, error) {
 // element of a list of interfaces passed for another type is read now,
 // as text/template reads it to convert it.
 func validate(v any, typ reflect.Type) (any, error) {
+	if _, ok := value(v).(nilInterface); ok {
+		// Held in an interface, a nil is no untyped nil: text/template
+		// passes it only for a parameter of a type it is assignable to.
+		switch {
+		case typ.Kind() == reflect.Interface && typ.NumMethod() == 0:
+			return nil, nil
+		case typ.Kind() == reflect.Interface:
+			return nil, unsupported("a nil interface for a parameter of type %s", typ)
+		}
+		return nil, failed("wrong type for value; expected %s", typ)
+	}
 	x := export(v)
 	if x == nil {
 		if canBeNil(typ) {
@@ -1036,7 +1059,8 @@ func canBeNil(typ reflect.Type) bool {
 	return false
 }
 
-// evalBuiltin calls one of the builtins and, or, not, len, eq and ne.
+// evalBuiltin calls one of the builtins and, or, not, len, eq, ne, lt,
+// le, gt, ge and index.
 func (s *fastState) evalBuiltin(dot any, name string, args []parse.Node, final any, hasFinal bool) (any, error) {
 	switch name {
 	case "and", "or":
@@ -1090,6 +1114,11 @@ func (s *fastState) evalBuiltin(dot any, name string, args []parse.Node, final a
 		}
 		eq, err := equal(argv[0], argv[1])
 		return !eq, err
+	case "lt", "le", "gt", "ge":
+		if len(argv) != 2 {
+			return nil, failed("wrong number of args for %s", name)
+		}
+		return compare(name, argv[0], argv[1])
 	case "index":
 		if len(argv) == 0 {
 			return nil, failed("wrong number of args for index")
@@ -1097,6 +1126,57 @@ func (s *fastState) evalBuiltin(dot any, name string, args []parse.Node, final a
 		return index(argv[0], argv[1:])
 	}
 	return nil, unsupported("builtin %s", name)
+}
+
+// compare is the builtin lt, le, gt or ge (name) of a and b.
+func compare(name string, a, b any) (bool, error) {
+	lt, err := less(a, b)
+	switch {
+	case err != nil:
+		return false, err
+	case name == "lt":
+		return lt, nil
+	case name == "ge":
+		return !lt, nil
+	}
+	le := lt
+	if !lt {
+		if le, err = equal(a, b); err != nil {
+			return false, err
+		}
+	}
+	if name == "le" {
+		return le, nil
+	}
+	return !le, nil // gt
+}
+
+// less reports whether a < b, for values of basic kinds as the builtin lt
+// compares them.
+func less(a, b any) (bool, error) {
+	ra, rb := reflect.ValueOf(export(a)), reflect.ValueOf(export(b))
+	ka, kb := basicKind(ra), basicKind(rb)
+	switch {
+	case ka == 0 || kb == 0:
+		return false, failed("invalid type for comparison")
+	case ka == reflect.Int && kb == reflect.Uint:
+		return ra.Int() < 0 || uint64(ra.Int()) < rb.Uint(), nil
+	case ka == reflect.Uint && kb == reflect.Int:
+		return rb.Int() >= 0 && ra.Uint() < uint64(rb.Int()), nil
+	case ka != kb:
+		return false, failed("incompatible types for comparison")
+	}
+	switch ka {
+	case reflect.Int:
+		return ra.Int() < rb.Int(), nil
+	case reflect.Uint:
+		return ra.Uint() < rb.Uint(), nil
+	case reflect.Float64:
+		return ra.Float() < rb.Float(), nil
+	case reflect.String:
+		return ra.String() < rb.String(), nil
+	}
+	return false, failed("invalid type for comparison") // bool, complex
 }
 
 // builtinArgs evaluates the arguments of a builtin.
@@ -1181,7 +1261,7 @@ func reflectOf(v any) reflect.Value {
 		return reflect.ValueOf(r.p).Elem()
 	case ref:
 		return r.v
-	case nilIface:
+	case nilInterface:
 		return reflect.Value{}
 	}
 	return reflect.ValueOf(v)

@@ -300,8 +300,8 @@ func renderIn(ctx context.Context, tm *Template, s *funcs.Store, mode renderMode
 }
 
 // modes renders the template that parse returns in each mode, each from
-// a new parse: the fast path gives up for good on a template that it finds
-// it cannot handle, and a render must not hide what a fresh one would do.
+// a new parse: the fast path stops trying a template that it gave up on
+// in renders before, and a render must not hide what a fresh one would do.
 func modes(ctx context.Context, parse func() (*Template, error), s *funcs.Store) (slow, auto, fast outcome, err error) {
 	var tms [3]*Template
 	for i := range tms {
@@ -963,6 +963,25 @@ func TestFastPathCases(t *testing.T) {
 		{name: "map_range_dot_values_at_start", src: `{{$m := map "a" "1" "b" "2"}}{{range $m}}{{$_ := set $m "b" "X"}}{{.}};{{end}}`, want: "1;2;"},
 		{name: "alias_range_kv_field_var", src: `{{$kvs := gets "/upstreams/*"}}{{range $kvs}}{{$k := .Key}}{{$_ := reverse $kvs}}{{$k}},{{end}}`},
 
+		// Found in review.
+		{name: "break_in_inner_else", src: `{{range 3}}{{range 0}}{{else}}{{break}}{{end}}{{.}}{{end}}`, fast: true, want: "012"},
+		{name: "break_in_inner_else_if", src: `{{range $i := 3}}{{range fixture "nilSlice"}}{{else}}{{if eq $i 1}}{{break}}{{end}}{{end}}{{$i}}{{end}}`, want: "012"},
+		{name: "nil_any_element_for_list", src: `{{range jsonArray "[null]"}}[{{join . ","}}]{{end}}`, wantErr: "wrong type for value"},
+		{name: "nil_any_var_for_list", src: `{{range $e := jsonArray "[null]"}}[{{join $e ","}}]{{end}}`, wantErr: "wrong type for value"},
+		{name: "nil_any_field_for_list", src: `{{with json "{\"n\": null}"}}[{{join .n ","}}]{{end}}`, wantErr: "wrong type for value"},
+		{name: "nil_any_struct_field_for_list", src: `{{with fixture "struct"}}[{{join .NilAny ","}}]{{end}}`, wantErr: "wrong type for value"},
+		{name: "nil_error_for_list", src: `[{{join fxnilerror ","}}]`, wantErr: "wrong type for value"},
+		{name: "nil_any_pipeline_for_list", src: `{{$x := (json "{\"n\": null}").n}}[{{join $x ","}}]`, fast: true, want: "[]"},
+		{name: "chain_field", src: `{{(get "/csv").Value}}|{{len (get "/a").Key}}`, fast: true, want: "p,q,r|2"},
+		{name: "chain_nil", src: `{{(fixture "nilAny").X}}`, wantErr: "nil"},
+		{name: "compare_builtins", src: `{{if gt (len (ls "/d")) 0}}some{{end}} {{lt 1 2}} {{le 2 2}} {{gt 2.5 1.5}} {{ge "a" "b"}} {{lt "" "a"}}`, fast: true, want: "some true true true false true"},
+		{name: "compare_incompatible", src: `{{lt 1 "a"}}`, wantErr: "incompatible types for comparison"},
+		{name: "compare_bool", src: `{{lt true false}}`, wantErr: "invalid type for comparison"},
+		{name: "compare_arity", src: `{{gt 1}}`, wantErr: "wrong number of args"},
+		{name: "range_nested_any_lists", src: `{{range jsonArray "[[\"a\",\"b\"],[\"c\"]]"}}{{range .}}{{.}}{{end}};{{end}}`, fast: true, want: "ab;c;"},
+		{name: "range_map_of_any_lists", src: `{{range $k, $v := json "{\"x\":[\"1\",\"2\"]}"}}{{$k}}:{{range $v}}{{.}}{{end}}{{end}}`, fast: true, want: "x:12"},
+		{name: "range_service_tags", src: `{{range service "web"}}{{range .Tags}}[{{.}}]{{end}}{{end}}`, fast: true},
+
 		// Failures of functions, and builtins the fast path leaves to
 		// text/template.
 		{name: "func_error", src: `a{{fxerr}}b`, wantErr: "fxerr: on purpose"},
@@ -1121,4 +1140,37 @@ func FuzzFastPath(f *testing.F) {
 			t.Errorf("template %q with /a=%q /b=%q:\n%s", src, a, b, d)
 		}
 	})
+}
+
+// TestFastPathMisses checks that a template whose fast path gives up on
+// one render's data is tried again on the next, and that three renders in
+// a row that give up leave it to text/template.
+func TestFastPathMisses(t *testing.T) {
+	t.Parallel()
+	ctx := noNetContext(t.Context())
+	ptr := funcs.NewStore(map[string]string{"/k": "innerPtr"}) // prints a pointer: left to text/template
+	str := funcs.NewStore(map[string]string{"/k": "myStr"})
+	tm, err := Parse("m.tmpl", []byte(`{{fixture (getv "/k")}}`), Options{Sets: fastTestSets()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxMisses - 1 {
+		if o := renderIn(ctx, tm, ptr, fastMode); !errors.Is(o.err, errNotFast) {
+			t.Fatalf("fastMode render %d of a pointer: %v, want errNotFast", i, o)
+		}
+	}
+	if o := renderIn(ctx, tm, str, fastMode); o.err != nil {
+		t.Fatalf("fastMode render of a string after %d misses: %v", maxMisses-1, o)
+	}
+	for i := range maxMisses {
+		if o := renderIn(ctx, tm, ptr, autoMode); o.err != nil || o.out != "{deep}" {
+			t.Fatalf("autoMode render %d of a pointer: %v, want {deep}", i, o)
+		}
+	}
+	if o := renderIn(ctx, tm, str, fastMode); !errors.Is(o.err, errNotFast) {
+		t.Fatalf("fastMode render after %d misses in a row: %v, want errNotFast", maxMisses, o)
+	}
+	if o := renderIn(ctx, tm, str, autoMode); o.err != nil {
+		t.Fatalf("autoMode render after %d misses in a row: %v", maxMisses, o)
+	}
 }

@@ -53,11 +53,17 @@ type Template struct {
 type parsed struct {
 	used []string // the names of the functions it calls
 	fast bool     // whether it may run on the fast path (see fast.go)
-	off  atomic.Bool
+	// misses counts the renders in a row whose fast path gave up on
+	// something it does not mirror.
+	misses atomic.Int32
 }
 
+// maxMisses is how many renders in a row may give up on the fast path
+// before a template runs on text/template only.
+const maxMisses = 3
+
 // onFast reports whether p is to be tried on the fast path.
-func (p *parsed) onFast() bool { return p.fast && !p.off.Load() }
+func (p *parsed) onFast() bool { return p.fast && p.misses.Load() < maxMisses }
 
 // Parse parses src as the template called name (shown in error messages,
 // usually the file's path relative to the templates directory). A call of a
@@ -334,10 +340,13 @@ func (r *render) exec(name string, pt *texttemplate.Template, data any) (string,
 	if r.mode != slowMode && b.info.onFast() {
 		out, err := execFast(pt, b.fm, data)
 		if err == nil {
+			if b.info.misses.Load() != 0 {
+				b.info.misses.Store(0)
+			}
 			return out, nil
 		}
-		if g := (*giveUp)(nil); errors.As(err, &g) && g.sticky {
-			b.info.off.Store(true)
+		if g := (*giveUp)(nil); errors.As(err, &g) && g.unsupported {
+			b.info.misses.Add(1)
 		}
 		if r.mode == fastMode {
 			return "", fmt.Errorf("template %s: %w", name, err)
