@@ -178,19 +178,16 @@ type fastState struct {
 }
 
 // execFast executes pt with data on the fast path, calling the functions
-// fns, and returns the output. An error wraps errNotFast: the caller runs
-// text/template instead.
-func execFast(pt *texttemplate.Template, fns texttemplate.FuncMap, data any) (out string, err error) {
-	s := &fastState{tmpl: pt, fns: fns, out: new(bytes.Buffer), vars: []fastVar{{"$", data}}}
+// fns, and appends the output to out. An error wraps errNotFast: the
+// caller takes back what was written and runs text/template instead.
+func execFast(out *bytes.Buffer, pt *texttemplate.Template, fns texttemplate.FuncMap, data any) (err error) {
+	s := &fastState{tmpl: pt, fns: fns, out: out, vars: []fastVar{{"$", data}}}
 	defer func() {
 		if p := recover(); p != nil { // a function that panics: text/template reports it
-			out, err = "", unsupported("panic: %v", p)
+			err = unsupported("panic: %v", p)
 		}
 	}()
-	if err := s.walk(data, pt.Root); err != nil {
-		return "", err // the parser allows break and continue only in a range
-	}
-	return s.out.String(), nil
+	return s.walk(data, pt.Root) // the parser allows break and continue only in a range
 }
 
 // walk writes the output of node with dot as the current value.

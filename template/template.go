@@ -295,11 +295,21 @@ func (t *Template) render(ctx context.Context, w io.Writer, s *funcs.Store, mode
 		return fmt.Errorf("template %s: %w", t.name, err)
 	}
 	r := &render{ctx: ctx, t: t, mode: mode, binder: b, bound: map[string]*binding{}}
-	out, err := r.exec(t.name, t.t, nil)
-	if err != nil {
+	// Render into a buffer the caller gave, sparing a copy of the output,
+	// and take back what a failed render wrote.
+	if buf, ok := w.(*bytes.Buffer); ok {
+		n := buf.Len()
+		if err := r.execTo(buf, t.name, t.t, nil); err != nil {
+			buf.Truncate(n)
+			return err
+		}
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := r.execTo(&buf, t.name, t.t, nil); err != nil {
 		return err
 	}
-	_, err = io.WriteString(w, out)
+	_, err = w.Write(buf.Bytes())
 	return err
 }
 
@@ -326,6 +336,16 @@ type binding struct {
 // text/template when that gives up. Each template is bound to the
 // render's functions once per render, however often it is included.
 func (r *render) exec(name string, pt *texttemplate.Template, data any) (string, error) {
+	var buf bytes.Buffer
+	if err := r.execTo(&buf, name, pt, data); err != nil {
+		return "", err
+	}
+	return buf.String(), nil
+}
+
+// execTo is exec writing the output to out; after an error, out holds
+// what it held before and more.
+func (r *render) execTo(out *bytes.Buffer, name string, pt *texttemplate.Template, data any) error {
 	b, ok := r.bound[name]
 	if !ok {
 		r.t.mu.Lock()
@@ -337,35 +357,33 @@ func (r *render) exec(name string, pt *texttemplate.Template, data any) (string,
 		}
 		r.bound[name] = b
 	}
+	start := out.Len()
 	if r.mode != slowMode && b.info.onFast() {
-		out, err := execFast(pt, b.fm, data)
+		err := execFast(out, pt, b.fm, data)
 		if err == nil {
 			if b.info.misses.Load() != 0 {
 				b.info.misses.Store(0)
 			}
-			return out, nil
+			return nil
 		}
+		out.Truncate(start)
 		if g := (*giveUp)(nil); errors.As(err, &g) && g.unsupported {
 			b.info.misses.Add(1)
 		}
 		if r.mode == fastMode {
-			return "", fmt.Errorf("template %s: %w", name, err)
+			return fmt.Errorf("template %s: %w", name, err)
 		}
 	} else if r.mode == fastMode {
-		return "", fmt.Errorf("template %s: %w", name, errNotFast)
+		return fmt.Errorf("template %s: %w", name, errNotFast)
 	}
 	if b.bt == nil {
 		ct, err := pt.Clone()
 		if err != nil {
-			return "", fmt.Errorf("template %s: %w", name, err)
+			return fmt.Errorf("template %s: %w", name, err)
 		}
 		b.bt = ct.Funcs(b.fm)
 	}
-	var buf bytes.Buffer
-	if err := b.bt.Execute(&buf, data); err != nil {
-		return "", err
-	}
-	return buf.String(), nil
+	return b.bt.Execute(out, data)
 }
 
 // include renders the fragment file name (relative to the include
