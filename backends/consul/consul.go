@@ -239,6 +239,9 @@ type Client struct {
 	indexes  map[string]uint64    // its index at its last listing
 	checked  map[string]uint64    // epoch of its last listing
 	lastWait map[string]time.Time // start of its last query in Watch
+	// By datacenter: the last listing of every service (see
+	// [Client.allServices]).
+	catalogs map[string]*catalogState
 }
 
 // New returns a client for the Consul agents of cfg, after checking cfg
@@ -292,6 +295,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		indexes:        map[string]uint64{},
 		checked:        map[string]uint64{},
 		lastWait:       map[string]time.Time{},
+		catalogs:       map[string]*catalogState{},
 	}
 	c.query = api.QueryOptions{
 		Datacenter:        cfg.Datacenter,

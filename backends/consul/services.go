@@ -58,8 +58,11 @@ func (s catalogSource) read(ctx context.Context, wait uint64) ([]backends.KV, ui
 
 func (s catalogSource) index(ctx context.Context) (uint64, error) {
 	if s.q.Kind == catalog.KindAllServices {
-		_, idx, err := s.c.serviceNames(ctx, s.q.Datacenter)
-		return idx, err
+		st, err := s.c.serviceNames(ctx, s.q.Datacenter)
+		if err != nil {
+			return 0, err
+		}
+		return st.index(), nil
 	}
 	_, idx, err := s.read(ctx, 0)
 	return idx, err
@@ -136,12 +139,28 @@ const (
 	endpoints
 )
 
-// indexOf returns the index of endpoint e of datacenter dc, from a
-// blocking query from wait when wait > 0, and for endpointServices the
-// names of the services.
-func (c *Client) indexOf(ctx context.Context, dc string, e int, wait uint64) ([]string, uint64, error) {
+// endpointRead is what a query of one of the endpoints gave: its index,
+// the names of the services (endpointServices) and the fingerprints of
+// the checks (endpointChecks).
+type endpointRead struct {
+	index  uint64
+	names  []string
+	checks map[string]checkPrint
+}
+
+// checkPrint sums up the checks of one service (or, under "", of the
+// nodes themselves): any change to them changes it, as a check's
+// ModifyIndex grows with each change and a removal lowers the count.
+type checkPrint struct {
+	n   int
+	max uint64
+}
+
+// indexOf queries endpoint e of datacenter dc, with a blocking query from
+// wait when wait > 0.
+func (c *Client) indexOf(ctx context.Context, dc string, e int, wait uint64) (endpointRead, error) {
 	var meta *api.QueryMeta
-	var names []string
+	var r endpointRead
 	var err error
 	switch e {
 	case endpointNodes:
@@ -149,47 +168,88 @@ func (c *Client) indexOf(ctx context.Context, dc string, e int, wait uint64) ([]
 			return cl.Catalog().Nodes(q)
 		})
 	case endpointChecks:
-		_, meta, err = fetch(ctx, c, dc, wait, func(cl *api.Client, q *api.QueryOptions) (api.HealthChecks, *api.QueryMeta, error) {
+		var checks api.HealthChecks
+		checks, meta, err = fetch(ctx, c, dc, wait, func(cl *api.Client, q *api.QueryOptions) (api.HealthChecks, *api.QueryMeta, error) {
 			return cl.Health().State(api.HealthAny, q)
 		})
+		r.checks = map[string]checkPrint{}
+		for _, ch := range checks {
+			p := r.checks[ch.ServiceName]
+			p.n++
+			p.max = max(p.max, ch.ModifyIndex)
+			r.checks[ch.ServiceName] = p
+		}
 	default:
 		var svcs map[string][]string
 		svcs, meta, err = fetch(ctx, c, dc, wait, func(cl *api.Client, q *api.QueryOptions) (map[string][]string, *api.QueryMeta, error) {
 			return cl.Catalog().Services(q)
 		})
-		names = slices.Sorted(maps.Keys(svcs))
+		r.names = slices.Sorted(maps.Keys(svcs))
 	}
 	if err != nil {
-		return nil, 0, err
+		return endpointRead{}, err
 	}
-	return names, max(meta.LastIndex, 1), nil
+	r.index = max(meta.LastIndex, 1)
+	return r, nil
 }
 
-// serviceNames returns the sorted names of the services of datacenter dc,
-// and the index that a listing of every service made from them is at: the
-// highest index of the nodes and the checks, read first, and of the
-// services, read last. Raft indexes only grow, so a change made after the
+// catalogState is what a listing of every service of a datacenter read:
+// the indexes of the three endpoints, the fingerprints of the checks and
+// the names of the services, and (once read) the value of each service.
+type catalogState struct {
+	node    int32 // the agent asked (see Client.cur)
+	indexes [endpoints]uint64
+	checks  map[string]checkPrint
+	names   []string
+	values  map[string][]byte
+}
+
+// index is the index that a listing of every service made from s is at:
+// the highest of the three. The nodes and the checks are read first and
+// the services last; raft indexes only grow, so a change made after the
 // services were read has a higher index than all three, and a blocking
 // query from it sees the change; the health of each service, read after
 // the three, holds every change made before.
-func (c *Client) serviceNames(ctx context.Context, dc string) ([]string, uint64, error) {
-	var idx [endpoints]uint64
+func (s *catalogState) index() uint64 { return slices.Max(s.indexes[:]) }
+
+// unchanged reports whether the value of service name in s is still good
+// in next: neither the services nor the nodes changed in between, nor the
+// checks of that service or of the nodes.
+func (s *catalogState) unchanged(next *catalogState, name string) bool {
+	if s == nil || s.values[name] == nil || s.node != next.node ||
+		s.indexes[endpointNodes] != next.indexes[endpointNodes] ||
+		s.indexes[endpointServices] != next.indexes[endpointServices] ||
+		s.checks[""] != next.checks[""] {
+		return false
+	}
+	return s.checks[name] == next.checks[name]
+}
+
+// serviceNames reads the nodes, the checks and the services of datacenter
+// dc (see [catalogState.index]).
+func (c *Client) serviceNames(ctx context.Context, dc string) (*catalogState, error) {
+	s := &catalogState{node: c.cur.Load()}
+	var reads [endpoints]endpointRead
 	g, gctx := errgroup.WithContext(ctx)
 	for _, e := range []int{endpointNodes, endpointChecks} {
 		g.Go(func() error {
 			var err error
-			_, idx[e], err = c.indexOf(gctx, dc, e, 0)
+			reads[e], err = c.indexOf(gctx, dc, e, 0)
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	names, is, err := c.indexOf(ctx, dc, endpointServices, 0)
-	if err != nil {
-		return nil, 0, err
+	var err error
+	if reads[endpointServices], err = c.indexOf(ctx, dc, endpointServices, 0); err != nil {
+		return nil, err
 	}
-	return names, max(idx[endpointNodes], idx[endpointChecks], is), nil
+	for e, r := range reads {
+		s.indexes[e] = r.index
+	}
+	s.checks, s.names = reads[endpointChecks].checks, reads[endpointServices].names
+	return s, nil
 }
 
 // allServices lists every service of datacenter dc: the key of the
@@ -198,20 +258,32 @@ func (c *Client) serviceNames(ctx context.Context, dc string) ([]string, uint64,
 // gives. With wait > 0, it first waits, with a blocking query from wait on
 // each of the nodes, the checks and the services at once, for the first to
 // answer.
+//
+// When only the checks of some services changed since the previous
+// listing of dc, it reads the health of those services only: a check
+// flapping among thousands of services costs one query, not thousands.
 func (c *Client) allServices(ctx context.Context, dc string, wait uint64) ([]backends.KV, uint64, error) {
 	if wait > 0 {
 		if err := c.blockAny(ctx, dc, wait); err != nil {
 			return nil, 0, err
 		}
 	}
-	names, idx, err := c.serviceNames(ctx, dc)
+	st, err := c.serviceNames(ctx, dc)
 	if err != nil {
 		return nil, 0, err
 	}
+	c.mu.Lock()
+	prev := c.catalogs[dc]
+	c.mu.Unlock()
+	names := st.names
 	values := make([][]byte, len(names))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(healthConcurrency)
 	for i, n := range names {
+		if prev.unchanged(st, n) {
+			values[i] = prev.values[n]
+			continue
+		}
 		g.Go(func() error {
 			var err error
 			values[i], _, err = c.health(gctx, dc, n, 0)
@@ -221,6 +293,14 @@ func (c *Client) allServices(ctx context.Context, dc string, wait uint64) ([]bac
 	if err := g.Wait(); err != nil {
 		return nil, 0, err
 	}
+	st.values = make(map[string][]byte, len(names))
+	for i, n := range names {
+		st.values[n] = values[i]
+	}
+	c.mu.Lock()
+	c.catalogs[dc] = st
+	c.mu.Unlock()
+	idx := st.index()
 	v, err := json.Marshal(names)
 	if err != nil {
 		return nil, 0, err
@@ -244,7 +324,7 @@ func (c *Client) blockAny(ctx context.Context, dc string, wait uint64) error {
 	answers := make(chan error, endpoints)
 	for e := range endpoints {
 		wg.Go(func() {
-			_, _, err := c.indexOf(bctx, dc, e, wait)
+			_, err := c.indexOf(bctx, dc, e, wait)
 			answers <- err
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -317,4 +318,103 @@ func TestCatalogSnapshotFake(t *testing.T) {
 	if idx := c.indexes[all.Prefix()]; idx != 15 {
 		t.Errorf("index of %s = %d, want 15", all.Prefix(), idx)
 	}
+}
+
+// TestAllServicesRereadsChangedChecks lists every service from a fake
+// agent whose state the test changes between listings, and counts the
+// health queries: when only the checks of a service changed, only that
+// service's health is read again; a change to the services, the nodes or
+// a node's own checks reads them all.
+func TestAllServicesRereadsChangedChecks(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	indexes := map[string]int{"/v1/catalog/nodes": 10, "/v1/health/state/any": 20, "/v1/catalog/services": 30}
+	checks := map[string]int{"": 5, "web": 6, "db": 7} // a check each, with its ModifyIndex
+	port := map[string]int{"web": 80, "db": 5432}
+	healthReads := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if idx, ok := indexes[r.URL.Path]; ok {
+			w.Header().Set("X-Consul-Index", strconv.Itoa(idx))
+		} else {
+			w.Header().Set("X-Consul-Index", "40")
+		}
+		var body any
+		switch p := r.URL.Path; {
+		case p == "/v1/catalog/nodes":
+			body = []map[string]any{{"Node": "n1", "Address": "10.0.0.1"}}
+		case p == "/v1/health/state/any":
+			var list []map[string]any
+			for svc, mi := range checks {
+				list = append(list, map[string]any{"Node": "n1", "CheckID": "c-" + svc, "ServiceName": svc, "Status": "passing", "ModifyIndex": mi})
+			}
+			body = list
+		case p == "/v1/catalog/services":
+			body = map[string][]string{"web": {}, "db": {}}
+		case strings.HasPrefix(p, "/v1/health/service/"):
+			name := strings.TrimPrefix(p, "/v1/health/service/")
+			healthReads[name]++
+			body = []map[string]any{{
+				"Node":    map[string]any{"Node": "n1", "Address": "10.0.0.1"},
+				"Service": map[string]any{"ID": name + "1", "Service": name, "Port": port[name]},
+				"Checks":  []map[string]any{{"CheckID": "c-" + name, "Status": "passing"}},
+			}}
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(body)
+	}))
+	defer srv.Close()
+	c, err := New(t.Context(), Config{Nodes: []string{srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	all := catalog.Query{Kind: catalog.KindAllServices}.Prefix()
+	dbKey := catalog.Query{Kind: catalog.KindService, Name: "db"}.Prefix()
+	list := func(step string, change func(), wantReads map[string]int) map[string]string {
+		t.Helper()
+		mu.Lock()
+		change()
+		clear(healthReads)
+		mu.Unlock()
+		s, err := c.Snapshot(t.Context(), []string{all})
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !maps.Equal(healthReads, wantReads) {
+			t.Errorf("%s: health reads %v, want %v", step, healthReads, wantReads)
+		}
+		return s.KVs
+	}
+	both := map[string]int{"web": 1, "db": 1}
+	list("first listing", func() {}, both)
+	got := list("db's check changed", func() {
+		checks["db"] = 21
+		indexes["/v1/health/state/any"] = 21
+		port["db"] = 6432 // shows only if db is read again
+		port["web"] = 8080
+	}, map[string]int{"db": 1})
+	if !strings.Contains(got[dbKey], `"Port":6432`) {
+		t.Errorf("db after its check changed = %s, want port 6432", got[dbKey])
+	}
+	list("nothing changed", func() {}, map[string]int{})
+	list("a service changed", func() { indexes["/v1/catalog/services"] = 31 }, both)
+	list("a node changed", func() { indexes["/v1/catalog/nodes"] = 11 }, both)
+	list("a node's check changed", func() {
+		checks[""] = 22
+		indexes["/v1/health/state/any"] = 22
+	}, both)
+	list("web's check removed", func() {
+		delete(checks, "web")
+		indexes["/v1/health/state/any"] = 23
+	}, map[string]int{"web": 1})
 }
