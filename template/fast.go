@@ -23,7 +23,8 @@ import (
 //
 // It covers the constructs that confd templates use (text, actions,
 // if/with/range with else, break and continue, variables, define and
-// template, the builtins and/or/not/len/eq/ne/index/print/printf/println) and
+// template, fields and methods, the builtins
+// and/or/not/len/eq/ne/lt/le/gt/ge/index/print/printf/println) and
 // gives up on anything else: a node or builtin it does not know, a value
 // it would have to print or convert in a way it does not mirror exactly,
 // a function that fails or panics. Giving up costs nothing but time: the
@@ -497,9 +498,7 @@ func (s *fastState) evalCommand(dot any, c *parse.CommandNode, final any, hasFin
 	case *parse.IdentifierNode:
 		return s.evalCall(dot, n.Ident, args, final, hasFinal)
 	case *parse.FieldNode, *parse.ChainNode, *parse.VariableNode:
-		if len(args) > 0 || hasFinal {
-			return nil, unsupported("arguments to %s", n) // a method call, or an error
-		}
+		return s.evalSelector(dot, n, args, final, hasFinal)
 	case *parse.NilNode:
 		return nil, failed("nil is not a command")
 	default:
@@ -604,19 +603,89 @@ func (s *fastState) stringArg(dot any, n parse.Node) (string, bool, error) {
 	return "", false, nil
 }
 
-// evalFields follows a chain of field names from v.
-func (s *fastState) evalFields(v any, names []string) (any, error) {
-	for _, name := range names {
+// evalSelector evaluates .X.Y, $x.X.Y or (pipeline).X.Y, whose last
+// name may be a method called with args and the final value.
+func (s *fastState) evalSelector(dot any, n parse.Node, args []parse.Node, final any, hasFinal bool) (any, error) {
+	var v any
+	var names []string
+	switch n := n.(type) {
+	case *parse.FieldNode:
+		v, names = dot, n.Ident
+	case *parse.VariableNode:
 		var err error
-		if v, err = field(v, name); err != nil {
+		if v, err = s.varValue(n.Ident[0]); err != nil {
+			return nil, err
+		}
+		names = n.Ident[1:]
+	case *parse.ChainNode:
+		pipe, ok := n.Node.(*parse.PipeNode)
+		if !ok {
+			return nil, unsupported("chain %s", n)
+		}
+		var err error
+		if v, err = s.evalPipeline(dot, pipe); err != nil {
+			return nil, err
+		}
+		names = n.Field
+	}
+	if len(names) == 0 {
+		if len(args) > 0 || hasFinal {
+			return nil, failed("arguments to a non-function %s", n)
+		}
+		return v, nil
+	}
+	for _, name := range names[:len(names)-1] {
+		var err error
+		if v, err = s.selectField(dot, v, name, nil, nil, false); err != nil {
 			return nil, err
 		}
 	}
-	return v, nil
+	return s.selectField(dot, v, names[len(names)-1], args, final, hasFinal)
 }
 
-// field returns the field or map entry name of v. A name that is also a
-// method of v's type is left to text/template, which calls methods.
+// selectField evaluates .name on v, as text/template does: a call of
+// v's method name, with args and the final value, or else v's field or
+// map entry name.
+func (s *fastState) selectField(dot, v any, name string, args []parse.Node, final any, hasFinal bool) (any, error) {
+	m, err := method(v, name)
+	if err != nil {
+		return nil, err
+	}
+	if m.IsValid() {
+		return s.callFunc(dot, name, m.Interface(), args, final, hasFinal)
+	}
+	if len(args) > 0 || hasFinal {
+		return nil, failed("%s has arguments but cannot be invoked as function", name)
+	}
+	return field(v, name)
+}
+
+// method returns v's method name, the way text/template finds it (a
+// method of *T when v is addressable), or the zero Value when v has none.
+func method(v any, name string) (reflect.Value, error) {
+	switch v.(type) {
+	case nil, nilInterface, kvElem, strElem, funcs.KV, string, map[string]string, map[string]any:
+		return reflect.Value{}, nil // no methods
+	}
+	rv := reflectOf(v)
+	for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
+		if rv.IsNil() {
+			return reflect.Value{}, nil // field reports it, or text/template calls the method
+		}
+		rv = rv.Elem()
+	}
+	if rv.Kind() != reflect.Interface && rv.CanAddr() {
+		rv = rv.Addr()
+	}
+	m := rv.MethodByName(name)
+	if m.IsValid() && !m.CanInterface() {
+		return reflect.Value{}, unsupported("method %s of %s", name, rv.Type())
+	}
+	return m, nil
+}
+
+// field returns the field or map entry name of v, which has no method
+// name.
 func field(v any, name string) (any, error) {
 	switch v := v.(type) {
 	case kvElem:
@@ -665,12 +734,6 @@ func reflectField(rv reflect.Value, name string) (any, error) {
 		rv = rv.Elem()
 	}
 	t := rv.Type()
-	if _, ok := t.MethodByName(name); ok {
-		return nil, unsupported("method %s of %s", name, t)
-	}
-	if _, ok := reflect.PointerTo(t).MethodByName(name); ok {
-		return nil, unsupported("method %s of %s", name, t)
-	}
 	switch rv.Kind() {
 	case reflect.Struct:
 		sf, ok := t.FieldByName(name)
@@ -791,6 +854,12 @@ func (s *fastState) evalCall(dot any, name string, args []parse.Node, final any,
 			return s.evalBuiltin(dot, name, args, final, hasFinal)
 		}
 	}
+	return s.callFunc(dot, name, fn, args, final, hasFinal)
+}
+
+// callFunc calls fn, the function or method name, with the argument
+// nodes args and, when hasFinal, the pipeline's final value.
+func (s *fastState) callFunc(dot any, name string, fn any, args []parse.Node, final any, hasFinal bool) (any, error) {
 	ft := reflect.TypeOf(fn)
 	numIn := len(args)
 	if hasFinal {
@@ -948,26 +1017,12 @@ func (s *fastState) evalAny(dot any, n parse.Node) (any, error) {
 		return idealConstant(n)
 	case *parse.NilNode:
 		return nil, nil
-	case *parse.FieldNode:
-		return s.evalFields(dot, n.Ident)
-	case *parse.VariableNode:
-		v, err := s.varValue(n.Ident[0])
-		if err != nil {
-			return nil, err
-		}
-		return s.evalFields(v, n.Ident[1:])
+	case *parse.FieldNode, *parse.VariableNode, *parse.ChainNode:
+		return s.evalSelector(dot, n, nil, nil, false)
 	case *parse.PipeNode:
 		return s.evalPipeline(dot, n)
 	case *parse.IdentifierNode:
 		return s.evalCall(dot, n.Ident, nil, nil, false)
-	case *parse.ChainNode:
-		if pipe, ok := n.Node.(*parse.PipeNode); ok {
-			v, err := s.evalPipeline(dot, pipe)
-			if err != nil {
-				return nil, err
-			}
-			return s.evalFields(v, n.Field)
-		}
 	}
 	return nil, unsupported("argument %s", n)
 }
