@@ -670,7 +670,11 @@ func method(v any, name string) (reflect.Value, error) {
 	rv := reflectOf(v)
 	for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
 		if rv.IsNil() {
-			return reflect.Value{}, nil // field reports it, or text/template calls the method
+			if _, ok := rv.Type().MethodByName(name); ok && rv.Kind() == reflect.Pointer {
+				// text/template calls it with a nil receiver
+				return reflect.Value{}, unsupported("method %s of a nil %s", name, rv.Type())
+			}
+			return reflect.Value{}, nil // field reports it
 		}
 		rv = rv.Elem()
 	}
@@ -828,7 +832,8 @@ func (s *fastState) print(v any) error {
 // isTrue reports whether v is true as if and with see it, and whether it
 // has a truth value at all.
 func isTrue(v any) (truth, ok bool) {
-	switch v := export(v).(type) {
+	v = export(v)
+	switch v := v.(type) {
 	case nil:
 		return false, true
 	case string:
@@ -901,7 +906,10 @@ func (s *fastState) callFunc(dot any, name string, fn any, args []parse.Node, fi
 		argv[i] = export(a)
 	}
 	v, err := call(fn, ft, argv)
-	if err != nil {
+	switch {
+	case errors.Is(err, errNotFast): // a signature the fast path does not call
+		return nil, err
+	case err != nil:
 		return nil, failed("error calling %s: %v", name, err)
 	}
 	return v, nil
@@ -1321,7 +1329,8 @@ func reflectOf(v any) reflect.Value {
 
 // length is the builtin len.
 func length(v any) (any, error) {
-	switch v := export(v).(type) {
+	v = export(v)
+	switch v := v.(type) {
 	case string:
 		return len(v), nil
 	case []funcs.KV:

@@ -891,6 +891,8 @@ func TestFastPathCases(t *testing.T) {
 		{name: "method_in_arg", src: `{{range service "web"}}{{if .Tags.Contains "a"}}A{{end}}{{printf "%s" .NodeDatacenter}};{{end}}`, fast: true},
 		{name: "method_wrong_args", src: `{{with fixture "struct"}}{{.Hello}}{{end}}`, wantErr: "wrong number of args"},
 		{name: "method_on_nil_ptr", src: `{{with fixture "nilStructPtr"}}{{.PtrMethod}}{{else}}nil{{end}}`},
+		{name: "truth_of_element_fields", src: `{{range fixture "structs"}}{{if .List}}L{{else}}-{{end}}{{with .Map}}M{{else}}-{{end}}{{if not .Ptr}}n{{end}}{{and .Name .List}};{{end}}`, fast: true, want: "--n[];--n[];"},
+		{name: "len_of_element_fields", src: `{{range fixture "structs"}}{{len .List}}{{len .Name}};{{end}}`, fast: true, want: "02;02;"},
 
 		// include.
 		{name: "include_no_data", src: `{{include "plain.tmpl"}}`, want: "plain fragment A"},
