@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 	"golang.org/x/sync/errgroup"
@@ -145,7 +146,7 @@ const (
 type endpointRead struct {
 	index  uint64
 	names  []string
-	checks map[string]checkPrint
+	checks api.HealthChecks
 }
 
 // checkPrint sums up the checks of one service (or, under "", of the
@@ -155,6 +156,27 @@ type checkPrint struct {
 	n   int
 	max uint64
 }
+
+// checkPrints returns the fingerprints of checks by service name, in
+// lower case: Consul's health query of a service matches names in any
+// case, so the instances of "redis" show those of "Redis" too.
+func checkPrints(checks api.HealthChecks) map[string]checkPrint {
+	prints := map[string]checkPrint{}
+	for _, ch := range checks {
+		name := strings.ToLower(ch.ServiceName)
+		p := prints[name]
+		p.n++
+		p.max = max(p.max, ch.ModifyIndex)
+		prints[name] = p
+	}
+	return prints
+}
+
+// maxCatalogReuse bounds how long a listing of every service may serve a
+// service's health from an earlier listing: at least this often, every
+// service is read again, which heals what no index shows (a change of
+// the ACL token's rights, a read answered from behind a leader change).
+const maxCatalogReuse = time.Minute
 
 // indexOf queries endpoint e of datacenter dc, with a blocking query from
 // wait when wait > 0.
@@ -168,17 +190,9 @@ func (c *Client) indexOf(ctx context.Context, dc string, e int, wait uint64) (en
 			return cl.Catalog().Nodes(q)
 		})
 	case endpointChecks:
-		var checks api.HealthChecks
-		checks, meta, err = fetch(ctx, c, dc, wait, func(cl *api.Client, q *api.QueryOptions) (api.HealthChecks, *api.QueryMeta, error) {
+		r.checks, meta, err = fetch(ctx, c, dc, wait, func(cl *api.Client, q *api.QueryOptions) (api.HealthChecks, *api.QueryMeta, error) {
 			return cl.Health().State(api.HealthAny, q)
 		})
-		r.checks = map[string]checkPrint{}
-		for _, ch := range checks {
-			p := r.checks[ch.ServiceName]
-			p.n++
-			p.max = max(p.max, ch.ModifyIndex)
-			r.checks[ch.ServiceName] = p
-		}
 	default:
 		var svcs map[string][]string
 		svcs, meta, err = fetch(ctx, c, dc, wait, func(cl *api.Client, q *api.QueryOptions) (map[string][]string, *api.QueryMeta, error) {
@@ -197,9 +211,10 @@ func (c *Client) indexOf(ctx context.Context, dc string, e int, wait uint64) (en
 // the indexes of the three endpoints, the fingerprints of the checks and
 // the names of the services, and (once read) the value of each service.
 type catalogState struct {
-	node    int32 // the agent asked (see Client.cur)
+	node    int32     // the agent asked first (see Client.cur)
+	full    time.Time // when every service was last read, by this listing or one before
 	indexes [endpoints]uint64
-	checks  map[string]checkPrint
+	checks  map[string]checkPrint // by lower-case service name; "" for the nodes' own
 	names   []string
 	values  map[string][]byte
 }
@@ -212,17 +227,22 @@ type catalogState struct {
 // the three, holds every change made before.
 func (s *catalogState) index() uint64 { return slices.Max(s.indexes[:]) }
 
+// reusable reports whether values of s may serve in next: neither the
+// services nor the nodes nor the nodes' own checks changed in between,
+// and every service was read less than maxCatalogReuse ago.
+func (s *catalogState) reusable(next *catalogState) bool {
+	return s != nil && s.node == next.node && time.Since(s.full) < maxCatalogReuse &&
+		s.indexes[endpointNodes] == next.indexes[endpointNodes] &&
+		s.indexes[endpointServices] == next.indexes[endpointServices] &&
+		s.checks[""] == next.checks[""]
+}
+
 // unchanged reports whether the value of service name in s is still good
-// in next: neither the services nor the nodes changed in between, nor the
-// checks of that service or of the nodes.
+// in next, which s is reusable for: the checks of that service are the
+// same.
 func (s *catalogState) unchanged(next *catalogState, name string) bool {
-	if s == nil || s.values[name] == nil || s.node != next.node ||
-		s.indexes[endpointNodes] != next.indexes[endpointNodes] ||
-		s.indexes[endpointServices] != next.indexes[endpointServices] ||
-		s.checks[""] != next.checks[""] {
-		return false
-	}
-	return s.checks[name] == next.checks[name]
+	lower := strings.ToLower(name)
+	return s.values[name] != nil && s.checks[lower] == next.checks[lower]
 }
 
 // serviceNames reads the nodes, the checks and the services of datacenter
@@ -248,7 +268,7 @@ func (c *Client) serviceNames(ctx context.Context, dc string) (*catalogState, er
 	for e, r := range reads {
 		s.indexes[e] = r.index
 	}
-	s.checks, s.names = reads[endpointChecks].checks, reads[endpointServices].names
+	s.checks, s.names = checkPrints(reads[endpointChecks].checks), reads[endpointServices].names
 	return s, nil
 }
 
@@ -262,6 +282,8 @@ func (c *Client) serviceNames(ctx context.Context, dc string) (*catalogState, er
 // When only the checks of some services changed since the previous
 // listing of dc, it reads the health of those services only: a check
 // flapping among thousands of services costs one query, not thousands.
+// Not under the stale consistency mode, and at least once every
+// maxCatalogReuse it reads every service.
 func (c *Client) allServices(ctx context.Context, dc string, wait uint64) ([]backends.KV, uint64, error) {
 	if wait > 0 {
 		if err := c.blockAny(ctx, dc, wait); err != nil {
@@ -275,12 +297,20 @@ func (c *Client) allServices(ctx context.Context, dc string, wait uint64) ([]bac
 	c.mu.Lock()
 	prev := c.catalogs[dc]
 	c.mu.Unlock()
+	// A stale read may come from a server behind the one that gave the
+	// fingerprints: never keep its health for later.
+	reuse := prev.reusable(st) && !c.query.AllowStale
+	if reuse {
+		st.full = prev.full
+	} else {
+		st.full = time.Now()
+	}
 	names := st.names
 	values := make([][]byte, len(names))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(healthConcurrency)
 	for i, n := range names {
-		if prev.unchanged(st, n) {
+		if reuse && prev.unchanged(st, n) {
 			values[i] = prev.values[n]
 			continue
 		}

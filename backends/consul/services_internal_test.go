@@ -418,3 +418,86 @@ func TestAllServicesRereadsChangedChecks(t *testing.T) {
 		indexes["/v1/health/state/any"] = 23
 	}, map[string]int{"web": 1})
 }
+
+// TestAllServicesNameCaseAndStale checks two limits of reading again only
+// the services whose checks changed. Consul's health query of a service
+// matches its name in any case, so a check of "Redis" changes what "redis"
+// shows too: both are read again. Under the stale consistency mode no
+// health read is kept for later: every listing reads every service.
+func TestAllServicesNameCaseAndStale(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	checkIndex := 20
+	checks := map[string]int{"redis": 6, "Redis": 7}
+	healthReads := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Header().Set("X-Consul-Index", "10")
+		var body any
+		switch p := r.URL.Path; {
+		case p == "/v1/catalog/nodes":
+			body = []map[string]any{{"Node": "n1", "Address": "10.0.0.1"}}
+		case p == "/v1/health/state/any":
+			w.Header().Set("X-Consul-Index", strconv.Itoa(checkIndex))
+			var list []map[string]any
+			for svc, mi := range checks {
+				list = append(list, map[string]any{"Node": "n1", "CheckID": "c-" + svc, "ServiceName": svc, "ModifyIndex": mi})
+			}
+			body = list
+		case p == "/v1/catalog/services":
+			body = map[string][]string{"redis": {}, "Redis": {}}
+		case strings.HasPrefix(p, "/v1/health/service/"):
+			name := strings.TrimPrefix(p, "/v1/health/service/")
+			healthReads[name]++
+			var entries []map[string]any
+			for _, svc := range []string{"Redis", "redis"} { // matched in any case, as Consul does
+				if strings.EqualFold(svc, name) {
+					entries = append(entries, map[string]any{
+						"Node":    map[string]any{"Node": "n1", "Address": "10.0.0.1"},
+						"Service": map[string]any{"ID": svc + "-1", "Service": svc, "Port": checks[svc]},
+					})
+				}
+			}
+			body = entries
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(body)
+	}))
+	defer srv.Close()
+	all := catalog.Query{Kind: catalog.KindAllServices}.Prefix()
+	for _, consistency := range []string{ConsistencyDefault, ConsistencyStale} {
+		c, err := New(t.Context(), Config{Nodes: []string{srv.URL}, Consistency: consistency})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list := func(step string, change func(), want map[string]int) {
+			t.Helper()
+			mu.Lock()
+			change()
+			clear(healthReads)
+			mu.Unlock()
+			if _, err := c.Snapshot(t.Context(), []string{all}); err != nil {
+				t.Fatalf("%s %s: %v", consistency, step, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !maps.Equal(healthReads, want) {
+				t.Errorf("%s %s: health reads %v, want %v", consistency, step, healthReads, want)
+			}
+		}
+		both := map[string]int{"redis": 1, "Redis": 1}
+		list("first listing", func() {}, both)
+		list("Redis's check changed", func() { checks["Redis"]++; checkIndex++ }, both)
+		if consistency == ConsistencyStale {
+			list("nothing changed", func() {}, both)
+		} else {
+			list("nothing changed", func() {}, map[string]int{})
+		}
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+}
