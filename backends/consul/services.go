@@ -73,20 +73,38 @@ func (s catalogSource) index(ctx context.Context) (uint64, error) {
 // status, as the JSON of a sorted []catalog.Instance, and their index; it
 // is a blocking query from wait when wait > 0.
 func (c *Client) health(ctx context.Context, dc, name string, wait uint64) ([]byte, uint64, error) {
+	h, err := c.serviceHealth(ctx, dc, name, wait)
+	return h.value, h.index, err
+}
+
+// serviceHealth is what [Client.health] reads of a service.
+type serviceHealth struct {
+	value []byte
+	index uint64
+	nodes []string // of its instances
+}
+
+// serviceHealth is [Client.health], with the nodes of the instances.
+func (c *Client) serviceHealth(ctx context.Context, dc, name string, wait uint64) (serviceHealth, error) {
 	entries, meta, err := fetch(ctx, c, dc, wait, func(cl *api.Client, q *api.QueryOptions) ([]*api.ServiceEntry, *api.QueryMeta, error) {
 		return cl.Health().Service(name, "", false, q)
 	})
 	if err != nil {
-		return nil, 0, err
+		return serviceHealth{}, err
 	}
 	if len(entries) == 0 && meta.ResultsFilteredByACLs {
-		return nil, 0, errHidden
+		return serviceHealth{}, errHidden
 	}
-	v, err := json.Marshal(instances(entries))
+	ins := instances(entries)
+	v, err := json.Marshal(ins)
 	if err != nil {
-		return nil, 0, err
+		return serviceHealth{}, err
 	}
-	return v, max(meta.LastIndex, 1), nil // index 0 is taken as 1
+	h := serviceHealth{value: v, index: max(meta.LastIndex, 1)} // index 0 is taken as 1
+	for _, in := range ins {
+		h.nodes = append(h.nodes, in.Node)
+	}
+	return h, nil
 }
 
 // services returns the services of datacenter dc as the JSON of a sorted
@@ -149,27 +167,31 @@ type endpointRead struct {
 	checks api.HealthChecks
 }
 
-// checkPrint sums up the checks of one service (or, under "", of the
-// nodes themselves): any change to them changes it, as a check's
-// ModifyIndex grows with each change and a removal lowers the count.
+// checkPrint sums up the checks of one service, or of one node itself:
+// any change to them changes it, as a check's ModifyIndex grows with each
+// change and a removal lowers the count.
 type checkPrint struct {
 	n   int
 	max uint64
 }
 
-// checkPrints returns the fingerprints of checks by service name, in
-// lower case: Consul's health query of a service matches names in any
-// case, so the instances of "redis" show those of "Redis" too.
-func checkPrints(checks api.HealthChecks) map[string]checkPrint {
-	prints := map[string]checkPrint{}
+// checkPrints returns the fingerprints of checks: of the services' checks
+// by service name, in lower case (Consul's health query of a service
+// matches names in any case, so the instances of "redis" show those of
+// "Redis" too), and of the nodes' own checks by node.
+func checkPrints(checks api.HealthChecks) (services, nodes map[string]checkPrint) {
+	services, nodes = map[string]checkPrint{}, map[string]checkPrint{}
 	for _, ch := range checks {
-		name := strings.ToLower(ch.ServiceName)
-		p := prints[name]
+		m, key := services, strings.ToLower(ch.ServiceName)
+		if ch.ServiceName == "" {
+			m, key = nodes, ch.Node
+		}
+		p := m[key]
 		p.n++
 		p.max = max(p.max, ch.ModifyIndex)
-		prints[name] = p
+		m[key] = p
 	}
-	return prints
+	return services, nodes
 }
 
 // maxCatalogReuse bounds how long a listing of every service may serve a
@@ -214,9 +236,11 @@ type catalogState struct {
 	node    int32     // the agent asked first (see Client.cur)
 	full    time.Time // when every service was last read, by this listing or one before
 	indexes [endpoints]uint64
-	checks  map[string]checkPrint // by lower-case service name; "" for the nodes' own
+	checks  map[string]checkPrint // of the services, by lower-case name
+	nodeChk map[string]checkPrint // of the nodes themselves, by node
 	names   []string
-	values  map[string][]byte
+	values  map[string][]byte   // by service
+	nodes   map[string][]string // of each service's instances
 }
 
 // index is the index that a listing of every service made from s is at:
@@ -228,21 +252,28 @@ type catalogState struct {
 func (s *catalogState) index() uint64 { return slices.Max(s.indexes[:]) }
 
 // reusable reports whether values of s may serve in next: neither the
-// services nor the nodes nor the nodes' own checks changed in between,
-// and every service was read less than maxCatalogReuse ago.
+// services nor the nodes changed in between, and every service was read
+// less than maxCatalogReuse ago.
 func (s *catalogState) reusable(next *catalogState) bool {
 	return s != nil && s.node == next.node && time.Since(s.full) < maxCatalogReuse &&
 		s.indexes[endpointNodes] == next.indexes[endpointNodes] &&
-		s.indexes[endpointServices] == next.indexes[endpointServices] &&
-		s.checks[""] == next.checks[""]
+		s.indexes[endpointServices] == next.indexes[endpointServices]
 }
 
 // unchanged reports whether the value of service name in s is still good
-// in next, which s is reusable for: the checks of that service are the
-// same.
+// in next, which s is reusable for: the checks of that service, and the
+// own checks of the nodes its instances run on, are the same.
 func (s *catalogState) unchanged(next *catalogState, name string) bool {
 	lower := strings.ToLower(name)
-	return s.values[name] != nil && s.checks[lower] == next.checks[lower]
+	if s.values[name] == nil || s.checks[lower] != next.checks[lower] {
+		return false
+	}
+	for _, n := range s.nodes[name] {
+		if s.nodeChk[n] != next.nodeChk[n] {
+			return false
+		}
+	}
+	return true
 }
 
 // serviceNames reads the nodes, the checks and the services of datacenter
@@ -268,7 +299,8 @@ func (c *Client) serviceNames(ctx context.Context, dc string) (*catalogState, er
 	for e, r := range reads {
 		s.indexes[e] = r.index
 	}
-	s.checks, s.names = checkPrints(reads[endpointChecks].checks), reads[endpointServices].names
+	s.checks, s.nodeChk = checkPrints(reads[endpointChecks].checks)
+	s.names = reads[endpointServices].names
 	return s, nil
 }
 
@@ -306,17 +338,17 @@ func (c *Client) allServices(ctx context.Context, dc string, wait uint64) ([]bac
 		st.full = time.Now()
 	}
 	names := st.names
-	values := make([][]byte, len(names))
+	healths := make([]serviceHealth, len(names))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(healthConcurrency)
 	for i, n := range names {
 		if reuse && prev.unchanged(st, n) {
-			values[i] = prev.values[n]
+			healths[i] = serviceHealth{value: prev.values[n], nodes: prev.nodes[n]}
 			continue
 		}
 		g.Go(func() error {
 			var err error
-			values[i], _, err = c.health(gctx, dc, n, 0)
+			healths[i], err = c.serviceHealth(gctx, dc, n, 0)
 			return err
 		})
 	}
@@ -324,8 +356,11 @@ func (c *Client) allServices(ctx context.Context, dc string, wait uint64) ([]bac
 		return nil, 0, err
 	}
 	st.values = make(map[string][]byte, len(names))
+	st.nodes = make(map[string][]string, len(names))
+	values := make([][]byte, len(names))
 	for i, n := range names {
-		st.values[n] = values[i]
+		values[i] = healths[i].value
+		st.values[n], st.nodes[n] = healths[i].value, healths[i].nodes
 	}
 	c.mu.Lock()
 	c.catalogs[dc] = st

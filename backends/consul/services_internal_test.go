@@ -322,14 +322,16 @@ func TestCatalogSnapshotFake(t *testing.T) {
 
 // TestAllServicesRereadsChangedChecks lists every service from a fake
 // agent whose state the test changes between listings, and counts the
-// health queries: when only the checks of a service changed, only that
-// service's health is read again; a change to the services, the nodes or
-// a node's own checks reads them all.
+// health queries: when only the checks of a service, or of a node itself,
+// changed, only the services of that service or on that node are read
+// again; a change to the services or the nodes reads them all.
 func TestAllServicesRereadsChangedChecks(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	indexes := map[string]int{"/v1/catalog/nodes": 10, "/v1/health/state/any": 20, "/v1/catalog/services": 30}
-	checks := map[string]int{"": 5, "web": 6, "db": 7} // a check each, with its ModifyIndex
+	checks := map[string]int{"web": 6, "db": 7}    // a check each, with its ModifyIndex
+	nodeChecks := map[string]int{"n1": 4, "n2": 5} // serfHealth of each node
+	nodeOf := map[string]string{"web": "n1", "db": "n2"}
 	port := map[string]int{"web": 80, "db": 5432}
 	healthReads := map[string]int{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -347,7 +349,10 @@ func TestAllServicesRereadsChangedChecks(t *testing.T) {
 		case p == "/v1/health/state/any":
 			var list []map[string]any
 			for svc, mi := range checks {
-				list = append(list, map[string]any{"Node": "n1", "CheckID": "c-" + svc, "ServiceName": svc, "Status": "passing", "ModifyIndex": mi})
+				list = append(list, map[string]any{"Node": nodeOf[svc], "CheckID": "c-" + svc, "ServiceName": svc, "Status": "passing", "ModifyIndex": mi})
+			}
+			for node, mi := range nodeChecks {
+				list = append(list, map[string]any{"Node": node, "CheckID": "serfHealth", "Status": "passing", "ModifyIndex": mi})
 			}
 			body = list
 		case p == "/v1/catalog/services":
@@ -356,7 +361,7 @@ func TestAllServicesRereadsChangedChecks(t *testing.T) {
 			name := strings.TrimPrefix(p, "/v1/health/service/")
 			healthReads[name]++
 			body = []map[string]any{{
-				"Node":    map[string]any{"Node": "n1", "Address": "10.0.0.1"},
+				"Node":    map[string]any{"Node": nodeOf[name], "Address": "10.0.0.1"},
 				"Service": map[string]any{"ID": name + "1", "Service": name, "Port": port[name]},
 				"Checks":  []map[string]any{{"CheckID": "c-" + name, "Status": "passing"}},
 			}}
@@ -409,10 +414,10 @@ func TestAllServicesRereadsChangedChecks(t *testing.T) {
 	list("nothing changed", func() {}, map[string]int{})
 	list("a service changed", func() { indexes["/v1/catalog/services"] = 31 }, both)
 	list("a node changed", func() { indexes["/v1/catalog/nodes"] = 11 }, both)
-	list("a node's check changed", func() {
-		checks[""] = 22
+	list("a node's own check changed", func() {
+		nodeChecks["n2"] = 22
 		indexes["/v1/health/state/any"] = 22
-	}, both)
+	}, map[string]int{"db": 1})
 	list("web's check removed", func() {
 		delete(checks, "web")
 		indexes["/v1/health/state/any"] = 23
