@@ -271,15 +271,7 @@ func TestCatalogSnapshotFake(t *testing.T) {
 		_, _ = w.Write([]byte(body))
 	}))
 	defer srv.Close()
-	c, err := New(t.Context(), Config{Nodes: []string{srv.URL}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := c.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	c := openFake(t, srv.URL, Config{})
 	all := catalog.Query{Kind: catalog.KindAllServices, Datacenter: "dc2"}
 	nodes := catalog.Query{Kind: catalog.KindNodes, Datacenter: "dc2"}
 	web := catalog.Query{Kind: catalog.KindService, Datacenter: "dc2", Name: "web"}
@@ -372,15 +364,7 @@ func TestAllServicesRereadsChangedChecks(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(body)
 	}))
 	defer srv.Close()
-	c, err := New(t.Context(), Config{Nodes: []string{srv.URL}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := c.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	c := openFake(t, srv.URL, Config{})
 	all := catalog.Query{Kind: catalog.KindAllServices}.Prefix()
 	dbKey := catalog.Query{Kind: catalog.KindService, Name: "db"}.Prefix()
 	list := func(step string, change func(), wantReads map[string]int) map[string]string {
@@ -474,10 +458,7 @@ func TestAllServicesNameCaseAndStale(t *testing.T) {
 	defer srv.Close()
 	all := catalog.Query{Kind: catalog.KindAllServices}.Prefix()
 	for _, consistency := range []string{ConsistencyDefault, ConsistencyStale} {
-		c, err := New(t.Context(), Config{Nodes: []string{srv.URL}, Consistency: consistency})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := openFake(t, srv.URL, Config{Consistency: consistency})
 		list := func(step string, change func(), want map[string]int) {
 			t.Helper()
 			mu.Lock()
@@ -501,8 +482,22 @@ func TestAllServicesNameCaseAndStale(t *testing.T) {
 		} else {
 			list("nothing changed", func() {}, map[string]int{})
 		}
+	}
+}
+
+// openFake returns a client of cfg for the fake agent at url, closed when
+// the test ends.
+func openFake(t *testing.T, url string, cfg Config) *Client {
+	t.Helper()
+	cfg.Nodes = []string{url}
+	c, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
 		if err := c.Close(); err != nil {
 			t.Error(err)
 		}
-	}
+	})
+	return c
 }
