@@ -524,25 +524,10 @@ func corpus(t *testing.T) []corpusTemplate {
 				stores: append(slices.Clone(bySrc[name]), all...)})
 		}
 	}
-	cases, err := filepath.Glob(filepath.Join("testdata", "*", "in.tmpl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cases) == 0 {
-		t.Fatal("no testdata/*/in.tmpl")
-	}
-	for _, in := range cases {
-		dir := filepath.Dir(in)
-		raw, err := os.ReadFile(filepath.Join(dir, "kv.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var kv map[string]string
-		if err := json.Unmarshal(raw, &kv); err != nil {
-			t.Fatalf("%s/kv.json: %v", dir, err)
-		}
-		stores := []corpusStore{{name: "kv.json", s: funcs.NewStore(kv)}, {name: "empty", s: funcs.NewStore(nil)}}
-		err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	for _, c := range LoadGoldenCases(t) {
+		dir := c.Dir
+		stores := []corpusStore{{name: "kv.json", s: funcs.NewStore(c.KV)}, {name: "empty", s: funcs.NewStore(nil)}}
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".tmpl") {
 				return err
 			}
@@ -559,7 +544,7 @@ func corpus(t *testing.T) []corpusTemplate {
 			t.Fatal(err)
 		}
 	}
-	err = filepath.WalkDir(repo, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(repo, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -23,57 +23,24 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the want.out and want.err golden files from the current output")
 
-// goldenCase is one directory of testdata: in.tmpl rendered against kv.json
-// (a flat map of full keys to values) with the directory as include
-// directory, and the expected output in want.out or the expected error
-// text in want.err. Regenerate the expectations, then review the diff, with
+// goldenCase is one directory of testdata (see [template.GoldenCase]).
+// Regenerate the expectations, then review the diff, with
 //
 //	go test ./template -run TestGolden -update
-type goldenCase struct {
-	name string
-	dir  string
-	src  []byte
-	kv   map[string]string
-}
+type goldenCase = template.GoldenCase
 
-func loadCases(t testing.TB) []goldenCase {
-	t.Helper()
-	ins, err := filepath.Glob(filepath.Join("testdata", "*", "in.tmpl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ins) == 0 {
-		t.Fatal("no testdata/*/in.tmpl")
-	}
-	cases := make([]goldenCase, 0, len(ins))
-	for _, in := range ins {
-		dir := filepath.Dir(in)
-		src, err := os.ReadFile(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := os.ReadFile(filepath.Join(dir, "kv.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var kv map[string]string
-		if err := json.Unmarshal(raw, &kv); err != nil {
-			t.Fatalf("%s/kv.json: %v", dir, err)
-		}
-		cases = append(cases, goldenCase{name: filepath.Base(dir), dir: dir, src: src, kv: kv})
-	}
-	return cases
-}
+// loadCases loads every directory of testdata.
+func loadCases(t testing.TB) []goldenCase { return template.LoadGoldenCases(t) }
 
 // renderCase parses and renders c as kvconf does. A parse error and a
 // render error are both returned as the error.
 func renderCase(ctx context.Context, c goldenCase) (string, error) {
-	tmpl, err := template.Parse("in.tmpl", c.src, template.Options{IncludeDir: c.dir})
+	tmpl, err := template.Parse("in.tmpl", c.Src, template.Options{IncludeDir: c.Dir})
 	if err != nil {
 		return "", err
 	}
 	var out bytes.Buffer
-	if err := tmpl.Render(ctx, &out, funcs.NewStore(c.kv)); err != nil {
+	if err := tmpl.Render(ctx, &out, funcs.NewStore(c.KV)); err != nil {
 		if out.Len() > 0 {
 			return "", errors.New("render failed but wrote output")
 		}
@@ -85,10 +52,10 @@ func renderCase(ctx context.Context, c goldenCase) (string, error) {
 func TestGolden(t *testing.T) {
 	ctx := funcs.WithResolver(t.Context(), startFakeDNS(t))
 	for _, c := range loadCases(t) {
-		t.Run(c.name, func(t *testing.T) {
+		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
 			got, err := renderCase(ctx, c)
-			outFile, errFile := filepath.Join(c.dir, "want.out"), filepath.Join(c.dir, "want.err")
+			outFile, errFile := filepath.Join(c.Dir, "want.out"), filepath.Join(c.Dir, "want.err")
 			if *update {
 				writeGolden(t, outFile, errFile, got, err)
 				return
@@ -97,7 +64,7 @@ func TestGolden(t *testing.T) {
 			wantErr, errErr := os.ReadFile(errFile)
 			switch {
 			case outErr == nil && errErr == nil:
-				t.Fatalf("%s has both want.out and want.err", c.dir)
+				t.Fatalf("%s has both want.out and want.err", c.Dir)
 			case errErr == nil:
 				want := strings.TrimSuffix(string(wantErr), "\n")
 				if err == nil {
@@ -114,7 +81,7 @@ func TestGolden(t *testing.T) {
 					t.Errorf("output:\n%s\nwant:\n%s", got, wantOut)
 				}
 			default:
-				t.Fatalf("%s has neither want.out nor want.err (run go test -update)", c.dir)
+				t.Fatalf("%s has neither want.out nor want.err (run go test -update)", c.Dir)
 			}
 		})
 	}
@@ -220,12 +187,12 @@ func TestIncludeSymlinkEscape(t *testing.T) {
 // several goroutines against different stores (run with -race).
 func TestConcurrentRender(t *testing.T) {
 	t.Parallel()
-	c := goldenCase{dir: filepath.Join("testdata", "include_data")}
-	src, err := os.ReadFile(filepath.Join(c.dir, "in.tmpl"))
+	c := goldenCase{Dir: filepath.Join("testdata", "include_data")}
+	src, err := os.ReadFile(filepath.Join(c.Dir, "in.tmpl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl, err := template.Parse("in.tmpl", src, template.Options{IncludeDir: c.dir})
+	tmpl, err := template.Parse("in.tmpl", src, template.Options{IncludeDir: c.Dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,11 +222,11 @@ func TestConcurrentRender(t *testing.T) {
 // failed render writes nothing.
 func FuzzRender(f *testing.F) {
 	for _, c := range loadCases(f) {
-		kv, err := json.Marshal(c.kv)
+		kv, err := json.Marshal(c.KV)
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(string(c.src), string(kv))
+		f.Add(string(c.Src), string(kv))
 	}
 	// Look-ups must fail fast and stay on the machine.
 	noNet := &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
