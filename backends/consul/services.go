@@ -41,7 +41,11 @@ func (s catalogSource) read(ctx context.Context, wait uint64) ([]backends.KV, ui
 	var err error
 	switch s.q.Kind {
 	case catalog.KindService:
-		v, idx, err = s.c.health(ctx, s.q.Datacenter, s.q.Name, wait)
+		h, err := s.c.health(ctx, s.q.Datacenter, s.q.Name, wait)
+		if err != nil {
+			return nil, 0, err
+		}
+		return []backends.KV{{Key: s.q.Prefix(), Value: h.value}}, h.index, nil
 	case catalog.KindServices:
 		v, idx, err = s.c.services(ctx, s.q.Datacenter, wait)
 	case catalog.KindNodes:
@@ -69,23 +73,17 @@ func (s catalogSource) index(ctx context.Context) (uint64, error) {
 	return idx, err
 }
 
-// health returns the instances of service name in datacenter dc, of every
-// status, as the JSON of a sorted []catalog.Instance, and their index; it
-// is a blocking query from wait when wait > 0.
-func (c *Client) health(ctx context.Context, dc, name string, wait uint64) ([]byte, uint64, error) {
-	h, err := c.serviceHealth(ctx, dc, name, wait)
-	return h.value, h.index, err
-}
-
 // serviceHealth is what [Client.health] reads of a service.
 type serviceHealth struct {
-	value []byte
+	value string // the JSON of a sorted []catalog.Instance
 	index uint64
 	nodes []string // of its instances
 }
 
-// serviceHealth is [Client.health], with the nodes of the instances.
-func (c *Client) serviceHealth(ctx context.Context, dc, name string, wait uint64) (serviceHealth, error) {
+// health returns the instances of service name in datacenter dc, of every
+// status, with their index and their nodes; it is a blocking query from
+// wait when wait > 0.
+func (c *Client) health(ctx context.Context, dc, name string, wait uint64) (serviceHealth, error) {
 	entries, meta, err := fetch(ctx, c, dc, wait, func(cl *api.Client, q *api.QueryOptions) ([]*api.ServiceEntry, *api.QueryMeta, error) {
 		return cl.Health().Service(name, "", false, q)
 	})
@@ -100,7 +98,7 @@ func (c *Client) serviceHealth(ctx context.Context, dc, name string, wait uint64
 	if err != nil {
 		return serviceHealth{}, err
 	}
-	h := serviceHealth{value: v, index: max(meta.LastIndex, 1)} // index 0 is taken as 1
+	h := serviceHealth{value: string(v), index: max(meta.LastIndex, 1)} // index 0 is taken as 1
 	for _, in := range ins {
 		h.nodes = append(h.nodes, in.Node)
 	}
@@ -239,8 +237,7 @@ type catalogState struct {
 	checks  map[string]checkPrint // of the services, by lower-case name
 	nodeChk map[string]checkPrint // of the nodes themselves, by node
 	names   []string
-	values  map[string][]byte   // by service
-	nodes   map[string][]string // of each service's instances
+	healths map[string]serviceHealth // by service
 }
 
 // index is the index that a listing of every service made from s is at:
@@ -251,7 +248,7 @@ type catalogState struct {
 // the three, holds every change made before.
 func (s *catalogState) index() uint64 { return slices.Max(s.indexes[:]) }
 
-// reusable reports whether values of s may serve in next: neither the
+// reusable reports whether the healths of s may serve in next: neither the
 // services nor the nodes changed in between, and every service was read
 // less than maxCatalogReuse ago.
 func (s *catalogState) reusable(next *catalogState) bool {
@@ -265,10 +262,11 @@ func (s *catalogState) reusable(next *catalogState) bool {
 // own checks of the nodes its instances run on, are the same.
 func (s *catalogState) unchanged(next *catalogState, name string) bool {
 	lower := strings.ToLower(name)
-	if s.values[name] == nil || s.checks[lower] != next.checks[lower] {
+	h, ok := s.healths[name]
+	if !ok || s.checks[lower] != next.checks[lower] {
 		return false
 	}
-	for _, n := range s.nodes[name] {
+	for _, n := range h.nodes {
 		if s.nodeChk[n] != next.nodeChk[n] {
 			return false
 		}
@@ -343,24 +341,21 @@ func (c *Client) allServices(ctx context.Context, dc string, wait uint64) ([]bac
 	g.SetLimit(healthConcurrency)
 	for i, n := range names {
 		if reuse && prev.unchanged(st, n) {
-			healths[i] = serviceHealth{value: prev.values[n], nodes: prev.nodes[n]}
+			healths[i] = prev.healths[n]
 			continue
 		}
 		g.Go(func() error {
 			var err error
-			healths[i], err = c.serviceHealth(gctx, dc, n, 0)
+			healths[i], err = c.health(gctx, dc, n, 0)
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, 0, err
 	}
-	st.values = make(map[string][]byte, len(names))
-	st.nodes = make(map[string][]string, len(names))
-	values := make([][]byte, len(names))
+	st.healths = make(map[string]serviceHealth, len(names))
 	for i, n := range names {
-		values[i] = healths[i].value
-		st.values[n], st.nodes[n] = healths[i].value, healths[i].nodes
+		st.healths[n] = healths[i]
 	}
 	c.mu.Lock()
 	c.catalogs[dc] = st
@@ -373,7 +368,7 @@ func (c *Client) allServices(ctx context.Context, dc string, wait uint64) ([]bac
 	kvs := make([]backends.KV, 0, len(names)+1)
 	kvs = append(kvs, backends.KV{Key: catalog.Query{Kind: catalog.KindAllServices, Datacenter: dc}.Prefix(), Value: string(v)})
 	for i, n := range names {
-		kvs = append(kvs, backends.KV{Key: catalog.Query{Kind: catalog.KindService, Datacenter: dc, Name: n}.Prefix(), Value: string(values[i])})
+		kvs = append(kvs, backends.KV{Key: catalog.Query{Kind: catalog.KindService, Datacenter: dc, Name: n}.Prefix(), Value: healths[i].value})
 	}
 	slices.SortFunc(kvs, func(a, b backends.KV) int { return strings.Compare(a.Key, b.Key) })
 	return kvs, idx, nil
