@@ -53,6 +53,25 @@ type Change struct {
 	Deleted bool
 }
 
+// Diff returns the changes that turn the keys and values old into cur,
+// sorted by key: for a backend that only reads whole snapshots, what a
+// [Watcher] returns as an [Update]'s changes.
+func Diff(old, cur map[string]string) []Change {
+	var changes []Change
+	for k, v := range cur {
+		if ov, ok := old[k]; !ok || ov != v {
+			changes = append(changes, Change{Key: k, Value: v})
+		}
+	}
+	for k := range old {
+		if _, ok := cur[k]; !ok {
+			changes = append(changes, Change{Key: k, Deleted: true})
+		}
+	}
+	slices.SortFunc(changes, func(a, b Change) int { return strings.Compare(a.Key, b.Key) })
+	return changes
+}
+
 // Update is what [Watcher.Watch] returns: the state after some revision,
 // either as a list of changes to apply or as a full snapshot that replaces
 // everything under the watched prefixes.

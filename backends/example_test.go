@@ -46,3 +46,17 @@ func ExampleRegister() {
 	}
 	// Output: hello
 }
+
+// Diff turns two snapshots of a backend that cannot send changes into the
+// changes between them.
+func ExampleDiff() {
+	old := map[string]string{"/app/a": "1", "/app/b": "2", "/app/c": "3"}
+	cur := map[string]string{"/app/a": "1", "/app/b": "20", "/app/d": "4"}
+	for _, c := range backends.Diff(old, cur) {
+		fmt.Printf("%s %q deleted=%t\n", c.Key, c.Value, c.Deleted)
+	}
+	// Output:
+	// /app/b "20" deleted=false
+	// /app/c "" deleted=true
+	// /app/d "4" deleted=false
+}

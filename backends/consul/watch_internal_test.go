@@ -13,24 +13,6 @@ import (
 	"github.com/kvconf/kvconf/backends"
 )
 
-// mapDiff is the reference of diff: the changes from old to cur, maps,
-// sorted by key.
-func mapDiff(old, cur map[string]string) []backends.Change {
-	var changes []backends.Change
-	for k, v := range cur {
-		if ov, ok := old[k]; !ok || ov != v {
-			changes = append(changes, backends.Change{Key: k, Value: v})
-		}
-	}
-	for k := range old {
-		if _, ok := cur[k]; !ok {
-			changes = append(changes, backends.Change{Key: k, Deleted: true})
-		}
-	}
-	slices.SortFunc(changes, func(a, b backends.Change) int { return strings.Compare(a.Key, b.Key) })
-	return changes
-}
-
 // asMap returns kvs as a map.
 func asMap(kvs []backends.KV) map[string]string {
 	m := map[string]string{}
@@ -65,7 +47,7 @@ func TestDiff(t *testing.T) {
 			if got := diff(nil, tt.old, tt.cur); !slices.Equal(got, tt.want) {
 				t.Errorf("diff = %+v, want %+v", got, tt.want)
 			}
-			if ref := mapDiff(asMap(tt.old), asMap(tt.cur)); !slices.Equal(ref, tt.want) {
+			if ref := backends.Diff(asMap(tt.old), asMap(tt.cur)); !slices.Equal(ref, tt.want) {
 				t.Errorf("reference = %+v, want %+v", ref, tt.want)
 			}
 		})
@@ -82,7 +64,7 @@ func TestDiff(t *testing.T) {
 	}
 	for range 1000 {
 		old, cur := random(), random()
-		if got, want := diff(nil, old, cur), mapDiff(asMap(old), asMap(cur)); !slices.Equal(got, want) {
+		if got, want := diff(nil, old, cur), backends.Diff(asMap(old), asMap(cur)); !slices.Equal(got, want) {
 			t.Fatalf("diff(%q, %q) = %+v, want %+v", old, cur, got, want)
 		}
 	}

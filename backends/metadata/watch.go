@@ -3,8 +3,6 @@ package metadata
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/kvconf/kvconf/backends"
@@ -69,7 +67,7 @@ func (c *Client) watch(ctx context.Context, prefixes []string, after uint64) (ba
 		if err != nil {
 			return backends.Update{}, err
 		}
-		if changes := diff(old, s.KVs); len(changes) > 0 {
+		if changes := backends.Diff(old, s.KVs); len(changes) > 0 {
 			return backends.Update{Rev: s.Rev, Changes: changes}, nil
 		}
 		// Nothing changed under prefixes, though maybe elsewhere in the
@@ -142,21 +140,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// diff returns the changes from old to cur, sorted by key.
-func diff(old, cur map[string]string) []backends.Change {
-	var changes []backends.Change
-	for k, v := range cur {
-		if ov, ok := old[k]; !ok || ov != v {
-			changes = append(changes, backends.Change{Key: k, Value: v})
-		}
-	}
-	for k := range old {
-		if _, ok := cur[k]; !ok {
-			changes = append(changes, backends.Change{Key: k, Deleted: true})
-		}
-	}
-	slices.SortFunc(changes, func(a, b backends.Change) int { return strings.Compare(a.Key, b.Key) })
-	return changes
 }
