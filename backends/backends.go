@@ -99,8 +99,9 @@ type Backend interface {
 // anyway asks for a [List] and so skips building a map and sorting it.
 type Lister interface {
 	// List returns the same keys, values and revision as Snapshot with
-	// the same prefixes would, as a List. The caller owns the List's
-	// KVs: the backend keeps no reference to it.
+	// the same prefixes would, as a List. The List's KVs are read-only:
+	// the backend may keep them (a watch starts from them), and the
+	// caller must not change them.
 	List(ctx context.Context, prefixes []string) (List, error)
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/aymanbagabas/go-udiff"
 
@@ -140,14 +141,16 @@ type staged struct {
 // commit, or nil with the result and error of Apply.
 func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged, error) {
 	var buf bytes.Buffer
+	buf.Grow(r.sizeHint())
 	if err := r.tmpl.Render(ctx, &buf, s.View(r.prefix, r.Config.Keys)); err != nil {
 		return Unchanged, nil, err // already "template: name:line:col: ..."
 	}
+	r.lastSize = buf.Len()
 	target, err := linkTarget(r.dest)
 	if err != nil {
 		return Unchanged, nil, err
 	}
-	cur, err := readState(target)
+	cur, err := readState(target, buf.Bytes())
 	if err != nil {
 		return Unchanged, nil, err
 	}
@@ -275,8 +278,29 @@ func linkTarget(dest string) (string, error) {
 	return "", fmt.Errorf("read dest: %s: more than %d symbolic links", dest, maxLinks)
 }
 
-// readState returns what the file at p holds.
-func readState(p string) (state, error) {
+// sizeHint returns how many bytes a render of r is likely to take: those
+// of its last render, or before the first, the size of dest (0 if it
+// cannot be read), plus some room. Rendering into a buffer of that size
+// spares copying the output each time the buffer would double.
+func (r *Resource) sizeHint() int {
+	n := r.lastSize
+	if n == 0 {
+		fi, err := os.Stat(r.dest)
+		if err != nil || !fi.Mode().IsRegular() || fi.Size() > maxSizeHint {
+			return 0
+		}
+		n = int(fi.Size())
+	}
+	return n + n/8 + 512
+}
+
+// maxSizeHint bounds the size of dest that [Resource.sizeHint] believes.
+const maxSizeHint = 1 << 30
+
+// readState returns what the file at p holds. When it holds exactly like
+// (the new content), its data is like itself: the file is compared a
+// piece at a time, and an unchanged dest costs no copy in memory.
+func readState(p string, like []byte) (state, error) {
 	st := state{uid: -1, gid: -1}
 	fi, err := os.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -288,13 +312,63 @@ func readState(p string) (state, error) {
 	if !fi.Mode().IsRegular() {
 		return st, fmt.Errorf("read dest: %s is not a regular file", p)
 	}
-	data, err := os.ReadFile(p)
+	data, err := readData(p, fi.Size(), like)
 	if err != nil {
 		return st, fmt.Errorf("read dest: %w", err)
 	}
 	st.exists, st.data, st.mode = true, data, fi.Mode()&modeBits
 	st.uid, st.gid = fileOwner(fi)
 	return st, nil
+}
+
+// readData returns the content of the file at p, of size bytes when it
+// was looked at: like when they are the same, else a copy read whole.
+func readData(p string, size int64, like []byte) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }() // read-only: nothing to lose on Close
+	if size == int64(len(like)) {
+		same, err := holds(f, like)
+		if err != nil || same {
+			return like, err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+	}
+	var b bytes.Buffer
+	if size < maxSizeHint {
+		b.Grow(int(size) + bytes.MinRead)
+	}
+	_, err = b.ReadFrom(f)
+	return b.Bytes(), err
+}
+
+// compareBuffers hold the pieces of files that [holds] reads.
+var compareBuffers = sync.Pool{New: func() any { return new([compareBytes]byte) }}
+
+// compareBytes is the size of the pieces [holds] compares.
+const compareBytes = 64 << 10
+
+// holds reports whether what f has left to read is data.
+func holds(f io.Reader, data []byte) (bool, error) {
+	buf := compareBuffers.Get().(*[compareBytes]byte)
+	defer compareBuffers.Put(buf)
+	for {
+		n, err := f.Read(buf[:])
+		if n > len(data) || !bytes.Equal(buf[:n], data[:n]) {
+			return false, nil
+		}
+		data = data[n:]
+		if errors.Is(err, io.EOF) {
+			return len(data) == 0, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
 }
 
 // writeStage writes st to a new stage file next to dest and returns its

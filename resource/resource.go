@@ -173,7 +173,8 @@ type Resource struct {
 	opts    Options
 	log     *slog.Logger
 
-	mu sync.Mutex // serialises Apply
+	mu       sync.Mutex // serialises Apply
+	lastSize int        // bytes of the last render, under mu; 0 before the first
 }
 
 // LoadError reports a problem with a resource file.

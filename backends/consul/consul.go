@@ -565,14 +565,19 @@ func toMap(ls []*listing) map[string]string {
 	return kvs
 }
 
-// join returns the pairs of ls in a new list sorted by key; of pairs with
-// the same key, that of the last listing wins, as in [toMap]. Key/value
+// join returns the pairs of ls in a list sorted by key; of pairs with the
+// same key, that of the last listing wins, as in [toMap]. The list of a
+// single listing is that listing's (lists are read-only, see
+// [backends.Lister]); of several, a new one. Key/value
 // prefixes, sorted and none covering another, list disjoint keys in the
 // order of the prefixes, and catalog keys ("consul:…") sort after them,
 // so the listings, each sorted, usually come out sorted once put end to
 // end; when they do not (catalog queries whose keys interleave), join
 // sorts them.
 func join(ls []*listing) []backends.KV {
+	if len(ls) == 1 {
+		return ls[0].kvs
+	}
 	n := 0
 	for _, l := range ls {
 		n += len(l.kvs)
