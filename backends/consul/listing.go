@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -154,13 +155,55 @@ type decoder struct {
 	// Sizes (see [windowMin]); fields so that tests can make them small.
 	winMin, winMax, ahead, pageMax, pageLen int
 
-	prev   []backends.KV   // the previous listing, sorted by key
-	cursor int             // the index in prev of the next key to compare
-	page   []byte          // keys and values of the pairs since the last flush
-	spans  []span          // where their keys and values are in page
-	kvs    []backends.KV   // the pairs flushed, while they fit its capacity
-	parts  [][]backends.KV // the pairs flushed after those of kvs, a page each
-	slow   int             // pairs read by encoding/json
+	prev   []backends.KV // the previous listing, sorted by key
+	cursor int           // the index in prev of the next key to compare
+	page   []byte        // keys and values of the pairs since the last flush
+	spans  []span        // where their keys and values are in page
+	kvs    []backends.KV // the pairs flushed, while they fit its capacity
+	pages  []flushed     // the pages flushed after those of kvs
+	slow   int           // pairs read by encoding/json
+}
+
+// flushed is a page of pairs that did not fit the capacity of the
+// decoder's kvs: its keys and values in one string, and where each pair's
+// are. Kept so until the end, when the pairs are known and their list is
+// allocated once, a page costs half the memory of its pairs as
+// [backends.KV]s: a first listing, which has no previous one to size kvs
+// by, is not held twice.
+type flushed struct {
+	all   string
+	spans []pageSpan
+	kvs   []backends.KV // instead of spans, for a page too large for them
+}
+
+// pageSpan is a [span] in the little space of a flushed page: where a
+// pair's key and value lie in the page's string, or with k0 < 0, that the
+// key is that of the previous listing's pair -k0-1, and with v0 < 0 too,
+// that the value is that pair's too.
+type pageSpan struct{ k0, k1, v0, v1 int32 }
+
+// compact returns sp as a pageSpan, or false if the offsets of a page
+// that large do not fit one; [pageSpan.span] turns it back.
+func compact(sp span) (pageSpan, bool) {
+	if max(sp.k1, sp.v1) > math.MaxInt32 || sp.prev > math.MaxInt32 {
+		return pageSpan{}, false
+	}
+	ps := pageSpan{int32(sp.k0), int32(sp.k1), int32(sp.v0), int32(sp.v1)}
+	if sp.prev > 0 {
+		ps.k0 = -int32(sp.prev)
+		if sp.same {
+			ps.v0 = -1
+		}
+	}
+	return ps, true
+}
+
+// span returns the span that ps was made from by [compact].
+func (ps pageSpan) span() span {
+	if ps.k0 >= 0 {
+		return span{k0: int(ps.k0), k1: int(ps.k1), v0: int(ps.v0), v1: int(ps.v1)}
+	}
+	return span{v0: int(ps.v0), v1: int(ps.v1), prev: int(-ps.k0), same: ps.v0 < 0}
 }
 
 // span is where a pair's key and value lie in a page, or in the previous
@@ -340,58 +383,77 @@ func (d *decoder) reuse(page []byte, start int, sp span) ([]byte, span) {
 	return page[:start+n], sp
 }
 
-// flush moves the pairs read since the last flush to kvs, or to parts
-// once kvs is full, with their keys and values in one string.
+// flush moves the pairs read since the last flush to kvs, or once kvs is
+// full, to a [flushed] page, with their keys and values in one string.
+// Rather than grow kvs, which would copy it again and again, [decoder.list]
+// puts the pages after it once they are all read.
 func (d *decoder) flush() {
 	if len(d.spans) == 0 {
 		return
 	}
 	all := string(d.page)
-	// Rather than grow kvs, which would copy it again and again, each page
-	// that does not fit goes to a slice of its own.
-	fits := len(d.parts) == 0 && len(d.kvs)+len(d.spans) <= cap(d.kvs)
-	to := d.kvs
-	if !fits {
-		to = make([]backends.KV, 0, len(d.spans))
-	}
-	for _, sp := range d.spans {
-		var kv backends.KV
-		switch {
-		case sp.prev == 0:
-			kv = backends.KV{Key: all[sp.k0:sp.k1], Value: all[sp.v0:sp.v1]}
-		case sp.same:
-			kv = d.prev[sp.prev-1]
-		default:
-			kv = backends.KV{Key: d.prev[sp.prev-1].Key, Value: all[sp.v0:sp.v1]}
+	switch {
+	case len(d.pages) == 0 && len(d.kvs)+len(d.spans) <= cap(d.kvs):
+		for _, sp := range d.spans {
+			d.kvs = append(d.kvs, d.kv(all, sp))
 		}
-		to = append(to, kv)
-	}
-	if fits {
-		d.kvs = to
-	} else {
-		d.parts = append(d.parts, to)
+	default:
+		d.pages = append(d.pages, d.compactPage(all))
 	}
 	d.page, d.spans = d.page[:0], d.spans[:0]
+}
+
+// compactPage returns the pairs since the last flush, in all, as a
+// flushed page: with spans, or with pairs when they do not fit spans.
+func (d *decoder) compactPage(all string) flushed {
+	f := flushed{all: all, spans: make([]pageSpan, len(d.spans))}
+	for i, sp := range d.spans {
+		var ok bool
+		if f.spans[i], ok = compact(sp); !ok {
+			f.spans, f.kvs = nil, make([]backends.KV, len(d.spans))
+			for i, sp := range d.spans {
+				f.kvs[i] = d.kv(all, sp)
+			}
+			return f
+		}
+	}
+	return f
+}
+
+// kv returns the pair at sp, whose key and value are in all unless the
+// previous listing's pair gives them.
+func (d *decoder) kv(all string, sp span) backends.KV {
+	switch {
+	case sp.prev == 0:
+		return backends.KV{Key: all[sp.k0:sp.k1], Value: all[sp.v0:sp.v1]}
+	case sp.same:
+		return d.prev[sp.prev-1]
+	default:
+		return backends.KV{Key: d.prev[sp.prev-1].Key, Value: all[sp.v0:sp.v1]}
+	}
 }
 
 // pairs returns the number of pairs read so far.
 func (d *decoder) pairs() int {
 	n := len(d.kvs) + len(d.spans)
-	for _, p := range d.parts {
-		n += len(p)
+	for _, p := range d.pages {
+		n += len(p.spans) + len(p.kvs)
 	}
 	return n
 }
 
 // list returns every pair flushed, in order, in one slice.
 func (d *decoder) list() []backends.KV {
-	if len(d.parts) == 0 {
+	if len(d.pages) == 0 {
 		return d.kvs
 	}
 	kvs := make([]backends.KV, 0, d.pairs())
 	kvs = append(kvs, d.kvs...)
-	for _, p := range d.parts {
-		kvs = append(kvs, p...)
+	for _, p := range d.pages {
+		for _, ps := range p.spans {
+			kvs = append(kvs, d.kv(p.all, ps.span()))
+		}
+		kvs = append(kvs, p.kvs...)
 	}
 	return kvs
 }

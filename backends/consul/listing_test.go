@@ -377,6 +377,13 @@ func TestDecodeReuse(t *testing.T) {
 			d.winMin, d.winMax, d.ahead, d.pageMax, d.pageLen = 1, 4, 2, 1, 1
 			return d
 		}()},
+		{"every page kept compact", func() *decoder {
+			// No room in kvs: every page, reused pairs too, waits as
+			// pageSpans for the list at the end.
+			d := newDecoder(bytes.NewReader(next), prev)
+			d.kvs, d.pageLen = nil, 2
+			return d
+		}()},
 	} {
 		got, err := tt.d.decode()
 		if err != nil || !slices.Equal(got, want) {
@@ -402,6 +409,40 @@ func TestDecodeReuse(t *testing.T) {
 				t.Errorf("%s: %q shares key %t, value %t; want %t, %t", tt.name, got[i].Key,
 					same(got[i].Key, prev[j].Key), same(got[i].Value, prev[j].Value), w.key, w.value)
 			}
+		}
+	}
+}
+
+// TestCompactSpan checks that a span survives its trip through pageSpan,
+// and that a page too large for one is refused.
+func TestCompactSpan(t *testing.T) {
+	t.Parallel()
+	for _, sp := range []span{
+		{k0: 0, k1: 4, v0: 4, v1: 9},
+		{k0: 10, k1: 12, v0: 3, v1: 3}, // an empty value, read before the key
+		{v0: 7, v1: 11, prev: 1},       // the key of the previous listing's first pair
+		{prev: 100_000, same: true},    // its key and value
+		{k0: 0, k1: 0, v0: 0, v1: 1<<31 - 1},
+	} {
+		ps, ok := compact(sp)
+		if !ok {
+			t.Errorf("compact(%+v) refused", sp)
+			continue
+		}
+		got := ps.span()
+		if sp.prev > 0 {
+			got.k0, got.k1, sp.k0, sp.k1 = 0, 0, 0, 0 // the key is prev's: its offsets are not kept
+			if sp.same {
+				got.v0, got.v1, sp.v0, sp.v1 = 0, 0, 0, 0 // nor the value's
+			}
+		}
+		if got != sp {
+			t.Errorf("compact(%+v).span() = %+v", sp, got)
+		}
+	}
+	for _, sp := range []span{{k0: 0, k1: 1, v0: 1, v1: 1 << 31}, {k0: 1 << 31, k1: 1<<31 + 1}} {
+		if ps, ok := compact(sp); ok {
+			t.Errorf("compact(%+v) = %+v, want it refused", sp, ps)
 		}
 	}
 }
