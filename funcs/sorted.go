@@ -90,6 +90,24 @@ func (t *sorted) get(k string) (string, bool) {
 	return "", false
 }
 
+// under returns the pairs of the base array whose keys start with p, and
+// false when the overlay changes any key that starts with p: then the
+// base array alone does not say what is under p.
+func (t *sorted) under(p string) ([]backends.KV, bool) {
+	if j, _ := find(t.over, p); j < len(t.over) && strings.HasPrefix(t.over[j].key, p) {
+		return nil, false
+	}
+	lo, _ := findKV(t.base, p)
+	rest := t.base[lo:]
+	hi, _ := slices.BinarySearchFunc(rest, p, func(kv backends.KV, p string) int {
+		if strings.HasPrefix(kv.Key, p) {
+			return -1
+		}
+		return 1
+	})
+	return rest[:hi], true
+}
+
 // inBase reports whether k is a key of the base array.
 func (t *sorted) inBase(k string) bool {
 	_, ok := findKV(t.base, k)
