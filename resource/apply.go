@@ -140,9 +140,10 @@ type staged struct {
 // stage file and runs check_cmd on it. It returns the staged update to
 // commit, or nil with the result and error of Apply.
 func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged, error) {
-	var buf bytes.Buffer
-	buf.Grow(r.sizeHint())
-	if err := r.tmpl.Render(ctx, &buf, s.View(r.prefix, r.Config.Keys)); err != nil {
+	// Made with its capacity, not grown to it: Grow would zero it all,
+	// touching every page before the render writes any.
+	buf := bytes.NewBuffer(make([]byte, 0, r.sizeHint()))
+	if err := r.tmpl.Render(ctx, buf, s.View(r.prefix, r.Config.Keys)); err != nil {
 		return Unchanged, nil, err // already "template: name:line:col: ..."
 	}
 	r.lastSize = buf.Len()
