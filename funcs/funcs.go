@@ -104,6 +104,7 @@ func Map(ctx context.Context, names []string, s *Store) (texttemplate.FuncMap, e
 type Binder struct {
 	ctx   context.Context
 	s     *Store
+	names []string               // of the sets
 	sets  []set                  // in order; later sets win
 	built []texttemplate.FuncMap // by index in sets; nil until built
 }
@@ -113,7 +114,7 @@ type Binder struct {
 func NewBinder(ctx context.Context, names []string, s *Store) (*Binder, error) {
 	mu.RLock()
 	defer mu.RUnlock()
-	b := &Binder{ctx: ctx, s: s, sets: make([]set, len(names)), built: make([]texttemplate.FuncMap, len(names))}
+	b := &Binder{ctx: ctx, s: s, names: names, sets: make([]set, len(names)), built: make([]texttemplate.FuncMap, len(names))}
 	for i, n := range names {
 		st, ok := sets[n]
 		if !ok {
@@ -143,6 +144,22 @@ func (b *Binder) Bind(names []string) texttemplate.FuncMap {
 		}
 	}
 	return fm
+}
+
+// EachAll returns the store's [Store.EachAll] when the function that Bind
+// gives for "gets" is the confd set's, which is the store's GetAll: a
+// caller may then read what gets would return a pair at a time, without
+// its list. Otherwise it returns nil.
+func (b *Binder) EachAll() func(pattern string, fn func(KV) bool) error {
+	for i := len(b.sets) - 1; i >= 0; i-- {
+		if _, ok := b.set(i)["gets"]; ok {
+			if b.names[i] != "confd" || b.s == nil {
+				return nil
+			}
+			return b.s.EachAll
+		}
+	}
+	return nil
 }
 
 // set returns the functions of the i-th set, building them on first use.

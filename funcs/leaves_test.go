@@ -74,8 +74,34 @@ func TestGetAllLeaves(t *testing.T) {
 				if !slices.Equal(got, want) && len(got)+len(want) > 0 {
 					t.Errorf("seed %d, view %d: GetAll(%q) = %q, want %q", seed, vi, pattern, got, want)
 				}
+				var each []KV
+				if err := v.EachAll(pattern, func(kv KV) bool { each = append(each, kv); return true }); err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(each, want) {
+					t.Errorf("seed %d, view %d: EachAll(%q) gave %q, want %q", seed, vi, pattern, each, want)
+				}
+				if len(want) > 1 {
+					var first []KV
+					if err := v.EachAll(pattern, func(kv KV) bool { first = append(first, kv); return false }); err != nil || !slices.Equal(first, want[:1]) {
+						t.Errorf("seed %d, view %d: EachAll(%q) stopping at once gave %q, %v; want %q", seed, vi, pattern, first, err, want[:1])
+					}
+				}
 			}
 		}
+	}
+}
+
+// TestEachAllBadPattern checks that EachAll fails as GetAll does on a bad
+// pattern, before calling fn.
+func TestEachAllBadPattern(t *testing.T) {
+	t.Parallel()
+	s := NewStore(map[string]string{"/a": "1"})
+	_, want := s.GetAll("/[")
+	called := false
+	err := s.EachAll("/[", func(KV) bool { called = true; return true })
+	if err == nil || want == nil || err.Error() != want.Error() || called {
+		t.Errorf("EachAll(/[) = %v, called fn %v; want GetAll's error %v, and no call", err, called, want)
 	}
 }
 

@@ -201,102 +201,144 @@ func (s *Store) Exists(key string) bool {
 // GetAll returns the pairs whose keys match pattern (see [path.Match]: "*"
 // does not cross "/"), sorted by key. Keys are as the view sees them.
 func (s *Store) GetAll(pattern string) ([]KV, error) {
-	if _, err := path.Match(pattern, ""); err != nil {
-		return nil, fmt.Errorf("pattern %q: %w", pattern, err)
-	}
-	pat := s.full(pattern)
-	if strings.HasSuffix(pattern, "/") && pat != "/" {
-		pat += "/" // cleanKey drops it, but it makes the pattern match nothing, as in confd
-	}
-	lit := pat
-	if i := strings.IndexAny(pat, `*?[\`); i >= 0 {
-		lit = pat[:i]
-	}
-	// Without character classes or escapes, a match has exactly as many
-	// "/" as the pattern, so deeper subtrees can be skipped whole.
-	depth := -1
-	if !strings.ContainsAny(pat, `[\`) {
-		depth = strings.Count(pat, "/")
-	}
-	// When the only wildcard is a final "*", every key left after that
-	// skip matches: it starts with lit and has no "/" after it. Then
-	// path.Match is not needed, and a first pass counts the matches so
-	// that the result is allocated once, at its size.
-	simple := depth >= 0 && pat[len(lit):] == "*"
-	if simple {
-		if out, ok := s.leaves(lit); ok {
-			return out, nil
-		}
-	}
-	each := func(fn func(k, v string)) {
-		for _, r := range s.ranges(lit) {
-			s.walk(r, func(k, v string) (string, bool) {
-				if depth >= 0 {
-					if i := nthIndex(k, '/', depth+1); i >= 0 {
-						return k[:i] + "0", true // past every key under k[:i+1]
-					}
-				}
-				if simple {
-					fn(k, v)
-				} else if ok, _ := path.Match(pat, k); ok {
-					fn(k, v)
-				}
-				return "", true
-			})
-		}
+	m, err := s.match(pattern)
+	if err != nil {
+		return nil, err
 	}
 	out := []KV{}
-	if simple {
+	if m.simple {
+		// Every pair is read twice, but the result is allocated once, at
+		// its size.
 		n := 0
-		each(func(string, string) { n++ })
+		m.each(func(string, string) bool { n++; return true })
 		out = make([]KV, 0, n)
 	}
-	each(func(k, v string) {
+	m.each(func(k, v string) bool {
 		if len(out) == cap(out) {
 			// Double: append grows a large slice by a quarter only,
 			// which allocates and copies about five times its final size.
 			out = slices.Grow(out, max(len(out), 4))
 		}
 		out = append(out, KV{Key: strings.TrimPrefix(k, s.root), Value: v})
+		return true
 	})
 	return out, nil
 }
 
-// leaves returns the matches of the pattern lit+"*", whose only wildcard
-// is that final "*": the keys under lit with no "/" after it, in the
-// view's ranges. It reads the base array of the store's set directly,
-// which is much faster than walking it, and reports false, having read
-// nothing, when the set's overlay changes a key in one of the ranges.
-func (s *Store) leaves(lit string) ([]KV, bool) {
+// EachAll calls fn with each pair that GetAll(pattern) returns, in the
+// same order, until fn returns false, without making their list. Its error
+// is GetAll's, returned before fn is called.
+func (s *Store) EachAll(pattern string, fn func(KV) bool) error {
+	m, err := s.match(pattern)
+	if err != nil {
+		return err
+	}
+	m.each(func(k, v string) bool { return fn(KV{Key: strings.TrimPrefix(k, s.root), Value: v}) })
+	return nil
+}
+
+// matches are the pairs of a store whose full keys match a pattern: what
+// GetAll and EachAll read.
+type matches struct {
+	s        *Store
+	pat, lit string // the full pattern and its part before any wildcard
+	depth    int    // the "/" of every match, or -1 when that is unknown
+	simple   bool   // the only wildcard is a final "*"
+	// leaves are the ranges of the base array to read for a simple
+	// pattern when the overlay changes no key in them (see [sorted.under]);
+	// nil when they must be walked.
+	leaves [][]backends.KV
+}
+
+// match returns the matches of pattern in s.
+func (s *Store) match(pattern string) (*matches, error) {
+	if _, err := path.Match(pattern, ""); err != nil {
+		return nil, fmt.Errorf("pattern %q: %w", pattern, err)
+	}
+	m := &matches{s: s, pat: s.full(pattern), depth: -1}
+	if strings.HasSuffix(pattern, "/") && m.pat != "/" {
+		m.pat += "/" // cleanKey drops it, but it makes the pattern match nothing, as in confd
+	}
+	m.lit = m.pat
+	if i := strings.IndexAny(m.pat, `*?[\`); i >= 0 {
+		m.lit = m.pat[:i]
+	}
+	// Without character classes or escapes, a match has exactly as many
+	// "/" as the pattern, so deeper subtrees can be skipped whole.
+	if !strings.ContainsAny(m.pat, `[\`) {
+		m.depth = strings.Count(m.pat, "/")
+	}
+	// When the only wildcard is a final "*", every key left after that
+	// skip matches: it starts with lit and has no "/" after it, and
+	// path.Match is not needed.
+	m.simple = m.depth >= 0 && m.pat[len(m.lit):] == "*"
+	if m.simple {
+		m.leaves = s.leaves(m.lit)
+	}
+	return m, nil
+}
+
+// each calls fn with the full key and value of each match, in key order,
+// until fn returns false.
+func (m *matches) each(fn func(k, v string) bool) {
+	if m.leaves != nil {
+		for _, kvs := range m.leaves {
+			if !eachLeaf(kvs, len(m.lit), fn) {
+				return
+			}
+		}
+		return
+	}
+	more := true
+	for _, r := range m.s.ranges(m.lit) {
+		m.s.walk(r, func(k, v string) (string, bool) {
+			if m.depth >= 0 {
+				if i := nthIndex(k, '/', m.depth+1); i >= 0 {
+					return k[:i] + "0", true // past every key under k[:i+1]
+				}
+			}
+			if m.simple {
+				more = fn(k, v)
+			} else if ok, _ := path.Match(m.pat, k); ok {
+				more = fn(k, v)
+			}
+			return "", more
+		})
+		if !more {
+			return
+		}
+	}
+}
+
+// leaves returns the ranges of the base array of s's set that hold the
+// keys under lit in the view's ranges, when the set's overlay changes none
+// of them; otherwise nil. Reading them directly is much faster than
+// walking the set.
+func (s *Store) leaves(lit string) [][]backends.KV {
 	ranges := s.ranges(lit)
 	parts := make([][]backends.KV, len(ranges))
-	n := 0
 	for i, p := range ranges {
 		kvs, ok := s.tree.under(p)
 		if !ok {
-			return nil, false
+			return nil
 		}
 		parts[i] = kvs
-		eachLeaf(kvs, len(lit), func(backends.KV) { n++ })
 	}
-	out := make([]KV, 0, n)
-	for _, kvs := range parts {
-		eachLeaf(kvs, len(lit), func(kv backends.KV) {
-			out = append(out, KV{Key: kv.Key[len(s.root):], Value: kv.Value})
-		})
-	}
-	return out, true
+	return parts
 }
 
-// eachLeaf calls fn with each pair of kvs, sorted pairs whose keys share
-// their first off bytes, that has no "/" after those bytes, skipping the
-// pairs of a deeper key's subtree with one binary search.
-func eachLeaf(kvs []backends.KV, off int, fn func(backends.KV)) {
+// eachLeaf calls fn with the key and value of each pair of kvs, sorted
+// pairs whose keys share their first off bytes, that has no "/" after
+// those bytes, skipping the pairs of a deeper key's subtree with one
+// binary search, until fn returns false; it reports whether fn never did.
+func eachLeaf(kvs []backends.KV, off int, fn func(k, v string) bool) bool {
 	for i := 0; i < len(kvs); {
 		k := kvs[i].Key
 		j := strings.IndexByte(k[off:], '/')
 		if j < 0 {
-			fn(kvs[i])
+			if !fn(k, kvs[i].Value) {
+				return false
+			}
 			i++
 			continue
 		}
@@ -306,6 +348,7 @@ func eachLeaf(kvs []backends.KV, off int, fn func(backends.KV)) {
 		})
 		i += next
 	}
+	return true
 }
 
 // nthIndex returns the index of the n-th (1-based) occurrence of c in s,

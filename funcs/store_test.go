@@ -1,6 +1,7 @@
 package funcs_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	texttemplate "text/template"
 
 	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/funcs"
@@ -563,3 +565,43 @@ func TestBinderBind(t *testing.T) {
 		t.Error("NewBinder with an unknown set succeeded")
 	}
 }
+
+// TestBinderEachAll checks that a binder hands out its store's EachAll
+// only while gets is confd's, the store's GetAll.
+func TestBinderEachAll(t *testing.T) {
+	t.Parallel()
+	s := funcs.NewStore(map[string]string{"/a/1": "x", "/a/2": "y"})
+	b, err := funcs.NewBinder(t.Context(), funcs.DefaultSets(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	each := b.EachAll()
+	if each == nil {
+		t.Fatal("EachAll with the default sets = nil, want the store's")
+	}
+	var got []string
+	if err := each("/a/*", func(kv funcs.KV) bool { got = append(got, kv.Key+"="+kv.Value); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, " ") != "/a/1=x /a/2=y" {
+		t.Errorf("EachAll(/a/*) gave %q, want the binder's store's pairs", got)
+	}
+	registerTestGets()
+	for _, sets := range [][]string{{"sprig"}, {"confd", "test-gets"}} {
+		b, err := funcs.NewBinder(t.Context(), sets, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.EachAll() != nil {
+			t.Errorf("EachAll with the sets %q, where gets is not confd's: want nil", sets)
+		}
+	}
+}
+
+// registerTestGets registers the set "test-gets", whose gets is not the
+// store's.
+var registerTestGets = sync.OnceFunc(func() {
+	funcs.Register("test-gets", "test-only", func(context.Context, *funcs.Store) texttemplate.FuncMap {
+		return texttemplate.FuncMap{"gets": func(string) ([]funcs.KV, error) { return nil, nil }}
+	})
+})
