@@ -176,13 +176,21 @@ type fastState struct {
 	out   *bytes.Buffer
 	vars  []fastVar
 	depth int
+	// streams are the ranges to run over eachAll's pairs one at a time,
+	// with their patterns (see [streamedRanges]); eachAll is nil when
+	// the template's gets is not the store's.
+	streams map[*parse.RangeNode]string
+	eachAll func(pattern string, fn func(funcs.KV) bool) error
 }
 
 // execFast executes pt with data on the fast path, calling the functions
-// fns, and appends the output to out. An error wraps errNotFast: the
-// caller takes back what was written and runs text/template instead.
-func execFast(out *bytes.Buffer, pt *texttemplate.Template, fns texttemplate.FuncMap, data any) (err error) {
-	s := &fastState{tmpl: pt, fns: fns, out: out, vars: []fastVar{{"$", data}}}
+// that b binds, and appends the output to out. An error wraps errNotFast:
+// the caller takes back what was written and runs text/template instead.
+func execFast(out *bytes.Buffer, pt *texttemplate.Template, b *binding, data any) (err error) {
+	s := &fastState{tmpl: pt, fns: b.fm, out: out, vars: []fastVar{{"$", data}}, eachAll: b.eachAll}
+	if b.eachAll != nil {
+		s.streams = b.info.streams
+	}
 	defer func() {
 		if p := recover(); p != nil { // a function that panics: text/template reports it
 			err = unsupported("panic: %v", p)
@@ -262,9 +270,19 @@ func (s *fastState) walkIfOrWith(with bool, dot any, pipe *parse.PipeNode, list,
 // to text/template.
 func (s *fastState) walkRange(dot any, r *parse.RangeNode) error {
 	defer s.pop(len(s.vars))
-	v, err := s.evalPipeline(dot, r.Pipe)
-	if err != nil {
-		return err
+	pattern, stream := s.streams[r]
+	var v any
+	if stream {
+		// Declare the range's variables as evalPipeline would, holding
+		// the list gets would return: the else list sees it empty.
+		for _, d := range r.Pipe.Decl {
+			s.vars = append(s.vars, fastVar{d.Ident[0], []funcs.KV{}})
+		}
+	} else {
+		var err error
+		if v, err = s.evalPipeline(dot, r.Pipe); err != nil {
+			return err
+		}
 	}
 	mark := len(s.vars)
 	one := func(index, elem any) error {
@@ -294,7 +312,13 @@ func (s *fastState) walkRange(dot any, r *parse.RangeNode) error {
 		}
 		return err
 	}
-	n, err := s.rangeOver(v, len(r.Pipe.Decl), one)
+	var n int
+	var err error
+	if stream {
+		n, err = s.rangeGets(pattern, len(r.Pipe.Decl), one)
+	} else {
+		n, err = s.rangeOver(v, len(r.Pipe.Decl), one)
+	}
 	if err == errBreak { //nolint:errorlint // a sentinel of ours, never wrapped
 		return nil
 	}
@@ -308,6 +332,86 @@ func (s *fastState) walkRange(dot any, r *parse.RangeNode) error {
 		}
 	}
 	return nil
+}
+
+// streamedRanges returns the ranges of pt's templates that the fast path
+// may run over the store's pairs one at a time, rather than over the list
+// gets makes of them, with their patterns: the ranges whose pipeline is
+// gets of a constant pattern, and whose body assigns no variable (with
+// "="). Then no element outlives its iteration, and all can share one
+// variable (see [fastState.rangeGets]). It returns nil when there are
+// none.
+func streamedRanges(pt *texttemplate.Template) map[*parse.RangeNode]string {
+	var out map[*parse.RangeNode]string
+	for _, d := range pt.Templates() {
+		if d.Tree == nil || d.Root == nil {
+			continue
+		}
+		inspect(d.Root, func(n parse.Node) bool {
+			if r, ok := n.(*parse.RangeNode); ok {
+				if p, ok := getsPattern(r); ok {
+					if out == nil {
+						out = map[*parse.RangeNode]string{}
+					}
+					out[r] = p
+				}
+			}
+			return true
+		})
+	}
+	return out
+}
+
+// getsPattern returns the pattern of r's pipeline when it is gets of a
+// constant pattern, assigning no variable, and r's body assigns none.
+func getsPattern(r *parse.RangeNode) (string, bool) {
+	if r.Pipe.IsAssign || len(r.Pipe.Cmds) != 1 || len(r.Pipe.Cmds[0].Args) != 2 {
+		return "", false
+	}
+	args := r.Pipe.Cmds[0].Args
+	fn, ok := args[0].(*parse.IdentifierNode)
+	if !ok || fn.Ident != "gets" {
+		return "", false
+	}
+	pattern, ok := args[1].(*parse.StringNode)
+	if !ok {
+		return "", false
+	}
+	assigns := false
+	inspect(r.List, func(n parse.Node) bool {
+		if p, ok := n.(*parse.PipeNode); ok && p.IsAssign {
+			assigns = true
+		}
+		return !assigns
+	})
+	return pattern.Text, !assigns
+}
+
+// rangeGets calls one for each pair that gets would return for pattern,
+// read from the store one at a time, and returns how many there were. The
+// elements share one variable, which a range of [streamedRanges] allows.
+// The index is passed only when vars, the number of variables the range
+// declares, asks for it.
+func (s *fastState) rangeGets(pattern string, vars int, one func(index, elem any) error) (int, error) {
+	var cur funcs.KV
+	elem := kvElem{&cur}
+	n := 0
+	var err error
+	if gerr := s.eachAll(pattern, func(kv funcs.KV) bool {
+		cur = kv
+		var index any
+		if vars > 1 {
+			index = n
+		}
+		if err = one(index, elem); err != nil {
+			return false
+		}
+		n++
+		return true
+	}); gerr != nil {
+		return 0, failed("error calling gets: %v", gerr) // text/template reports it
+	}
+	return n, err
 }
 
 // rangeOver calls one for each element of v and returns how many there

@@ -53,6 +53,9 @@ type Template struct {
 type parsed struct {
 	used []string // the names of the functions it calls
 	fast bool     // whether it may run on the fast path (see fast.go)
+	// streams are the ranges the fast path may run over the store's
+	// pairs one at a time, with their patterns (see [streamedRanges]).
+	streams map[*parse.RangeNode]string
 	// misses counts the renders in a row whose fast path gave up on
 	// something it does not mirror.
 	misses atomic.Int32
@@ -129,7 +132,7 @@ func (t *Template) parse(ctx context.Context, name string, src []byte) (*texttem
 			return nil, fmt.Errorf("template %s: %w", name, err)
 		}
 	}
-	t.info[lean] = &parsed{used: used, fast: fastSupported(lean, defined)} // the callers hold t.mu, or own t alone
+	t.info[lean] = &parsed{used: used, fast: fastSupported(lean, defined), streams: streamedRanges(lean)} // the callers hold t.mu, or own t alone
 	return lean, nil
 }
 
@@ -330,6 +333,10 @@ type binding struct {
 	info *parsed
 	fm   texttemplate.FuncMap
 	bt   *texttemplate.Template // a clone bound to fm, made on first use
+	// eachAll is the store's EachAll when fm's gets is the store's
+	// GetAll and the template has ranges to run over it (see
+	// [streamedRanges]); nil otherwise.
+	eachAll func(pattern string, fn func(funcs.KV) bool) error
 }
 
 // exec executes pt (called name) with data: on the fast path, and with
@@ -352,6 +359,9 @@ func (r *render) execTo(out *bytes.Buffer, name string, pt *texttemplate.Templat
 		info := r.t.info[pt]
 		r.t.mu.Unlock()
 		b = &binding{info: info, fm: r.binder.Bind(info.used)}
+		if info.streams != nil {
+			b.eachAll = r.binder.EachAll()
+		}
 		if slices.Contains(info.used, "include") {
 			b.fm["include"] = r.include
 		}
@@ -359,7 +369,7 @@ func (r *render) execTo(out *bytes.Buffer, name string, pt *texttemplate.Templat
 	}
 	start := out.Len()
 	if r.mode != slowMode && b.info.onFast() {
-		err := execFast(out, pt, b.fm, data)
+		err := execFast(out, pt, b, data)
 		if err == nil {
 			if b.info.misses.Load() != 0 {
 				b.info.misses.Store(0)
