@@ -11,7 +11,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -74,7 +73,18 @@ func (t listingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil || s == nil || resp.StatusCode != http.StatusOK {
 		return resp, err
 	}
-	kvs, err := t.decode(resp.Body, resp.ContentLength, s.prev)
+	d := newDecoder(resp.Body, s.prev)
+	b, _ := t.buffers.Get().(*buffers)
+	if b == nil {
+		b = new(buffers)
+	}
+	d.buf, d.page, d.spans = b.window, b.page, b.spans
+	kvs, err := d.decode()
+	if len(d.buf) <= windowMax && cap(d.page) <= 2*pageBytes {
+		// Not grown for a pair of hundreds of kilobytes: worth keeping.
+		b.window, b.page, b.spans = d.buf, d.page[:0], d.spans[:0]
+		t.buffers.Put(b)
+	}
 	if cerr := resp.Body.Close(); err == nil {
 		err = cerr
 	}
@@ -90,42 +100,6 @@ func (t listingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp.ContentLength = 2
 	resp.Header.Del("Content-Length")
 	return resp, nil
-}
-
-// maxWorkers bounds the goroutines that decode a listing: beyond a few,
-// reading the body is what takes the time.
-const maxWorkers = 4
-
-// decode decodes a listing's body, of size bytes (-1 if unknown); prev is
-// the previous listing of the same prefix (or nil). A first listing of
-// more than a fragment is decoded on several cores (see
-// [decodeParallel]); a later one in one piece, to share strings with
-// prev.
-func (t listingTransport) decode(body io.Reader, size int64, prev []backends.KV) ([]backends.KV, error) {
-	one := func(r io.Reader) ([]backends.KV, error) { return t.decodeOne(r, prev) }
-	small := size >= 0 && size <= fragmentBytes
-	if w := min(runtime.GOMAXPROCS(0), maxWorkers); prev == nil && !small && w > 1 {
-		return decodeParallel(body, w, fragmentBytes, t.buffers, one)
-	}
-	return one(body)
-}
-
-// decodeOne decodes a listing's body in one piece, with buffers of the
-// pool.
-func (t listingTransport) decodeOne(body io.Reader, prev []backends.KV) ([]backends.KV, error) {
-	d := newDecoder(body, prev)
-	b, _ := t.buffers.Get().(*buffers)
-	if b == nil {
-		b = new(buffers)
-	}
-	d.buf, d.page, d.spans = b.window, b.page, b.spans
-	kvs, err := d.decode()
-	if len(d.buf) <= windowMax && cap(d.page) <= 2*pageBytes {
-		// Not grown for a pair of hundreds of kilobytes: worth keeping.
-		b.window, b.page, b.spans = d.buf, d.page[:0], d.spans[:0]
-		t.buffers.Put(b)
-	}
-	return kvs, err
 }
 
 // CloseIdleConnections closes the idle connections of the base transport.
@@ -188,7 +162,6 @@ type decoder struct {
 	kvs    []backends.KV // the pairs flushed, while they fit its capacity
 	pages  []flushed     // the pages flushed after those of kvs
 	slow   int           // pairs read by encoding/json
-	base   int           // pairs before the body's, for messages (see decodeParallel)
 }
 
 // flushed is a page of pairs that did not fit the capacity of the
@@ -261,54 +234,46 @@ func malformed(format string, args ...any) error {
 // decode reads the whole listing. Errors that do not wrap [errListing]
 // are the reader's.
 func (d *decoder) decode() ([]backends.KV, error) {
-	if err := d.read(); err != nil {
-		return nil, err
-	}
-	return d.list(), nil
-}
-
-// read reads the whole listing, and leaves its pairs for [decoder.list].
-func (d *decoder) read() error {
 	c, ok, err := d.next()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !ok || c != '[' {
 		return d.whole()
 	}
 	d.s.i++
 	if c, ok, err = d.next(); err != nil {
-		return err
+		return nil, err
 	}
 	for !ok || c != ']' {
 		if err := d.pair(); err != nil {
-			return err
+			return nil, err
 		}
 		if c, ok, err = d.next(); err != nil {
-			return err
+			return nil, err
 		}
 		switch {
 		case ok && c == ',':
 			d.s.i++
 			if c, ok, err = d.next(); err != nil {
-				return err
+				return nil, err
 			}
 			if ok && c == ']' {
-				return malformed("a comma before ']'")
+				return nil, malformed("a comma before ']'")
 			}
 		case ok && c == ']':
 		default:
-			return malformed("pair %d not followed by ',' or ']'", d.base+d.pairs())
+			return nil, malformed("pair %d not followed by ',' or ']'", d.pairs())
 		}
 	}
 	d.s.i++
 	if _, ok, err := d.next(); err != nil {
-		return err
+		return nil, err
 	} else if ok {
-		return malformed("data after the array")
+		return nil, malformed("data after the array")
 	}
 	d.flush()
-	return nil
+	return d.list(), nil
 }
 
 // fill moves the unread bytes of the window to its start and reads on
@@ -482,11 +447,7 @@ func (d *decoder) list() []backends.KV {
 	if len(d.pages) == 0 {
 		return d.kvs
 	}
-	return d.appendTo(make([]backends.KV, 0, d.pairs()))
-}
-
-// appendTo appends every pair flushed, in order, to kvs.
-func (d *decoder) appendTo(kvs []backends.KV) []backends.KV {
+	kvs := make([]backends.KV, 0, d.pairs())
 	kvs = append(kvs, d.kvs...)
 	for _, p := range d.pages {
 		for _, ps := range p.spans {
@@ -503,7 +464,7 @@ func (d *decoder) appendTo(kvs []backends.KV) []backends.KV {
 func (d *decoder) extent() (int, error) {
 	b := d.s.b[d.s.i:]
 	if len(b) == 0 || b[0] != '{' {
-		return 0, malformed("pair %d is not an object", d.base+d.pairs())
+		return 0, malformed("pair %d is not an object", d.pairs())
 	}
 	depth, str := 0, false
 	for j := 0; ; {
@@ -534,7 +495,7 @@ func (d *decoder) extent() (int, error) {
 			}
 		}
 		if d.eof {
-			return 0, malformed("the body ends within pair %d", d.base+d.pairs())
+			return 0, malformed("the body ends within pair %d", d.pairs())
 		}
 		if err := d.fill(len(b) + 1); err != nil {
 			return 0, err
@@ -574,24 +535,24 @@ func slowPair(page, obj []byte) ([]byte, span, error) {
 
 // whole decodes a body that does not start as an array with
 // encoding/json, whole: it is an error, or null, which holds no pair.
-func (d *decoder) whole() error {
+func (d *decoder) whole() ([]backends.KV, error) {
 	rest, err := io.ReadAll(d.r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var pairs []jsonPair
 	if err := json.Unmarshal(append(d.s.b[d.s.i:], rest...), &pairs); err != nil {
-		return fmt.Errorf("%w: %w", errListing, err)
+		return nil, fmt.Errorf("%w: %w", errListing, err)
 	}
 	for _, p := range pairs {
 		var sp span
 		if d.page, sp, err = p.appendTo(d.page); err != nil {
-			return err
+			return nil, err
 		}
 		d.spans = append(d.spans, sp)
 	}
 	d.flush()
-	return nil
+	return d.list(), nil
 }
 
 // scan reads JSON tokens from b, skipping white space before each. A
