@@ -69,7 +69,7 @@ func confdFuncs(ctx context.Context, s *Store) texttemplate.FuncMap {
 			}
 			return KV{Key: cleanKey(key), Value: v}, nil
 		},
-		"gets":   s.GetAll, // Binder.EachAll counts on this
+		"gets":   s.GetAll, // Binder.GetsStore counts on this
 		"getv":   getv(s),
 		"getvs":  s.GetAllValues,
 		"exists": s.Exists,

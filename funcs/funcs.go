@@ -146,17 +146,17 @@ func (b *Binder) Bind(names []string) texttemplate.FuncMap {
 	return fm
 }
 
-// EachAll returns the store's [Store.EachAll] when the function that Bind
-// gives for "gets" is the confd set's, which is the store's GetAll: a
-// caller may then read what gets would return a pair at a time, without
-// its list. Otherwise it returns nil.
-func (b *Binder) EachAll() func(pattern string, fn func(KV) bool) error {
+// GetsStore returns the Binder's store when the function that Bind gives
+// for "gets" is the confd set's, which is the store's GetAll: a caller may
+// then read what gets would return a pair at a time, with
+// [Store.EachAll]. Otherwise it returns nil.
+func (b *Binder) GetsStore() *Store {
 	for i := len(b.sets) - 1; i >= 0; i-- {
 		if _, ok := b.set(i)["gets"]; ok {
-			if b.names[i] != "confd" || b.s == nil {
+			if b.names[i] != "confd" {
 				return nil
 			}
-			return b.s.EachAll
+			return b.s
 		}
 	}
 	return nil

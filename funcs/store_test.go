@@ -566,25 +566,25 @@ func TestBinderBind(t *testing.T) {
 	}
 }
 
-// TestBinderEachAll checks that a binder hands out its store's EachAll
-// only while gets is confd's, the store's GetAll.
-func TestBinderEachAll(t *testing.T) {
+// TestBinderGetsStore checks that a binder hands out its store only while
+// gets is confd's, the store's GetAll.
+func TestBinderGetsStore(t *testing.T) {
 	t.Parallel()
 	s := funcs.NewStore(map[string]string{"/a/1": "x", "/a/2": "y"})
 	b, err := funcs.NewBinder(t.Context(), funcs.DefaultSets(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	each := b.EachAll()
-	if each == nil {
-		t.Fatal("EachAll with the default sets = nil, want the store's")
+	gs := b.GetsStore()
+	if gs == nil {
+		t.Fatal("GetsStore with the default sets = nil, want the binder's store")
 	}
 	var got []string
-	if err := each("/a/*", func(kv funcs.KV) bool { got = append(got, kv.Key+"="+kv.Value); return true }); err != nil {
+	if err := gs.EachAll("/a/*", func(kv funcs.KV) bool { got = append(got, kv.Key+"="+kv.Value); return true }); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(got, " ") != "/a/1=x /a/2=y" {
-		t.Errorf("EachAll(/a/*) gave %q, want the binder's store's pairs", got)
+		t.Errorf("GetsStore().EachAll(/a/*) gave %q, want the binder's store's pairs", got)
 	}
 	registerTestGets()
 	for _, sets := range [][]string{{"sprig"}, {"confd", "test-gets"}} {
@@ -592,8 +592,8 @@ func TestBinderEachAll(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.EachAll() != nil {
-			t.Errorf("EachAll with the sets %q, where gets is not confd's: want nil", sets)
+		if b.GetsStore() != nil {
+			t.Errorf("GetsStore with the sets %q, where gets is not confd's: want nil", sets)
 		}
 	}
 }

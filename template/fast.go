@@ -176,19 +176,20 @@ type fastState struct {
 	out   *bytes.Buffer
 	vars  []fastVar
 	depth int
-	// streams are the ranges to run over eachAll's pairs one at a time,
-	// with their patterns (see [streamedRanges]); eachAll is nil when
-	// the template's gets is not the store's.
+	// streams are the ranges to run over the pairs of gets, the store
+	// whose GetAll is the template's gets, one at a time, with their
+	// patterns (see [streamedRanges]). gets is a store, not a function,
+	// so that the closure that EachAll calls does not escape.
 	streams map[*parse.RangeNode]string
-	eachAll func(pattern string, fn func(funcs.KV) bool) error
+	gets    *funcs.Store
 }
 
 // execFast executes pt with data on the fast path, calling the functions
 // that b binds, and appends the output to out. An error wraps errNotFast:
 // the caller takes back what was written and runs text/template instead.
 func execFast(out *bytes.Buffer, pt *texttemplate.Template, b *binding, data any) (err error) {
-	s := &fastState{tmpl: pt, fns: b.fm, out: out, vars: []fastVar{{"$", data}}, eachAll: b.eachAll}
-	if b.eachAll != nil {
+	s := &fastState{tmpl: pt, fns: b.fm, out: out, vars: []fastVar{{"$", data}}, gets: b.gets}
+	if b.gets != nil {
 		s.streams = b.info.streams
 	}
 	defer func() {
@@ -397,7 +398,7 @@ func (s *fastState) rangeGets(pattern string, vars int, one func(index, elem any
 	elem := kvElem{&cur}
 	n := 0
 	var err error
-	if gerr := s.eachAll(pattern, func(kv funcs.KV) bool {
+	if gerr := s.gets.EachAll(pattern, func(kv funcs.KV) bool {
 		cur = kv
 		var index any
 		if vars > 1 {

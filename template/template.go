@@ -333,10 +333,10 @@ type binding struct {
 	info *parsed
 	fm   texttemplate.FuncMap
 	bt   *texttemplate.Template // a clone bound to fm, made on first use
-	// eachAll is the store's EachAll when fm's gets is the store's
-	// GetAll and the template has ranges to run over it (see
-	// [streamedRanges]); nil otherwise.
-	eachAll func(pattern string, fn func(funcs.KV) bool) error
+	// gets is the store whose GetAll is fm's gets, when the template
+	// has ranges to run over it a pair at a time (see [streamedRanges]);
+	// nil otherwise.
+	gets *funcs.Store
 }
 
 // exec executes pt (called name) with data: on the fast path, and with
@@ -360,7 +360,7 @@ func (r *render) execTo(out *bytes.Buffer, name string, pt *texttemplate.Templat
 		r.t.mu.Unlock()
 		b = &binding{info: info, fm: r.binder.Bind(info.used)}
 		if info.streams != nil {
-			b.eachAll = r.binder.EachAll()
+			b.gets = r.binder.GetsStore()
 		}
 		if slices.Contains(info.used, "include") {
 			b.fm["include"] = r.include
