@@ -251,11 +251,11 @@ type matches struct {
 }
 
 // match returns the matches of pattern in s.
-func (s *Store) match(pattern string) (*matches, error) {
+func (s *Store) match(pattern string) (matches, error) {
 	if _, err := path.Match(pattern, ""); err != nil {
-		return nil, fmt.Errorf("pattern %q: %w", pattern, err)
+		return matches{}, fmt.Errorf("pattern %q: %w", pattern, err)
 	}
-	m := &matches{s: s, pat: s.full(pattern), depth: -1}
+	m := matches{s: s, pat: s.full(pattern), depth: -1}
 	if strings.HasSuffix(pattern, "/") && m.pat != "/" {
 		m.pat += "/" // cleanKey drops it, but it makes the pattern match nothing, as in confd
 	}
