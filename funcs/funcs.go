@@ -136,11 +136,8 @@ func NewBinder(ctx context.Context, names []string, s *Store) (*Binder, error) {
 func (b *Binder) Bind(names []string) texttemplate.FuncMap {
 	fm := make(texttemplate.FuncMap, len(names))
 	for _, n := range names {
-		for i := len(b.sets) - 1; i >= 0; i-- {
-			if f, ok := b.set(i)[n]; ok {
-				fm[n] = f
-				break
-			}
+		if i := b.winner(n); i >= 0 {
+			fm[n] = b.set(i)[n]
 		}
 	}
 	return fm
@@ -151,15 +148,21 @@ func (b *Binder) Bind(names []string) texttemplate.FuncMap {
 // then read what gets would return a pair at a time, with
 // [Store.EachAll]. Otherwise it returns nil.
 func (b *Binder) GetsStore() *Store {
-	for i := len(b.sets) - 1; i >= 0; i-- {
-		if _, ok := b.set(i)["gets"]; ok {
-			if b.names[i] != "confd" {
-				return nil
-			}
-			return b.s
-		}
+	if i := b.winner("gets"); i >= 0 && b.names[i] == "confd" {
+		return b.s
 	}
 	return nil
+}
+
+// winner returns the index of the last set that defines name, whose
+// function Bind gives, or -1 if none does.
+func (b *Binder) winner(name string) int {
+	for i := len(b.sets) - 1; i >= 0; i-- {
+		if _, ok := b.set(i)[name]; ok {
+			return i
+		}
+	}
+	return -1
 }
 
 // set returns the functions of the i-th set, building them on first use.
