@@ -343,9 +343,7 @@ func eachLeaf(kvs []backends.KV, off int, fn func(k, v string) bool) bool {
 			continue
 		}
 		// Past every key under k[:off+j+1]: "0" follows "/".
-		next, _ := slices.BinarySearchFunc(kvs[i:], k[:off+j]+"0", func(kv backends.KV, t string) int {
-			return strings.Compare(kv.Key, t)
-		})
+		next, _ := findKV(kvs[i:], k[:off+j]+"0")
 		i += next
 	}
 	return true
