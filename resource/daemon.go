@@ -65,7 +65,7 @@ func newDaemon(b backends.Backend, rs []*Resource, opts RunOptions) (*daemon, er
 	if err := opts.Wait.validate(); err != nil {
 		return nil, fmt.Errorf("resource: run: wait %s: %w", opts.Wait, err)
 	}
-	d.opts.Retry = opts.Retry.withDefaults()
+	d.opts.Retry = opts.Retry.WithDefaults()
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -166,7 +166,7 @@ func (d *daemon) watch(ctx context.Context) error {
 			}
 			fails++
 			d.failed(err, fails)
-			if err := sleep(ctx, d.opts.Retry.delay(fails)); err != nil {
+			if err := sleep(ctx, d.opts.Retry.Delay(fails)); err != nil {
 				return err
 			}
 			continue
@@ -201,7 +201,7 @@ func (d *daemon) retry(ctx context.Context, read func(context.Context) error) er
 			return nil
 		}
 		d.failed(err, fails)
-		if err := sleep(ctx, d.opts.Retry.delay(fails)); err != nil {
+		if err := sleep(ctx, d.opts.Retry.Delay(fails)); err != nil {
 			return err
 		}
 	}
@@ -372,7 +372,7 @@ func (w *worker) run(ctx context.Context) error {
 				break
 			}
 			fails++
-			delay := w.d.opts.Retry.delay(fails)
+			delay := w.d.opts.Retry.Delay(fails)
 			due = time.Now().Add(delay)
 			w.d.log.Error("apply failed", "resource", w.r.Name, "dest", w.r.dest,
 				"attempt", fails, "retry_in", delay, "err", err)

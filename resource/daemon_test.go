@@ -662,23 +662,6 @@ func TestWaitDue(t *testing.T) {
 	}
 }
 
-func TestBackoffDelay(t *testing.T) {
-	t.Parallel()
-	b := Backoff{}.withDefaults()
-	tests := []struct {
-		attempt int
-		base    time.Duration
-	}{{1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {7, time.Minute}, {100, time.Minute}}
-	for _, tt := range tests {
-		for range 20 {
-			d := b.delay(tt.attempt)
-			if d < tt.base-tt.base/5 || d > tt.base+tt.base/5 {
-				t.Errorf("delay(%d) = %s, want %s ± 20%%", tt.attempt, d, tt.base)
-			}
-		}
-	}
-}
-
 func TestLoadWait(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -3,9 +3,10 @@ package resource
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/kvconf/kvconf/internal/backoff"
 )
 
 // Wait is how long a resource lets changes settle before it renders, with
@@ -87,59 +88,9 @@ func (w Wait) due(now, first time.Time) time.Time {
 	return due
 }
 
-// Backoff bounds the delays between retries: the first retry waits about
-// Min, each later one twice as long as the one before, up to Max. Every
-// delay is spread by ±20% so that many instances do not retry in step.
-type Backoff struct {
-	// Min is the first delay; zero means 1s.
-	Min time.Duration
-	// Max is the longest delay; zero means 1m (or Min, when it is larger).
-	Max time.Duration
-}
+// Backoff bounds the delays between retries of a failed resource or read;
+// see [backoff.Policy].
+type Backoff = backoff.Policy
 
-// Default backoff bounds.
-const (
-	defaultRetryFirst   = time.Second
-	defaultRetryLongest = time.Minute
-)
-
-// withDefaults fills in the zero fields of b.
-func (b Backoff) withDefaults() Backoff {
-	if b.Min <= 0 {
-		b.Min = defaultRetryFirst
-	}
-	if b.Max <= 0 {
-		b.Max = max(defaultRetryLongest, b.Min)
-	}
-	b.Max = max(b.Max, b.Min)
-	return b
-}
-
-// Delay returns the delay before retry number attempt (from 1), taking
-// the defaults for zero fields.
-func (b Backoff) Delay(attempt int) time.Duration { return b.withDefaults().delay(attempt) }
-
-// delay returns the delay before retry number attempt (from 1); b has its
-// defaults.
-func (b Backoff) delay(attempt int) time.Duration {
-	d := b.Min
-	for i := 1; i < attempt && d < b.Max; i++ {
-		d *= 2
-	}
-	d = min(d, b.Max)
-	spread := d / 5
-	return d - spread + rand.N(2*spread+1)
-}
-
-// sleep waits for d or until ctx is done, whichever comes first, and
-// returns ctx.Err() in the second case.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// sleep waits for d or until ctx is done; see [backoff.Sleep].
+func sleep(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }
