@@ -354,29 +354,3 @@ func flatDoc(n int) []byte {
 	}
 	return b.Bytes()
 }
-
-// BenchmarkFlatten measures flatten on one map of 40,000 and 200,000
-// entries (the shape that was quadratic), and on as many entries in
-// sub-maps of ten.
-func BenchmarkFlatten(b *testing.B) {
-	for _, n := range []int{40_000, 200_000} {
-		for _, shape := range []struct {
-			name string
-			doc  func(int) []byte
-		}{{"flat", flatDoc}, {"nested", bigDoc}} {
-			data := shape.doc(n)
-			b.Run(fmt.Sprintf("%s-%dk", shape.name, n/1000), func(b *testing.B) {
-				b.SetBytes(int64(len(data)))
-				for b.Loop() {
-					kvs := make(map[string]string, n)
-					if err := flatten(b.Context(), data, kvs); err != nil {
-						b.Fatal(err)
-					}
-					if len(kvs) != n {
-						b.Fatalf("%d keys, want %d", len(kvs), n)
-					}
-				}
-			})
-		}
-	}
-}
