@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	texttemplate "text/template"
 	"time"
 
 	"github.com/kvconf/kvconf/funcs"
@@ -241,4 +242,54 @@ func TestTailBuffer(t *testing.T) {
 			t.Fatalf("after %d writes: %q (total %d), want %q (total %d)", i+1, b.bytes(), b.total, want, len(all))
 		}
 	}
+}
+
+// FuzzQuotePaths runs commands with {{.src}} in several shell contexts,
+// with any path, through /bin/sh: the command must see the path whole and
+// literal. Seeds: nastyPaths.
+func FuzzQuotePaths(f *testing.F) {
+	for _, p := range nastyPaths {
+		f.Add(p)
+	}
+	cmds := []string{
+		`printf '%s' {{.src}} > "$OUT"`,
+		`printf '%s' '{{.src}}' > "$OUT"`,
+		`printf '%s' "{{.src}}" > "$OUT"`,
+		"x=`printf '%s|' \"{{.src}}\"`; printf '%s' \"${x%|}\" > \"$OUT\"",
+		`x="$(printf '%s|' '{{.src}}')"; printf '%s' "${x%|}" > "$OUT"`,
+	}
+	var tmpls []*texttemplate.Template
+	for _, c := range cmds {
+		t, err := parseHook("check_cmd", c)
+		if err != nil {
+			f.Fatal(err)
+		}
+		tmpls = append(tmpls, t)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if strings.IndexByte(p, 0) >= 0 {
+			t.Skip("no path holds a NUL byte")
+		}
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out")
+		for _, tmpl := range tmpls {
+			cmd, err := hookCommand(tmpl, p, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sh := exec.Command("/bin/sh", "-c", cmd)
+			sh.Dir = dir
+			sh.Env = []string{"OUT=" + out, "PATH=" + os.Getenv("PATH")}
+			if b, err := sh.CombinedOutput(); err != nil {
+				t.Fatalf("sh -c %q: %v\n%s", cmd, err, b)
+			}
+			if got := readFile(t, out); got != p {
+				t.Fatalf("sh -c %q\nsaw  %q\nwant %q", cmd, got, p)
+			}
+			ents, err := os.ReadDir(dir)
+			if err != nil || len(ents) != 1 {
+				t.Fatalf("sh -c %q made files: %v %v", cmd, ents, err)
+			}
+		}
+	})
 }
