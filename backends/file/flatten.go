@@ -127,17 +127,19 @@ func uniqueKeys(n *yaml.Node) error {
 		}
 		return nil
 	}
-	type id struct {
-		kind  yaml.Kind
-		value string
-	}
-	first := make(map[id]*yaml.Node, len(n.Content)/2)
+	// Keys of one kind share a set: nearly all are scalars.
+	sets := make(map[yaml.Kind]map[string]*yaml.Node, 1)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
-		if f, ok := first[id{k.Kind, k.Value}]; ok {
+		first := sets[k.Kind]
+		if first == nil {
+			first = make(map[string]*yaml.Node, len(n.Content)/2)
+			sets[k.Kind] = first
+		}
+		if f, ok := first[k.Value]; ok {
 			return dupKey(k, f)
 		}
-		first[id{k.Kind, k.Value}] = k
+		first[k.Value] = k
 	}
 	return nil
 }

@@ -142,7 +142,7 @@ type entry struct {
 // maps its merge key ("<<") names: n's own keys win over merged ones, and
 // a map merged earlier over one merged later, as yaml.v3 decodes them.
 func (w *walker) entries(n *yaml.Node) ([]entry, error) {
-	var own []entry
+	own := make([]entry, 0, len(n.Content)/2)
 	var merge *yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
