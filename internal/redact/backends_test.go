@@ -218,7 +218,8 @@ func bounded(t *testing.T, what string, limit time.Duration, step func(context.C
 
 // unjoin returns the errors that err joins, or err alone.
 func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
+	var j interface{ Unwrap() []error }
+	if errors.As(err, &j) {
 		return j.Unwrap()
 	}
 	return []error{err}
