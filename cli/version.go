@@ -5,15 +5,30 @@ import (
 	"strings"
 )
 
-// version is the release version, set at build time with
-// -ldflags "-X github.com/kvconf/kvconf/cli.version=v1.2.3" (make build
-// sets it from git describe). Empty, the module version of the build
-// information is printed instead.
-var version = ""
+// The build's stamps, set at build time with -ldflags "-X
+// github.com/kvconf/kvconf/cli.version=v1.2.3" and so on; make build sets
+// them from git. Empty, -version prints what the go command stamped in
+// the build information (the module version, and the VCS revision and
+// time unless built with -buildvcs=false).
+var (
+	version  = "" // the release version, such as v1.2.3
+	revision = "" // the VCS revision
+	revTime  = "" // the revision's time, RFC 3339
+	modified = "" // "true" when the tree had changes
+)
 
 // versionString is what -version prints after "kvconf ".
 func versionString() string {
-	bi, _ := debug.ReadBuildInfo()
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		bi = &debug.BuildInfo{}
+	}
+	// The stamps of the linker win over the go command's.
+	for k, v := range map[string]string{"vcs.revision": revision, "vcs.time": revTime, "vcs.modified": modified} {
+		if v != "" {
+			bi.Settings = append(bi.Settings, debug.BuildSetting{Key: k, Value: v})
+		}
+	}
 	return formatVersion(version, bi)
 }
 
@@ -37,15 +52,15 @@ func formatVersion(release string, bi *debug.BuildInfo) string {
 		v = "(devel)"
 	}
 	var rev, at string
-	modified := false
-	for _, s := range bi.Settings {
+	dirty := false
+	for _, s := range bi.Settings { // the last of each key wins
 		switch s.Key {
 		case "vcs.revision":
 			rev = s.Value
 		case "vcs.time":
 			at = s.Value
 		case "vcs.modified":
-			modified = s.Value == "true"
+			dirty = s.Value == "true"
 		}
 	}
 	var parts []string
@@ -58,7 +73,7 @@ func formatVersion(release string, bi *debug.BuildInfo) string {
 	if at != "" {
 		parts = append(parts, at)
 	}
-	if modified {
+	if dirty {
 		parts = append(parts, "modified")
 	}
 	detail := strings.Join(parts, ", ")
