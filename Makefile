@@ -1,4 +1,4 @@
-# kvconf: `make example` renders the bundled example; `make test` runs every test.
+# kvconf: `make build` builds a static bin/kvconf; `make example` renders the bundled example; `make test` runs every test.
 GO ?= go
 # The binary make build writes.
 BIN ?= bin/kvconf
@@ -30,7 +30,7 @@ example:
 	$(GO) run ./cmd/kvconf -config-file examples/kvconf.toml -onetime
 	@echo; for f in out/*; do echo "== $$f"; cat "$$f"; done
 
-## test: unit and integration tests (installs HAProxy, nginx and keepalived when run as root, builds consul once)
+## test: unit and integration tests (installs haproxy, nginx, keepalived and redis-server from the Debian mirror when run as root, builds consul once from the Go module proxy into ~/.cache/kvconf)
 test: deps vet test-unit test-integration
 
 deps:
