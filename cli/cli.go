@@ -24,8 +24,10 @@
 //	kvconf plugins            list the compiled-in backends and function sets
 //	kvconf exec [flags] -- COMMAND [ARGS...]
 //	                          render every resource, then run COMMAND as a child and signal it on each change
+//	kvconf help [exec]        print the usage of kvconf or of exec
 //
-// Run "kvconf -h" for the flags. Unless -onetime is given, kvconf runs until
+// Run "kvconf -h" for the flags: kvconf's own, then each compiled-in
+// backend's, which the backends declare ([backends.Flagger]). Unless -onetime is given, kvconf runs until
 // SIGINT or SIGTERM, and SIGHUP reloads conf.d and the templates. In exec
 // mode kvconf runs until COMMAND exits, forwards signals to it (SIGHUP
 // included) and exits with its exit code.

@@ -232,6 +232,9 @@ func unknownBackend(name string, named []namedBackend) error {
 // value, in which no option key is looked for.
 var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
+// word matches a word that may be an option key.
+var word = regexp.MustCompile(`[a-z][a-z0-9_]*`)
+
 // backendProblem rewrites a backend's error about its options for the
 // user: without the backend's own name in front (the caller says which
 // backend), and naming each option key the message mentions the way the
@@ -250,7 +253,7 @@ func backendProblem(typ string, err error, name func(key string) (string, bool))
 	}
 	var set, unset []string
 	bare := quoted.ReplaceAllString(msg, `""`)
-	for _, w := range regexp.MustCompile(`[a-z][a-z0-9_]*`).FindAllString(bare, -1) {
+	for _, w := range word.FindAllString(bare, -1) {
 		if !keys[w] {
 			continue
 		}
