@@ -27,8 +27,9 @@
 //	kvconf help [exec]        print the usage of kvconf or of exec
 //
 // Run "kvconf -h" for the flags: kvconf's own, then each compiled-in
-// backend's, which the backends declare ([backends.Flagger]). Unless -onetime is given, kvconf runs until
-// SIGINT or SIGTERM, and SIGHUP reloads conf.d and the templates. In exec
+// backend's, which the backends declare ([backends.Flagger]). Unless
+// -onetime is given, kvconf runs until SIGINT or SIGTERM, and SIGHUP
+// reloads conf.d and the templates. In exec
 // mode kvconf runs until COMMAND exits, forwards signals to it (SIGHUP
 // included) and exits with its exit code.
 package cli
