@@ -399,7 +399,7 @@ func listBackends(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 1 {
 		cfg, err := backends.NewConfig(args[0])
 		if err != nil {
-			fmt.Fprintf(stderr, "kvconf: %v\n", err)
+			fmt.Fprintf(stderr, "kvconf backends: %v\n", unknownBackend(args[0], nil))
 			return exitUsage
 		}
 		if sm, ok := cfg.(backends.Sampler); ok {

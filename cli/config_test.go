@@ -423,6 +423,19 @@ func TestUnknownBackendErrors(t *testing.T) {
 	}
 }
 
+// TestBackendsUnknown (issue 13.4): "kvconf backends NAME" of an
+// unknown name lists the compiled-in backends, without an import hint.
+func TestBackendsUnknown(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	if code := run(t.Context(), []string{"backends", "nope"}, envMap(nil), io.Discard, &stderr); code != exitUsage {
+		t.Errorf("exit code %d, want %d", code, exitUsage)
+	}
+	if want := `kvconf backends: unknown backend "nope" (built in: ` + strings.Join(backends.Names(), ", ") + ")\n"; stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+}
+
 // TestBackendErrorsNameTheSetting (issue 13.11): a backend's complaint
 // about its options reads once per layer and names the flag, variable or
 // config file key the user set, or how to set the missing one.
