@@ -4,7 +4,7 @@
 //	import _ "github.com/kvconf/kvconf/backends/all"
 //
 // Each backend registers itself from its package's init function; this
-// package imports them all: consul, env, etcd, file, metadata and plugin. A later
+// package imports them all: consul, env, etcd, file, metadata, plugin and vault. A later
 // backend is added here, with a blank import.
 package all
 
@@ -15,4 +15,5 @@ import (
 	_ "github.com/kvconf/kvconf/backends/file"     // registers "file"
 	_ "github.com/kvconf/kvconf/backends/metadata" // registers "metadata" and "rancher"
 	_ "github.com/kvconf/kvconf/backends/plugin"   // registers "plugin"
+	_ "github.com/kvconf/kvconf/backends/vault"    // registers "vault"
 )
