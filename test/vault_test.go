@@ -448,12 +448,11 @@ func TestVaultLogin(t *testing.T) {
 		t.Errorf("userpass Snapshot = %v", got)
 	}
 	v.put(t, "kv1", 1, "x", map[string]any{"value": "y"})
-	if _, err := u.Snapshot(reqCtx(t), []string{"/kv1/x"}); err == nil {
-		// kv1/ is not in the policy: sys/internal/ui/mounts hides it,
-		// so the prefix reaches no mount.
-		if got := vaultSnapshot(t, u, "/kv1/x"); len(got) != 0 {
-			t.Errorf("Snapshot(/kv1/x) without the policy = %v, want nothing", got)
-		}
+	// kv1/ is not in the policy: the mount is hidden or refused.
+	if s, err := u.Snapshot(reqCtx(t), []string{"/kv1/x"}); err == nil && len(s.KVs) != 0 {
+		t.Errorf("Snapshot(/kv1/x) without the policy = %v, want nothing", s.KVs)
+	} else {
+		t.Logf("Snapshot(/kv1/x) without the policy: %v", err)
 	}
 }
 
@@ -489,6 +488,19 @@ func kvconfCmd(ctx context.Context, t *testing.T, dir string, args ...string) *e
 	cmd := exec.CommandContext(ctx, kvconfBin, append([]string{"--log-level", "debug", "--confdir", dir}, args...)...)
 	cmd.Env = append(os.Environ(), "KVCONF_CONFIG_FILE="+empty, "VAULT_ADDR=", "VAULT_TOKEN=")
 	return cmd
+}
+
+// vaultEventually polls cond until it holds, for up to 60 s: a restart
+// of the server may put kvconf's retries a few backoff steps apart.
+func vaultEventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after 60s waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // leaked returns the planted secrets that out shows.
@@ -596,12 +608,12 @@ func TestVaultKvconf(t *testing.T) {
 				t.Logf("kvconf output:\n%s", out.String())
 			}
 		}()
-		eventually(t, "first render", func() bool { return check(dir, pw1) })
+		vaultEventually(t, "first render", func() bool { return check(dir, pw1) })
 		v.put(t, "secret", 2, "myapp/database", map[string]any{"user": "rob", "password": pw2})
-		eventually(t, "render after a change", func() bool { return check(dir, pw2) })
+		vaultEventually(t, "render after a change", func() bool { return check(dir, pw2) })
 		v.restart(t)
 		v.put(t, "secret", 2, "myapp/database", map[string]any{"user": "rob", "password": pw3})
-		eventually(t, "render after a server restart", func() bool { return check(dir, pw3) })
+		vaultEventually(t, "render after a server restart", func() bool { return check(dir, pw3) })
 	})
 
 	all := strings.Join(outputs, "\n")
