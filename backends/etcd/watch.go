@@ -28,8 +28,9 @@ var errStreamClosed = errors.New("watch stream closed")
 type stream struct {
 	ps     []string // result of merge
 	lo, hi uint64
-	ch     clientv3.WatchChan
-	close  context.CancelFunc // ends the watch
+	ch     clientv3.WatchChan      // nil until the watch is open
+	opened chan clientv3.WatchChan // delivers ch once; nil after
+	close  context.CancelFunc      // ends the watch
 }
 
 // Watch implements [backends.Watcher]. It blocks until a key under
@@ -118,6 +119,8 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 			}
 			asked = false
 			quiet.Reset(watchSilence)
+		case ch := <-s.opened:
+			s.ch, s.opened = ch, nil
 		case resp, ok := <-s.ch:
 			asked = false
 			quiet.Reset(watchSilence)
@@ -280,5 +283,10 @@ func (c *Client) open(ps []string, after uint64) *stream {
 	} else {
 		opts = append(opts, clientv3.WithRange(end))
 	}
-	return &stream{ps: ps, lo: after, hi: after, ch: c.cli.Watch(ctx, key, opts...), close: cancel}
+	// The etcd client's Watch blocks until its stream to the server is
+	// open, which takes for ever while the server is down: open it aside,
+	// so that Watch's watchdog runs meanwhile.
+	opened := make(chan clientv3.WatchChan, 1)
+	go func() { opened <- c.cli.Watch(ctx, key, opts...) }()
+	return &stream{ps: ps, lo: after, hi: after, opened: opened, close: cancel}
 }
