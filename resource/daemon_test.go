@@ -431,6 +431,28 @@ func TestRunBackendOutage(t *testing.T) {
 	}
 }
 
+// TestRunBackendUpWithoutChange: a backend back from an outage counts as
+// up as soon as it answers a read, though no key changed: the up line
+// does not wait for the next change to end the watch.
+func TestRunBackendUpWithoutChange(t *testing.T) {
+	t.Parallel()
+	e := newDaemonEnv(t)
+	e.fake.Set("/k", "v1")
+	r := e.resource("a", `{{getv "/k"}}`, "dest = "+q(e.dest("a")), `keys = ["/k"]`)
+	opts := e.runOptions()
+	var st BackendStatus
+	opts.Status = &st
+	e.start(e.fake, []*Resource{r}, opts)
+	waitFor(t, e.dest("a"), "v1")
+	e.fake.Fail(errors.New("connection refused"))
+	eventually(t, deadline, "the outage", func() bool { return st.Down() })
+	e.fake.Recover()
+	eventually(t, deadline, "backend up", func() bool { return strings.Contains(e.logs.String(), `msg="backend up"`) })
+	if st.Down() || st.Ups() != 1 {
+		t.Errorf("status: down %v, %d ups; want up, 1", st.Down(), st.Ups())
+	}
+}
+
 // TestRunFullUpdate makes the fake answer the watch with a full snapshot
 // (the changes were compacted away during an outage): only resources
 // whose view changed are rendered again.
