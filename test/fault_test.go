@@ -211,6 +211,17 @@ func (r *faultRig) wantDownUp() {
 	}
 }
 
+// startFaultRig sets faultKey to v1, starts kvconf on a new rig, and
+// waits until dest holds v1.
+func startFaultRig(t *testing.T, srv faultServer) *faultRig {
+	t.Helper()
+	srv.put(t, faultKey, "v1")
+	r := newFaultRig(t, srv, "")
+	r.startKvconf()
+	r.waitDest("v1")
+	return r
+}
+
 // faultCases are the fault suite's cases, each run against every server
 // of faultServers with a fresh server and kvconf.
 var faultCases = []struct {
@@ -239,10 +250,7 @@ func TestFault(t *testing.T) {
 // too short for kvconf to call the backend down; if it does, it says up
 // again too.
 func faultKillRestart(t *testing.T, srv faultServer) {
-	srv.put(t, faultKey, "v1")
-	r := newFaultRig(t, srv, "")
-	r.startKvconf()
-	r.waitDest("v1")
+	r := startFaultRig(t, srv)
 	srv.kill(t)
 	time.Sleep(time.Second)
 	srv.start(t)
@@ -264,10 +272,7 @@ func faultKillRestart(t *testing.T, srv faultServer) {
 // kvconf reconnects, so that a watch resumed from its old revision finds
 // it compacted.
 func faultLongOutage(t *testing.T, srv faultServer) {
-	srv.put(t, faultKey, "v1")
-	r := newFaultRig(t, srv, "")
-	r.startKvconf()
-	r.waitDest("v1")
+	r := startFaultRig(t, srv)
 	srv.kill(t)
 	time.Sleep(faultOutage)
 	if n := r.count("backend down"); n != 1 {
@@ -290,10 +295,7 @@ func faultLongOutage(t *testing.T, srv faultServer) {
 // connections and answers nothing) for longer than every backoff cap,
 // then continued.
 func faultStopped(t *testing.T, srv faultServer) {
-	srv.put(t, faultKey, "v1")
-	r := newFaultRig(t, srv, "")
-	r.startKvconf()
-	r.waitDest("v1")
+	r := startFaultRig(t, srv)
 	srv.signal(t, syscall.SIGSTOP)
 	time.Sleep(faultOutage)
 	srv.signal(t, syscall.SIGCONT)
@@ -305,10 +307,7 @@ func faultStopped(t *testing.T, srv faultServer) {
 // server compacts its history; started again, it renders the last value.
 // Its catch-up is measured from its start.
 func faultCompactedWhileStopped(t *testing.T, srv faultServer) {
-	srv.put(t, faultKey, "v1")
-	r := newFaultRig(t, srv, "")
-	r.startKvconf()
-	r.waitDest("v1")
+	r := startFaultRig(t, srv)
 	r.stopKvconf()
 	srv.put(t, faultKey, "v2")
 	srv.put(t, faultKey, "v3")

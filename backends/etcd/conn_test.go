@@ -3,27 +3,12 @@ package etcd_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kvconf/kvconf/backends/etcd"
 )
-
-// closedAddr returns a loopback address that nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
 
 // TestUnreachable: with no server, a read and a watch fail within seconds
 // (the dial timeout, not the request timeout nor never), with an
@@ -33,7 +18,7 @@ func closedAddr(t *testing.T) string {
 // waited its whole request timeout (an hour here) and the watch forever.
 func TestUnreachable(t *testing.T) {
 	t.Parallel()
-	addr := closedAddr(t)
+	addr := unusedAddr(t)
 	c, err := etcd.New(t.Context(), etcd.Config{Nodes: []string{addr}, DialTimeout: "500ms", RequestTimeout: "1h"})
 	if err != nil {
 		t.Fatal(err)
