@@ -44,6 +44,9 @@ type entry struct {
 	typ   string
 	label string // how messages name it
 	cfg   backends.Config
+	// status counts the backend's transitions down and up over all its
+	// runs (across reloads), for metrics.
+	status resource.BackendStatus
 
 	mu sync.Mutex // serialises Open
 	b  backends.Backend
@@ -236,6 +239,7 @@ func (p *pool) run(ctx context.Context, rs []*resource.Resource, ropts resource.
 			}
 			o := ropts
 			o.Logger = ropts.Logger.With("backend", p.entries[grp.name].label)
+			o.Status = &p.entries[grp.name].status
 			return p.label(grp.name, resource.Run(gctx, b, grp.rs, o))
 		})
 	}
