@@ -116,9 +116,8 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 func (c *Client) rebuild(ctx context.Context, ps []string, after uint64) (backends.Update, error) {
 	c.tree = nil
 	c.takeEvents()
-	if c.conn.State() != zk.StateHasSession {
-		return backends.Update{}, fmt.Errorf("zookeeper: watch %q: %w", ps, errNoSession)
-	}
+	// Not checked for a session: the walk's requests wait for one, or
+	// fail once the client has tried every server.
 	t := &tree{ps: ps, w: newWalk(c, true), session: c.conn.SessionID(), pending: map[string]fired{}}
 	if err := t.w.run(ctx, ps); err != nil {
 		return backends.Update{}, err
