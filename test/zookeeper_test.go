@@ -172,7 +172,7 @@ func TestZookeeperKvconfWatch(t *testing.T) {
 // child) and pipelined (Children, then every Get 64 at a time, as the
 // backend does).
 func BenchmarkZookeeperSnapshot(b *testing.B) {
-	s := zktest.Start(b, zktest.Options{})
+	s := zktest.Start(b, zktest.Options{FullJIT: true})
 	admin := s.Client(b)
 	const n = 10_000
 	zktest.Load(b, admin, "/bench", n, 64)
@@ -275,7 +275,7 @@ func pipelinedRead(b *testing.B, conn *zk.Conn, dir string) int {
 // file read back (polled every 200µs). It reports the median, p95 and p99
 // as well.
 func BenchmarkZookeeperPutToFile(b *testing.B) {
-	s := zktest.Start(b, zktest.Options{})
+	s := zktest.Start(b, zktest.Options{FullJIT: true})
 	admin := s.Client(b)
 	zktest.Load(b, admin, "/lat/many", 10_000, 64)
 	zktest.Put(b, admin, "/lat/k", "start", nil)
@@ -331,4 +331,47 @@ func BenchmarkZookeeperPutToFile(b *testing.B) {
 	b.ReportMetric(q(0.5), "p50-ms")
 	b.ReportMetric(q(0.95), "p95-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
+}
+
+// BenchmarkZookeeperWatchDelta sets one znode under a prefix of 10,000 and
+// times until Watch returns the change: the cost of a one-key change,
+// which must not grow with the znodes under the prefix.
+func BenchmarkZookeeperWatchDelta(b *testing.B) {
+	s := zktest.Start(b, zktest.Options{FullJIT: true})
+	admin := s.Client(b)
+	const n = 10_000
+	zktest.Load(b, admin, "/delta", n, 64)
+	c, err := zookeeper.New(context.Background(), zookeeper.Config{Nodes: []string{s.Addr}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	prefixes := []string{"/delta/"}
+	u, err := c.Watch(ctx, prefixes, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	u, err = c.Watch(ctx, prefixes, u.Rev) // walks, arming the watches
+	if err != nil || u.Full == nil || len(u.Full.KVs) != n {
+		b.Fatalf("first Watch = %v, %v; want a full update of %d keys", err, u.Full != nil, n)
+	}
+	after := u.Rev
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		key := fmt.Sprintf("/delta/%08d", i%n)
+		i++
+		if _, err := admin.Set(key, []byte("changed"), -1); err != nil {
+			b.Fatal(err)
+		}
+		u, err := c.Watch(ctx, prefixes, after)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if u.Full != nil || len(u.Changes) != 1 || u.Changes[0].Key != key {
+			b.Fatalf("Watch = %+v, want the change to %s", u, key)
+		}
+		after = u.Rev
+	}
 }

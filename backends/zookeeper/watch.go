@@ -118,10 +118,14 @@ func (c *Client) rebuild(ctx context.Context, ps []string, after uint64) (backen
 	c.takeEvents()
 	// Not checked for a session: the walk's requests wait for one, or
 	// fail once the client has tried every server.
-	t := &tree{ps: ps, w: newWalk(c, true), session: c.conn.SessionID(), pending: map[string]fired{}}
+	t := &tree{ps: ps, w: newWalk(c, true), pending: map[string]fired{}}
 	if err := t.w.run(ctx, ps); err != nil {
 		return backends.Update{}, err
 	}
+	// After the walk, whose requests may have waited for the session: a
+	// session that expired during the walk left its event for the next
+	// call.
+	t.session = c.conn.SessionID()
 	c.tree = t
 	rev := c.raise(max(c.revision(), after))
 	return backends.Update{Rev: rev, Full: &backends.Snapshot{Rev: rev, KVs: t.w.keys()}}, nil

@@ -40,6 +40,7 @@ type Server struct {
 	java    string
 	jar     string
 	dir     string // holds zoo.cfg, data/ and the log
+	fullJIT bool
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	waitErr chan error
@@ -50,6 +51,9 @@ type Options struct {
 	// TickTime is ZooKeeper's tick; sessions last between 2 and 20 ticks.
 	// Zero means 200ms, so that tests can use session timeouts from 400ms.
 	TickTime time.Duration
+	// FullJIT runs the JVM with its optimising compiler, for benchmarks;
+	// without it the JVM compiles with C1 only, which starts faster.
+	FullJIT bool
 }
 
 // Start starts a standalone ZooKeeper on a free port of 127.0.0.1 and
@@ -64,12 +68,12 @@ func Start(t testing.TB, opts Options) *Server {
 	dir := t.TempDir()
 	port := freePort(t)
 	cfg := fmt.Sprintf("tickTime=%d\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"+
-		"admin.enableServer=false\n4lw.commands.whitelist=srvr,ruok\nmaxClientCnxns=0\n",
+		"admin.enableServer=false\n4lw.commands.whitelist=srvr,ruok\nmaxClientCnxns=0\nforceSync=no\n",
 		opts.TickTime.Milliseconds(), filepath.Join(dir, "data"), port)
 	if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), t: t, java: java, jar: jar, dir: dir}
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), t: t, java: java, jar: jar, dir: dir, fullJIT: opts.FullJIT}
 	s.Restart()
 	t.Cleanup(s.Stop)
 	return s
@@ -123,9 +127,13 @@ func (s *Server) Restart() {
 		s.t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(s.java, "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-		"-Dzookeeper.admin.enableServer=false", "-cp", s.jar,
+	args := []string{"-Xmx256m", "-XX:+UseSerialGC"}
+	if !s.fullJIT {
+		args = append(args, "-XX:TieredStopAtLevel=1")
+	}
+	args = append(args, "-Dzookeeper.admin.enableServer=false", "-cp", s.jar,
 		"org.apache.zookeeper.server.ZooKeeperServerMain", filepath.Join(s.dir, "zoo.cfg"))
+	cmd := exec.Command(s.java, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("zktest: start java: %v", err)
