@@ -137,7 +137,7 @@ func (w *walk) run(ctx context.Context, ps []string) error {
 			todo = append(todo, join(dir, k))
 		}
 	}
-	_, err := w.visit(ctx, todo)
+	_, _, err := w.visit(ctx, todo)
 	return err
 }
 
@@ -206,13 +206,16 @@ type visited struct {
 // visit reads the znodes at paths and every znode under them, [parallel]
 // at a time, and adds them to w.nodes. It returns the paths of the leaves
 // it found. A znode deleted meanwhile is left out. After an error it waits
-// for the requests in flight and returns the first error.
-func (w *walk) visit(ctx context.Context, paths []string) ([]string, error) {
+// for the requests in flight and returns the first error, with the paths
+// left to visit: those whose read failed and those not read yet.
+func (w *walk) visit(ctx context.Context, paths []string) (leaves, left []string, err error) {
 	queue := slices.Clone(paths)
-	var leaves []string
 	res := make(chan visited, parallel)
 	inflight := 0
 	var first error
+	if err := ctx.Err(); err != nil && len(queue) > 0 {
+		first = fmt.Errorf("zookeeper: %s: %w", w.op, err)
+	}
 	for len(queue) > 0 || inflight > 0 {
 		for first == nil && len(queue) > 0 && inflight < parallel {
 			p := queue[len(queue)-1]
@@ -225,13 +228,14 @@ func (w *walk) visit(ctx context.Context, paths []string) ([]string, error) {
 		}
 		r := <-res
 		inflight--
-		if first == nil && r.err == nil && ctx.Err() != nil {
-			r.err = fmt.Errorf("zookeeper: %s: %w", w.op, ctx.Err())
+		if first == nil && ctx.Err() != nil { // stop: what was read is kept
+			first = fmt.Errorf("zookeeper: %s: %w", w.op, ctx.Err())
 		}
 		if r.err != nil {
 			if first == nil {
 				first = r.err
 			}
+			left = append(left, r.path)
 			continue
 		}
 		if r.n == nil {
@@ -245,7 +249,10 @@ func (w *walk) visit(ctx context.Context, paths []string) ([]string, error) {
 			queue = append(queue, join(r.path, k))
 		}
 	}
-	return leaves, first
+	if first != nil {
+		left = append(left, queue...)
+	}
+	return leaves, left, first
 }
 
 // read reads the znode at path: its children, and its data if it has

@@ -29,10 +29,16 @@ type tree struct {
 	ps      []string // result of merge
 	w       *walk
 	session int64 // the session whose watches w armed
-	stale   bool  // a refresh failed: walk again
+	expired bool  // the session expired: walk again
 
-	pending map[string]fired
-	changes []backends.Change // of the refresh in progress
+	pending map[string]fired  // znodes to read again, with the watches that fired
+	todo    []string          // new znodes to visit
+	changes []backends.Change // found and not returned yet
+}
+
+// busy reports whether t has work left for refresh.
+func (t *tree) busy() bool {
+	return len(t.pending) > 0 || len(t.todo) > 0 || len(t.changes) > 0
 }
 
 // Watch implements [backends.Watcher]. It blocks until a key under
@@ -86,15 +92,16 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 		if c.conn.State() != zk.StateHasSession {
 			return backends.Update{}, fmt.Errorf("zookeeper: watch %q: %w", prefixes, errNoSession)
 		}
-		if t.stale || c.conn.SessionID() != t.session {
+		if t.expired || c.conn.SessionID() != t.session {
 			return c.rebuild(ctx, ps, after)
 		}
-		if len(t.pending) > 0 {
-			changes, err := t.refresh(ctx)
-			if err != nil {
+		if t.busy() {
+			if err := t.refresh(ctx); err != nil {
 				return backends.Update{}, err
 			}
-			if len(changes) > 0 {
+			if len(t.changes) > 0 {
+				changes := t.changes
+				t.changes = nil
 				rev := c.raise(max(c.rev.Load(), after+1))
 				return backends.Update{Rev: rev, Changes: changes}, nil
 			}
@@ -138,7 +145,7 @@ func (t *tree) note(ev zk.Event) {
 	switch ev.Type {
 	case zk.EventSession:
 		if ev.State == zk.StateExpired {
-			t.stale = true
+			t.expired = true
 		}
 		return
 	case zk.EventNodeCreated, zk.EventNodeDataChanged:
@@ -160,86 +167,89 @@ func (t *tree) note(ev zk.Event) {
 }
 
 // refresh reads again the znodes whose watches fired, arms those watches
-// again, and returns what changed under the prefixes. After an error the
-// tree is stale: the next call walks again.
-func (t *tree) refresh(ctx context.Context) ([]backends.Change, error) {
+// again, visits the new znodes, and adds what changed under the prefixes
+// to t.changes. After an error, what is left stays in t.pending and
+// t.todo, and what changed in t.changes, for the next call: on the same
+// session, no change is lost and no watch is armed twice.
+func (t *tree) refresh(ctx context.Context) error {
 	paths := make([]string, 0, len(t.pending))
 	for p := range t.pending {
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
-	t.changes = nil
-	var todo []string
 	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("zookeeper: watch: %w", err)
+		}
 		f := t.pending[p]
 		delete(t.pending, p)
 		var err error
-		var more []string
 		if a := t.w.anchors[p]; a != nil {
-			more, err = t.refreshAnchor(ctx, p, a, f)
+			err = t.refreshAnchor(ctx, p, a, f)
 		} else if n := t.w.nodes[p]; n != nil {
-			more, err = t.refreshNode(p, n, f)
+			err = t.refreshNode(p, n, f)
 		}
 		if err != nil {
-			t.stale = true
-			return nil, err
+			return err
 		}
-		todo = append(todo, more...)
 	}
-	leaves, err := t.w.visit(ctx, todo)
-	if err != nil {
-		t.stale = true
-		return nil, err
-	}
+	leaves, left, err := t.w.visit(ctx, t.todo)
+	t.todo = left
 	for _, p := range leaves {
 		t.changes = append(t.changes, backends.Change{Key: p, Value: t.w.nodes[p].data})
 	}
-	return t.changes, nil
+	return err
 }
 
-// refreshAnchor reads again the children of the anchor dir; it returns
-// the paths of the new ones, to visit.
-func (t *tree) refreshAnchor(ctx context.Context, dir string, a *anchor, f fired) ([]string, error) {
+// refreshAnchor reads again the children of the anchor dir, and adds the
+// new ones to t.todo. After an error it is pending again.
+func (t *tree) refreshAnchor(ctx context.Context, dir string, a *anchor, f fired) error {
 	if f&firedKids != 0 {
 		a.kidsArmed = false
 	}
 	if f&firedData != 0 {
 		a.existArmed = false
 	}
-	old := slices.Clone(a.kids)
 	if a.kidsArmed { // only its data changed, or it was created while read
-		return nil, nil
+		return nil
 	}
+	old := slices.Clone(a.kids)
 	if err := t.w.readAnchor(ctx, dir, a); err != nil {
-		return nil, err
+		a.kids = old
+		t.pending[dir] |= firedKids // what is not armed is read again
+		return err
 	}
-	return t.diff(dir, old, a.kids), nil
+	t.diff(dir, old, a.kids)
+	return nil
 }
 
-// refreshNode reads again the znode at path, after its watches f fired;
-// it returns the paths of its new children, to visit.
-func (t *tree) refreshNode(path string, n *node, f fired) ([]string, error) {
+// refreshNode reads again the znode at path, after its watches f fired,
+// and adds its new children to t.todo. After an error it is pending
+// again, for the watches it did not arm again.
+func (t *tree) refreshNode(path string, n *node, f fired) error {
 	conn := t.w.c.conn
-	var more []string
 	if f&firedKids != 0 {
 		n.kidsArmed = false
+	}
+	if f&firedData != 0 {
+		n.dataArmed = false
+	}
+	if !n.kidsArmed {
 		kids, st, _, err := conn.ChildrenW(path)
 		if errors.Is(err, zk.ErrNoNode) {
 			t.drop(path)
-			return nil, nil
+			return nil
 		}
 		if err != nil {
-			return nil, t.w.c.fail("watch", path, err)
+			t.pending[path] |= f
+			return t.w.c.fail("watch", path, err)
 		}
 		t.w.c.seen(st)
 		n.kidsArmed = true
 		slices.Sort(kids)
 		old := n.kids
 		n.kids = kids
-		more = t.diff(path, old, kids)
-	}
-	if f&firedData != 0 {
-		n.dataArmed = false
+		t.diff(path, old, kids)
 	}
 	switch {
 	case len(n.kids) > 0 && n.leaf: // a key no more: a directory
@@ -256,10 +266,11 @@ func (t *tree) refreshNode(path string, n *node, f fired) ([]string, error) {
 		}
 		if errors.Is(err, zk.ErrNoNode) {
 			t.drop(path)
-			return nil, nil
+			return nil
 		}
 		if err != nil {
-			return nil, t.w.c.fail("watch", path, err)
+			t.pending[path] |= firedData
+			return t.w.c.fail("watch", path, err)
 		}
 		t.w.c.seen(st)
 		n.dataArmed = true
@@ -268,13 +279,12 @@ func (t *tree) refreshNode(path string, n *node, f fired) ([]string, error) {
 			t.changes = append(t.changes, backends.Change{Key: path, Value: n.data})
 		}
 	}
-	return more, nil
+	return nil
 }
 
 // diff compares the children old and kids of dir, both sorted: it drops
-// the znodes of the children gone and returns the paths of the new ones.
-func (t *tree) diff(dir string, old, kids []string) []string {
-	var more []string
+// the znodes of the children gone and adds the new ones to t.todo.
+func (t *tree) diff(dir string, old, kids []string) {
 	i, j := 0, 0
 	for i < len(old) || j < len(kids) {
 		switch {
@@ -282,17 +292,16 @@ func (t *tree) diff(dir string, old, kids []string) []string {
 			t.remove(join(dir, old[i]))
 			i++
 		case i == len(old) || kids[j] < old[i]:
-			more = append(more, join(dir, kids[j]))
+			t.todo = append(t.todo, join(dir, kids[j]))
 			j++
 		default:
 			if t.w.nodes[join(dir, kids[j])] == nil { // dropped, then created again
-				more = append(more, join(dir, kids[j]))
+				t.todo = append(t.todo, join(dir, kids[j]))
 			}
 			i++
 			j++
 		}
 	}
-	return more
 }
 
 // drop removes the znode at path, which was deleted, and its children

@@ -297,6 +297,32 @@ func TestWatchDeltas(t *testing.T) {
 	}
 }
 
+// TestWatchRightAfterOpen watches with a client that has read nothing
+// yet: the walk that arms the watches is returned in full once, then
+// changes come as deltas.
+func TestWatchRightAfterOpen(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{})
+	admin := s.Client(t)
+	zktest.Put(t, admin, "/ro/a", "1", nil)
+	c := open(t, s, zookeeper.Config{})
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	u, err := c.Watch(ctx, []string{"/ro/"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &watcher{c: c, prefixes: []string{"/ro/"}, rev: u.Rev, kvs: map[string]string{}}
+	w.until(t, map[string]string{"/ro/a": "1"})
+	if w.fulls != 1 {
+		t.Fatalf("first Watch gave %d full updates, want 1", w.fulls)
+	}
+	zktest.Put(t, admin, "/ro/a", "2", nil)
+	w.until(t, map[string]string{"/ro/a": "2"})
+	if w.fulls != 1 {
+		t.Errorf("Watch after the first walk gave %d more full updates, want deltas", w.fulls-1)
+	}
+}
+
 // TestWatchRestart restarts the server while Watch waits, and changes
 // keys right after the restart: Watch returns errors while the server is
 // down rather than blocking, then reports every change.
