@@ -39,9 +39,13 @@
 // session again. A session that survived (the client reconnected within the
 // session timeout) keeps its watches: the client library sets them again
 // with the last zxid it saw, and the server fires those whose znode changed
-// meanwhile, so nothing is missed and nothing is read again. A session that
-// expired lost its watches: Watch walks the prefixes again and returns the
-// fresh snapshot.
+// meanwhile, so nothing is missed and nothing is read again. A re-read cut
+// short by the drop is done by the next call, which also returns what the
+// reads before it found. A session that expired lost its watches: Watch
+// walks the prefixes again and returns the fresh snapshot.
+//
+// Each watched znode holds one or two watches on the server, and as many
+// small channels in the client library, until they fire.
 package zookeeper
 
 import (
