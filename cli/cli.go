@@ -332,34 +332,91 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
-// reportFailures lists each failed resource, with the output of a failed
-// check_cmd or reload_cmd under it, and any failure of the whole run (such
-// as the snapshot) on its own.
+// reportFailures lists each failed resource with the step that failed
+// (fetch, render, write, check, reload), its dest and the cause, and under
+// it the end of a failed check_cmd's or reload_cmd's output (the last
+// 4 KiB, withheld for a sensitive resource); then any failure of the
+// whole run, such as a snapshot, naming the resources it left unrendered.
+// total is the number of resources of the run.
 func reportFailures(w io.Writer, err error, total int) {
-	var failed, other []error
-	for _, e := range unjoin(err) {
+	var failed []*resource.Error
+	var other []error
+	for _, e := range flattenJoin(err) {
 		var re *resource.Error
 		if errors.As(e, &re) {
-			failed = append(failed, e)
+			failed = append(failed, re)
 		} else {
 			other = append(other, e)
 		}
 	}
 	for _, e := range other {
 		fmt.Fprintf(w, "kvconf: %s\n", e)
+		var fe *resource.FetchError
+		if errors.As(e, &fe) {
+			fmt.Fprintf(w, "  %d of %d resources not rendered (step fetch): %s\n",
+				len(fe.Resources), total, strings.Join(fe.Resources, ", "))
+		}
 	}
 	if len(failed) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "kvconf: %d of %d resources failed:\n", len(failed), total)
-	for _, e := range failed {
-		fmt.Fprintf(w, "  %s\n", e)
+	for _, re := range failed {
+		step := re.Step
 		var he *resource.HookError
-		if errors.As(e, &he) && len(bytes.TrimSpace(he.Output)) > 0 {
-			out := strings.TrimRight(string(he.Output), "\n")
-			fmt.Fprintf(w, "    %s output:\n      %s\n", he.Hook, strings.ReplaceAll(out, "\n", "\n      "))
+		isHook := errors.As(re.Err, &he)
+		if step == "" && isHook {
+			step = resource.StepCheck
+			if he.Hook == "reload_cmd" {
+				step = resource.StepReload
+			}
+		}
+		if step == "" {
+			step = "apply"
+		}
+		fmt.Fprintf(w, "  resource %s: %s failed, dest %s: %v\n", re.Resource, step, re.Dest, re.Err)
+		switch {
+		case !isHook:
+		case he.Withheld:
+			fmt.Fprintf(w, "    %s output withheld: resource is sensitive\n", he.Hook)
+		case len(bytes.TrimSpace(he.Output)) > 0:
+			size := fmt.Sprintf("%d bytes", he.OutputSize)
+			if he.OutputSize > int64(len(he.Output)) {
+				size = fmt.Sprintf("last %d of %d bytes", len(he.Output), he.OutputSize)
+			}
+			out := printable(strings.TrimRight(string(he.Output), "\n"))
+			fmt.Fprintf(w, "    %s output (%s):\n      %s\n", he.Hook, size, strings.ReplaceAll(out, "\n", "\n      "))
 		}
 	}
+}
+
+// flattenJoin splits err into its parts, through joins of joins (the
+// backends' runs, each joining its resources' errors).
+func flattenJoin(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		if err == nil {
+			return nil
+		}
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flattenJoin(e)...)
+	}
+	return out
+}
+
+// printable returns s with invalid UTF-8 and control characters other
+// than newline and tab replaced by "?", so that a hook's output cannot
+// drive the terminal that reads the report.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || (r >= 0x20 && r != 0x7f && !(r >= 0x80 && r < 0xa0)) {
+			return r
+		}
+		return '?'
+	}, strings.ToValidUTF8(s, "?"))
 }
 
 // newLogger builds the text logger at the configured level.

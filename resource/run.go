@@ -18,8 +18,9 @@ import (
 // Once reads the keys of every resource from b in one snapshot (of
 // [MergePrefixes]) and applies every resource to it, several at a time
 // (see [onceWorkers]). One resource's failure does not stop the others;
-// the result joins their errors, each starting with "resource NAME: ". A
-// failed snapshot fails them all.
+// the result joins their errors, [*Error]s whose messages start with
+// "resource NAME: ". A failed snapshot fails them all, with a
+// [*FetchError] that names them.
 //
 // Each resource goes through the steps of [Resource.Apply], but the
 // resources commit together: every update is staged (synced) and checked
@@ -37,6 +38,20 @@ func Once(ctx context.Context, b backends.Backend, rs []*Resource) error {
 	}
 	return errors.Join(append(errs, err)...)
 }
+
+// FetchError is the failure of [Once] to read its resources' keys from the
+// backend: none of Resources was rendered.
+type FetchError struct {
+	// Resources names the resources that were not rendered.
+	Resources []string
+	// Err is the backend's error.
+	Err error
+}
+
+func (e *FetchError) Error() string { return "resource: snapshot: " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *FetchError) Unwrap() error { return e.Err }
 
 // onceWorkers is how many resources [Once] applies at a time: more than
 // the cores, since a write waits on fsync and a hook on its command, and
@@ -57,7 +72,11 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 	}
 	s, rev, err := readStore(ctx, b, MergePrefixes(rs))
 	if err != nil {
-		return nil, fmt.Errorf("resource: snapshot: %w", err)
+		names := make([]string, len(rs))
+		for i, r := range rs {
+			names[i] = r.Name
+		}
+		return nil, &FetchError{Resources: names, Err: err}
 	}
 	logger(rs).Debug("snapshot", "rev", rev, "keys", s.Len())
 	// Resources are independent (no two share a dest): stage them on every
@@ -109,7 +128,7 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 	}
 	for i, err := range errs {
 		if err != nil {
-			failed = append(failed, failure{rs[i], &Error{Resource: rs[i].Name, Err: err}})
+			failed = append(failed, failure{rs[i], err}) // an *Error of rs[i]
 		}
 	}
 	return failed, nil
