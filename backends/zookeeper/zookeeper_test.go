@@ -327,7 +327,9 @@ func TestWatchRightAfterOpen(t *testing.T) {
 // keys right after the restart: Watch returns errors while the server is
 // down rather than blocking, then reports every change.
 func TestWatchRestart(t *testing.T) {
-	s := zktest.Start(t, zktest.Options{})
+	// Ticks of 2s allow sessions of up to 40s: the session outlives the
+	// restart even on a slow machine.
+	s := zktest.Start(t, zktest.Options{TickTime: 2 * time.Second})
 	admin := s.Client(t)
 	for i := range 10 {
 		zktest.Put(t, admin, fmt.Sprintf("/rs/k%d", i), "before", nil)
