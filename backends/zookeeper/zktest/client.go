@@ -185,7 +185,7 @@ func closeSession(addr string, id int64, passwd []byte) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // the answer was read, or the error is returned
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	// ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId,
 	// passwd (length-prefixed), readOnly.

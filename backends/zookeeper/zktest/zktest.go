@@ -109,7 +109,7 @@ func freePort(t testing.TB) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only its port was wanted
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -126,7 +126,7 @@ func (s *Server) Restart() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	defer logf.Close()
+	defer func() { _ = logf.Close() }() // the child has its own copy
 	args := []string{"-Xmx256m", "-XX:+UseSerialGC"}
 	if !s.fullJIT {
 		args = append(args, "-XX:TieredStopAtLevel=1")
@@ -160,9 +160,9 @@ func (s *Server) await() error {
 		select {
 		case werr := <-s.waitErr:
 			s.waitErr <- werr
-			return fmt.Errorf("exited: %v", werr)
+			return fmt.Errorf("exited: %w", werr)
 		case <-ctx.Done():
-			return fmt.Errorf("no answer within %v: %v", startTimeout, err)
+			return fmt.Errorf("no answer within %v: %w", startTimeout, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -176,7 +176,7 @@ func (s *Server) command(ctx context.Context, cmd string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // the answer was read, or the error is returned
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Write([]byte(cmd)); err != nil {
 		return "", err
@@ -206,6 +206,7 @@ func (s *Server) stopLocked() {
 		return
 	}
 	_ = s.cmd.Process.Kill()
-	<-s.waitErr
+	werr := <-s.waitErr
+	_ = werr // killed: its exit status says so
 	s.cmd = nil
 }
