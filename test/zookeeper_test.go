@@ -19,8 +19,9 @@ import (
 )
 
 // zkKvconf starts kvconf with args (after -config-file /dev/null) and
-// stops it when the test ends; its output is logged if the test failed.
-func zkKvconf(tb testing.TB, args ...string) {
+// stops it when the test ends; its output, which it returns, is logged if
+// the test failed.
+func zkKvconf(tb testing.TB, args ...string) *lockedBuffer {
 	tb.Helper()
 	var out lockedBuffer
 	cmd := exec.Command(kvconfBin, append([]string{"-config-file", os.DevNull}, args...)...)
@@ -42,6 +43,7 @@ func zkKvconf(tb testing.TB, args ...string) {
 			tb.Logf("kvconf output:\n%s", out.String())
 		}
 	})
+	return &out
 }
 
 // lockedBuffer is an output buffer safe for the writes of a child process
@@ -151,7 +153,7 @@ func TestZookeeperKvconfWatch(t *testing.T) {
 	zktest.Put(t, admin, "/myapp/database/user", "rob", nil)
 	dir := kvconfDir(t)
 	dest := filepath.Join(dir, "myapp.conf")
-	zkKvconf(t, "--watch", "--confdir", dir, "--backend", "zookeeper", "--node", s.Addr, "--log-level", "debug")
+	out := zkKvconf(t, "--watch", "--confdir", dir, "--backend", "zookeeper", "--node", s.Addr, "--log-level", "debug")
 	waitFile(t, dest, "url = db.example.com\nuser = rob\n")
 
 	zktest.Put(t, admin, "/myapp/database/url", "db2.example.com", nil)
@@ -164,6 +166,12 @@ func TestZookeeperKvconfWatch(t *testing.T) {
 	zktest.Put(t, admin, "/myapp/database/user", "kim", nil)
 	zktest.Put(t, admin, "/myapp/database/url", "db3.example.com", nil)
 	waitFile(t, dest, "url = db3.example.com\nuser = kim\n")
+	// The outage was reported, not waited out in silence.
+	for _, msg := range []string{`msg="backend down"`, `msg="backend up"`} {
+		if !strings.Contains(out.String(), msg) {
+			t.Errorf("kvconf output has no %s", msg)
+		}
+	}
 }
 
 // BenchmarkZookeeperSnapshot reads 10,000 znodes of 64 bytes under one
