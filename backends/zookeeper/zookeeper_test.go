@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -475,4 +478,135 @@ func TestUnreachable(t *testing.T) {
 	if _, err := c.Watch(ctx, []string{"/"}, 1); err == nil || ctx.Err() != nil {
 		t.Errorf("Watch with the server down = %v, want an error before the deadline", err)
 	}
+}
+
+// proxy forwards TCP connections to a server; it can hold what clients
+// send, and cut every connection.
+type proxy struct {
+	l      net.Listener
+	target string
+
+	mu    sync.Mutex
+	cond  *sync.Cond
+	hold  bool
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{l: l, target: target}
+	p.cond = sync.NewCond(&p.mu)
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		_ = l.Close()
+		p.setHold(false)
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() { defer p.wg.Done(); _, _ = io.Copy(c, s); _ = c.Close() }()
+		go func() { defer p.wg.Done(); p.forward(s, c); _ = s.Close() }()
+	}
+}
+
+// forward copies what the client sends to the server, waiting while held.
+func (p *proxy) forward(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		for p.hold {
+			p.cond.Wait()
+		}
+		p.mu.Unlock()
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+func (p *proxy) setHold(h bool) {
+	p.mu.Lock()
+	p.hold = h
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// cut closes every connection; what was held is dropped.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// TestWatchReadCutShort drops the connection while Watch re-reads a znode
+// whose watch fired: Watch returns the error, and once the client is back
+// on its session the next calls read the znode again and report the
+// change, as a delta.
+func TestWatchReadCutShort(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{TickTime: time.Second})
+	admin := s.Client(t)
+	zktest.Put(t, admin, "/cut/a", "1", nil)
+	zktest.Put(t, admin, "/cut/b", "1", nil)
+	p := startProxy(t, s.Addr)
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	c, err := zookeeper.New(ctx, zookeeper.Config{Nodes: []string{p.l.Addr().String()}, SessionTimeout: "20s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	w := newWatcher(t, c, "/cut/")
+
+	// Hold the client's requests, so that the re-read of /cut/a that the
+	// change's event starts hangs, then cut the connection under it.
+	p.setHold(true)
+	done := make(chan error, 1)
+	go func() { done <- w.next(ctx) }()
+	zktest.Put(t, admin, "/cut/a", "2", nil)
+	zktest.Put(t, admin, "/cut/new", "n", nil)
+	time.Sleep(500 * time.Millisecond) // the events arrive, the reads wait
+	p.cut()
+	p.setHold(false)
+	err = <-done
+	if err == nil || !strings.Contains(err.Error(), "read") {
+		t.Fatalf("Watch with its re-read cut short = %v, want the read's error", err)
+	}
+	full := w.fulls
+	w.until(t, map[string]string{"/cut/a": "2", "/cut/b": "1", "/cut/new": "n"})
+	if w.fulls != full {
+		t.Errorf("Watch after the cut returned a full update, want deltas on the same session")
+	}
+	zktest.Put(t, admin, "/cut/b", "2", nil) // the watches were armed again
+	w.until(t, map[string]string{"/cut/a": "2", "/cut/b": "2", "/cut/new": "n"})
 }
