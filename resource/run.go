@@ -221,16 +221,21 @@ type RunOptions struct {
 	// renders); nil discards them. Resources also log through their own
 	// [Options.Logger].
 	Logger *slog.Logger
-	// OnRender, when set, is an observation hook, meant for tests,
-	// benchmarks and metrics: it is called after every attempt to bring a
-	// resource up to date (each [Resource.Apply], and each retry of a
-	// reload_cmd that failed without rollback) with the resource's name,
-	// the result and the error. It is called from the resource's own
-	// goroutine, concurrently for different resources, so it must be safe
-	// for concurrent use and return promptly; it cannot change what Run
-	// does.
-	OnRender func(name string, res Result, err error)
+	// OnRender, when set, is called after every render; see [RenderHook].
+	OnRender RenderHook
 }
+
+// RenderHook is the event hook of [Run]: it is called after every attempt
+// to bring a resource up to date (each [Resource.Apply], and each retry of
+// a reload_cmd that failed without rollback) with the resource's name
+// (its file), the result and the error. [Updated] means dest changed and
+// its hooks ran; kvconf exec signals its command on it, and tests,
+// benchmarks and metrics count renders with it. It is called from the
+// resource's own goroutine, concurrently for different resources and
+// after the resource's hooks returned, so it must be safe for concurrent
+// use and return promptly (hand slow work to another goroutine); it
+// cannot change what Run does.
+type RenderHook func(name string, res Result, err error)
 
 // Run keeps the resources' dests up to date with b until ctx is done.
 //
