@@ -5,7 +5,9 @@
 // composes sets in order; when two sets define the same name, the later set
 // wins. The default order, [DefaultSets], is sprig, confd, then consul, so
 // confd's meaning wins for the names sprig and confd both define (see
-// [SprigCollisions]); consul's names are its own.
+// [SprigCollisions]); consul's names are its own. This package registers
+// sprig and confd; the consul set lives beside the consul backend, in
+// package backends/consul/consulfuncs, which backends/all imports.
 //
 // A set whose functions read keys outside a resource's own keys (the
 // consul set reads Consul's catalog) tells the resource which ones with
@@ -41,8 +43,20 @@ var (
 )
 
 // DefaultSets returns the sets a template gets when its resource names
-// none: sprig, confd, then consul. Each call returns a new slice.
-func DefaultSets() []string { return []string{"sprig", "confd", "consul"} }
+// none: sprig, confd, then consul, less any of them the program does not
+// register (a binary built without backends/consul/consulfuncs has no
+// consul set). Each call returns a new slice.
+func DefaultSets() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, 3)
+	for _, n := range []string{"sprig", "confd", "consul"} {
+		if _, ok := sets[n]; ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 // Register makes a function set available under name, with a one-line
 // description for listings. It panics if name is empty, b is nil or name is

@@ -2,6 +2,7 @@ package funcs_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	texttemplate "text/template"
@@ -41,5 +42,19 @@ func TestRegisterPrefixesMisuse(t *testing.T) {
 		if msg := mustPanic(t, tt.call); !strings.Contains(msg, tt.want) {
 			t.Errorf("%s: panic %q, want %q", tt.name, msg, tt.want)
 		}
+	}
+}
+
+// TestDefaultSetsRegisteredOnly checks that DefaultSets names only sets
+// the program registers: this test binary does not link the consul set
+// (package backends/consul/consulfuncs), so templates get sprig and
+// confd, not an unknown set.
+func TestDefaultSetsRegisteredOnly(t *testing.T) {
+	t.Parallel()
+	if got, want := funcs.DefaultSets(), []string{"sprig", "confd"}; !slices.Equal(got, want) {
+		t.Errorf("DefaultSets() = %q, want %q", got, want)
+	}
+	if _, err := funcs.NewBinder(t.Context(), funcs.DefaultSets(), nil); err != nil {
+		t.Errorf("NewBinder(DefaultSets()): %v", err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kvconf/kvconf/backends/consul/catalog"
+	_ "github.com/kvconf/kvconf/backends/consul/consulfuncs" // the consul set, of the default sets: service, services, nodes
 	"github.com/kvconf/kvconf/funcs"
 )
 
