@@ -9,9 +9,15 @@
 // sprig and confd; the consul set lives beside the consul backend, in
 // package backends/consul/consulfuncs, which backends/all imports.
 //
-// A set whose functions read keys outside a resource's own keys (the
-// consul set reads Consul's catalog) tells the resource which ones with
-// [RegisterPrefixes]; [Prefixes] asks it for the calls a template makes.
+// A set may declare more about its functions, each with a registration
+// call after [Register]:
+//   - [RegisterPrefixes]: its functions read keys outside a resource's own
+//     keys (the consul set reads Consul's catalog), and which ones;
+//     [Prefixes] asks it for the calls a template makes.
+//   - [RegisterGetAll]: one of its functions is the store's [Store.GetAll],
+//     so that a caller may read that function's result a pair at a time
+//     with [Store.EachAll] (the template fast path does, for a range over
+//     gets); [Binder.IsGetAll] tells.
 package funcs
 
 import (
@@ -34,7 +40,8 @@ type Builder func(ctx context.Context, s *Store) texttemplate.FuncMap
 type set struct {
 	build       Builder
 	description string
-	prefixes    PrefixFunc // nil when the set reads only a resource's keys
+	prefixes    PrefixFunc      // nil when the set reads only a resource's keys
+	getAll      map[string]bool // the functions declared with RegisterGetAll
 }
 
 var (
@@ -118,7 +125,6 @@ func Map(ctx context.Context, names []string, s *Store) (texttemplate.FuncMap, e
 type Binder struct {
 	ctx   context.Context
 	s     *Store
-	names []string               // of the sets
 	sets  []set                  // in order; later sets win
 	built []texttemplate.FuncMap // by index in sets; nil until built
 }
@@ -128,7 +134,7 @@ type Binder struct {
 func NewBinder(ctx context.Context, names []string, s *Store) (*Binder, error) {
 	mu.RLock()
 	defer mu.RUnlock()
-	b := &Binder{ctx: ctx, s: s, names: names, sets: make([]set, len(names)), built: make([]texttemplate.FuncMap, len(names))}
+	b := &Binder{ctx: ctx, s: s, sets: make([]set, len(names)), built: make([]texttemplate.FuncMap, len(names))}
 	for i, n := range names {
 		st, ok := sets[n]
 		if !ok {
@@ -157,15 +163,21 @@ func (b *Binder) Bind(names []string) texttemplate.FuncMap {
 	return fm
 }
 
-// GetsStore returns the Binder's store when the function that Bind gives
-// for "gets" is the confd set's, which is the store's GetAll: a caller may
-// then read what gets would return a pair at a time, with
-// [Store.EachAll]. Otherwise it returns nil.
-func (b *Binder) GetsStore() *Store {
-	if i := b.winner("gets"); i >= 0 && b.names[i] == "confd" {
-		return b.s
+// Store returns the store the Binder binds functions to.
+func (b *Binder) Store() *Store { return b.s }
+
+// IsGetAll reports whether the function that Bind gives for name is one
+// that its set declared, with [RegisterGetAll], to be the store's
+// [Store.GetAll]: a caller may then read what it would return for a
+// pattern a pair at a time, with [Store.EachAll] of [Binder.Store],
+// instead of calling it.
+func (b *Binder) IsGetAll(name string) bool {
+	i := b.winner(name)
+	if i < 0 || !b.sets[i].getAll[name] {
+		return false
 	}
-	return nil
+	_, ok := b.set(i)[name].(func(string) ([]KV, error)) // GetAll's signature, as a check of the declaration
+	return ok
 }
 
 // winner returns the index of the last set that defines name, whose
@@ -241,6 +253,38 @@ func RegisterPrefixes(name string, f PrefixFunc) {
 		panic("funcs: RegisterPrefixes called twice for " + name)
 	}
 	st.prefixes = f
+	sets[name] = st
+}
+
+// RegisterGetAll declares that fn, a function of the registered set
+// called name, is the store's [Store.GetAll]: built with a store s, the
+// set's fn is s.GetAll, or returns what s.GetAll returns for every
+// pattern, of type func(string) ([]KV, error). A caller that knows it
+// ([Binder.IsGetAll]) may read fn's result a pair at a time with
+// [Store.EachAll] instead of calling fn: the template fast path does so
+// for {{range gets "pattern"}}, which then makes no list of the pairs.
+//
+// It panics if the set is not registered, fn is empty or fn was declared
+// before; it is meant to be called from an init function, after
+// [Register].
+func RegisterGetAll(name, fn string) {
+	mu.Lock()
+	defer mu.Unlock()
+	st, ok := sets[name]
+	switch {
+	case !ok:
+		panic("funcs: RegisterGetAll of unregistered set " + name)
+	case fn == "":
+		panic("funcs: RegisterGetAll of " + name + " with an empty function name")
+	case st.getAll[fn]:
+		panic("funcs: RegisterGetAll called twice for " + name + "'s " + fn)
+	}
+	m := make(map[string]bool, len(st.getAll)+1)
+	for k := range st.getAll {
+		m[k] = true
+	}
+	m[fn] = true
+	st.getAll = m
 	sets[name] = st
 }
 

@@ -228,6 +228,12 @@ func (s *Store) GetAll(pattern string) ([]KV, error) {
 // EachAll calls fn with each pair that GetAll(pattern) returns, in the
 // same order, until fn returns false, without making their list. Its error
 // is GetAll's, returned before fn is called.
+//
+// It is GetAll for a reader that takes the pairs one at a time: a range
+// over 100,000 of them then allocates a few kilobytes instead of their
+// list. A set that declares a function to be GetAll ([RegisterGetAll])
+// lets callers read that function's result this way; the template fast
+// path does, for {{range gets "pattern"}}.
 func (s *Store) EachAll(pattern string, fn func(KV) bool) error {
 	m, err := s.match(pattern)
 	if err != nil {
