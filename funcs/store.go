@@ -25,9 +25,22 @@ func (e *KeyError) Error() string { return fmt.Sprintf("key %q does not exist", 
 // Unwrap returns [ErrNotExist].
 func (e *KeyError) Unwrap() error { return ErrNotExist }
 
-// KV is one key and its value.
+// KV is one key and its value as a template sees them: get returns one,
+// gets a list of them, and templates read .Key and .Value.
+//
+// It has the fields of [backends.KV] but is a type apart, on purpose. A
+// backends.KV holds a full backend key and belongs to the backend
+// contract, in a package that imports nothing of kvconf's; a KV holds the
+// key as the template's view sees it (relative to the resource's prefix,
+// see [Store.View]) and is template data: its name shows in
+// text/template's errors ("can't evaluate field Host in type funcs.KV"),
+// and it can gain what templates need without touching the contract. The
+// store makes a KV from its backends.KV when it strips the view's root,
+// which it has to do anyway, so the two types cost no extra copy.
 type KV struct {
-	Key   string
+	// Key is the key as the template's view sees it, such as "/db/host".
+	Key string
+	// Value is the key's value.
 	Value string
 }
 
