@@ -1145,6 +1145,9 @@ func FuzzFastPath(f *testing.F) {
 		f.Add(seed, `{"k":"v"}`, "a,b")
 	}
 	f.Add(`{{range jsonArray (getv "/a")}}[{{.}}]{{end}}`, `[1, null, "x", 1e21, true]`, "")
+	for _, c := range LoadGoldenCases(f) { // the golden cases of testdata
+		f.Add(string(c.Src), "1", "x")
+	}
 	dir := f.TempDir()
 	for _, name := range []string{"dot.tmpl", "kv.tmpl"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(fastCaseFiles[name]), 0o644); err != nil {
