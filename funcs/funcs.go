@@ -37,6 +37,9 @@ import (
 // returns and never modifies it, so a builder may return a shared map.
 type Builder func(ctx context.Context, s *Store) texttemplate.FuncMap
 
+// set is a registered function set. A registered *set is never changed:
+// RegisterPrefixes and RegisterGetAll register a changed copy, so that a
+// Binder may hold the pointers it found without a lock.
 type set struct {
 	build       Builder
 	description string
@@ -46,7 +49,7 @@ type set struct {
 
 var (
 	mu   sync.RWMutex
-	sets = map[string]set{}
+	sets = map[string]*set{}
 )
 
 // DefaultSets returns the sets a template gets when its resource names
@@ -80,7 +83,7 @@ func Register(name, description string, b Builder) {
 	if _, dup := sets[name]; dup {
 		panic("funcs: Register called twice for " + name)
 	}
-	sets[name] = set{build: b, description: description}
+	sets[name] = &set{build: b, description: description}
 }
 
 // Names returns the names of the registered sets, sorted.
@@ -99,7 +102,10 @@ func Names() []string {
 func Description(name string) string {
 	mu.RLock()
 	defer mu.RUnlock()
-	return sets[name].description
+	if st, ok := sets[name]; ok {
+		return st.description
+	}
+	return ""
 }
 
 // Map composes the named sets, in order, bound to s. Later sets win on
@@ -125,7 +131,7 @@ func Map(ctx context.Context, names []string, s *Store) (texttemplate.FuncMap, e
 type Binder struct {
 	ctx   context.Context
 	s     *Store
-	sets  []set                  // in order; later sets win
+	sets  []*set                 // in order; later sets win
 	built []texttemplate.FuncMap // by index in sets; nil until built
 }
 
@@ -134,7 +140,7 @@ type Binder struct {
 func NewBinder(ctx context.Context, names []string, s *Store) (*Binder, error) {
 	mu.RLock()
 	defer mu.RUnlock()
-	b := &Binder{ctx: ctx, s: s, sets: make([]set, len(names)), built: make([]texttemplate.FuncMap, len(names))}
+	b := &Binder{ctx: ctx, s: s, sets: make([]*set, len(names)), built: make([]texttemplate.FuncMap, len(names))}
 	for i, n := range names {
 		st, ok := sets[n]
 		if !ok {
@@ -252,8 +258,9 @@ func RegisterPrefixes(name string, f PrefixFunc) {
 	case st.prefixes != nil:
 		panic("funcs: RegisterPrefixes called twice for " + name)
 	}
-	st.prefixes = f
-	sets[name] = st
+	c := *st
+	c.prefixes = f
+	sets[name] = &c
 }
 
 // RegisterGetAll declares that fn, a function of the registered set
@@ -284,8 +291,9 @@ func RegisterGetAll(name, fn string) {
 		m[k] = true
 	}
 	m[fn] = true
-	st.getAll = m
-	sets[name] = st
+	c := *st
+	c.getAll = m
+	sets[name] = &c
 }
 
 // Prefixes returns the store prefixes that calls read beyond a resource's

@@ -78,3 +78,12 @@ func TestDefaultSetsRegisteredOnly(t *testing.T) {
 		t.Errorf("NewBinder(DefaultSets()): %v", err)
 	}
 }
+
+// TestDescriptionUnknown checks that an unknown set has no description,
+// rather than a panic.
+func TestDescriptionUnknown(t *testing.T) {
+	t.Parallel()
+	if d := funcs.Description("no-such-set"); d != "" {
+		t.Errorf("Description(no-such-set) = %q, want empty", d)
+	}
+}
