@@ -7,7 +7,7 @@
 // it handles the template and the render's data, and on text/template
 // otherwise, with the same output and errors either way. The environment
 // variable KVCONF_FASTPATH=off ([FastPathEnv]), or [Options].Plain, turns
-// the fast path off; docs/fastpath.md tells more.
+// the fast path off; docs/templates.md tells more.
 package template
 
 import (
@@ -39,7 +39,7 @@ type Options struct {
 	// disables include.
 	IncludeDir string
 	// Plain renders with text/template only, never on the fast path (see
-	// docs/fastpath.md), as the environment variable KVCONF_FASTPATH=off
+	// docs/templates.md), as the environment variable KVCONF_FASTPATH=off
 	// does for every template.
 	Plain bool
 }
