@@ -103,6 +103,7 @@ func (d *daemon) fetch(ctx context.Context) error {
 	}
 	d.cur.Store(&current{store: s, rev: d.rev})
 	d.log.Debug("snapshot", "rev", d.rev, "keys", s.Len())
+	d.observe(BackendSnapshot, nil)
 	for _, w := range d.workers {
 		w.notify()
 	}
@@ -128,6 +129,7 @@ func (d *daemon) poll(ctx context.Context) error {
 			return err
 		}
 		d.replace(snap, false)
+		d.observe(BackendSnapshot, nil)
 		t.Reset(d.opts.Interval)
 	}
 }
@@ -148,6 +150,7 @@ func (d *daemon) watch(ctx context.Context) error {
 			}
 			d.log.Debug("reconciling", "rev", snap.Rev)
 			d.replace(snap, true)
+			d.observe(BackendSnapshot, nil)
 			next = time.Now().Add(d.opts.Interval)
 			continue
 		}
@@ -174,6 +177,7 @@ func (d *daemon) watch(ctx context.Context) error {
 		fails = 0
 		d.recovered()
 		d.update(u)
+		d.observe(BackendUpdate, nil)
 	}
 }
 
@@ -210,8 +214,10 @@ func (d *daemon) retry(ctx context.Context, read func(context.Context) error) er
 // failed notes a backend error: a warning when the backend goes down,
 // nothing more while it stays down but a debug line.
 func (d *daemon) failed(err error, attempt int) {
+	d.observe(BackendError, err)
 	if !d.down {
 		d.down = true
+		d.observe(BackendDown, err)
 		d.log.Warn("backend down", "rev", d.rev, "err", err)
 		return
 	}
@@ -222,6 +228,7 @@ func (d *daemon) failed(err error, attempt int) {
 func (d *daemon) recovered() {
 	if d.down {
 		d.down = false
+		d.observe(BackendUp, nil)
 		d.log.Info("backend up", "rev", d.rev)
 	}
 }
@@ -401,6 +408,7 @@ func (w *worker) render(ctx context.Context, owed *bool) error {
 		*owed = true // dest is new, its reload failed and was not rolled back
 	}
 	w.d.log.Debug("rendered", "resource", w.r.Name, "dest", w.r.dest, "rev", cur.rev, "result", res)
+	w.r.observe(EventDone, 0, err)
 	if w.d.opts.OnRender != nil {
 		w.d.opts.OnRender(w.r.Name, res, err)
 	}
@@ -425,7 +433,7 @@ func (r *Resource) reloadOnly(ctx context.Context) error {
 	if err != nil {
 		return &Error{Resource: r.Name, Err: fmt.Errorf("reload_cmd: %w", err)}
 	}
-	if err := r.runHook(ctx, "reload_cmd", cmd); err != nil {
+	if err := r.hook(ctx, "reload_cmd", cmd); err != nil {
 		return &Error{Resource: r.Name, Err: err}
 	}
 	return nil

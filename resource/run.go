@@ -111,6 +111,7 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 		if err != nil {
 			failed = append(failed, failure{rs[i], &Error{Resource: rs[i].Name, Err: err}})
 		}
+		rs[i].observe(EventDone, 0, err)
 	}
 	return failed, nil
 }
@@ -211,6 +212,9 @@ type RunOptions struct {
 	// for concurrent use and return promptly; it cannot change what Run
 	// does.
 	OnRender func(name string, res Result, err error)
+	// Observer, when set, receives the events of the backend (see
+	// [BackendEvent]); resources send theirs to [Options.Observer].
+	Observer BackendObserver
 }
 
 // Run keeps the resources' dests up to date with b until ctx is done.

@@ -1,0 +1,146 @@
+package resource
+
+import (
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// recorder keeps every event it observes.
+type recorder struct {
+	mu  sync.Mutex
+	res []ResourceEvent
+	be  []BackendEvent
+}
+
+func (r *recorder) ObserveResource(e ResourceEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.res = append(r.res, e)
+}
+
+func (r *recorder) ObserveBackend(e BackendEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.be = append(r.be, e)
+}
+
+// kinds returns the kinds of the events of the named resource, with "!"
+// after the failed ones.
+func (r *recorder) kinds(name string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.res {
+		if e.Resource == name {
+			k := e.Kind.String()
+			if e.Err != nil {
+				k += "!"
+			}
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func (r *recorder) backendKinds() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.be {
+		out = append(out, e.Kind.String())
+	}
+	return out
+}
+
+// TestEvents runs each step of the pipeline once, through Once, and checks
+// the events the observer gets, in order, with their durations.
+func TestEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec := &recorder{}
+	e.opts.Observer = rec
+	if err := os.WriteFile(e.dest("same"), []byte("v"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rs := []*Resource{
+		e.resource("ok", `{{getv "/k"}}`, "dest = "+q(e.dest("ok")), `check_cmd = "true"`, `reload_cmd = "true"`),
+		e.resource("same", `{{getv "/k"}}`, "dest = "+q(e.dest("same")), `mode = "0644"`),
+		e.resource("bad", `{{getv "/missing"}}`, "dest = "+q(e.dest("bad"))),
+		e.resource("check", `{{getv "/k"}}`, "dest = "+q(e.dest("check")), `check_cmd = "false"`),
+		e.resource("reload", `{{getv "/k"}}`, "dest = "+q(e.dest("reload")), `reload_cmd = "exit 3"`),
+	}
+	_, b := newBackend(map[string]string{"/k": "v"})
+	if err := Once(t.Context(), b, rs); err == nil {
+		t.Fatal("Once = nil, want the failures of bad, check and reload")
+	}
+	want := map[string][]string{
+		"ok":     {"rendered", "check", "written", "reload", "done"},
+		"same":   {"rendered", "unchanged", "done"},
+		"bad":    {"rendered!", "done!"},
+		"check":  {"rendered", "check!", "done!"},
+		"reload": {"rendered", "written", "reload!", "rolled back", "done!"},
+	}
+	for _, r := range rs {
+		w := want[strings.TrimSuffix(strings.TrimPrefix(r.Name, "conf.d/"), ".toml")]
+		if got := rec.kinds(r.Name); !slices.Equal(got, w) {
+			t.Errorf("%s: events %v, want %v", r.Name, got, w)
+		}
+	}
+	for _, ev := range rec.res {
+		timed := ev.Kind == EventRendered || ev.Kind == EventCheck || ev.Kind == EventReload
+		if timed && ev.Duration <= 0 {
+			t.Errorf("%s %s: no duration", ev.Resource, ev.Kind)
+		}
+		if ev.Dest == "" {
+			t.Errorf("%s %s: no dest", ev.Resource, ev.Kind)
+		}
+		var he *HookError
+		if ev.Kind == EventCheck && ev.Err != nil && !errors.As(ev.Err, &he) {
+			t.Errorf("check event error %v is not a *HookError", ev.Err)
+		}
+	}
+}
+
+// TestRunBackendEvents follows a Run through a snapshot, a watch update,
+// an outage and the recovery.
+func TestRunBackendEvents(t *testing.T) {
+	t.Parallel()
+	e := newDaemonEnv(t)
+	rec := &recorder{}
+	e.opts.Observer = rec
+	e.fake.Set("/k", "v1")
+	r := e.resource("a", `{{getv "/k"}}`, "dest = "+q(e.dest("a")), `keys = ["/k"]`)
+	opts := e.runOptions()
+	opts.Observer = rec
+	e.start(e.fake, []*Resource{r}, opts)
+	waitFor(t, e.dest("a"), "v1")
+	e.fake.Set("/k", "v2")
+	waitFor(t, e.dest("a"), "v2")
+	e.fake.Fail(errors.New("connection refused"))
+	eventually(t, deadline, "a backend error", func() bool { return slices.Contains(rec.backendKinds(), "down") })
+	e.fake.Recover()
+	e.fake.Set("/k", "v3")
+	waitFor(t, e.dest("a"), "v3")
+	got := slices.Compact(rec.backendKinds())
+	// snapshot, update(s), error(s) and down, up, update(s).
+	if len(got) < 5 || got[0] != "snapshot" || got[1] != "update" || !slices.Contains(got, "down") ||
+		!slices.Contains(got, "error") || got[len(got)-1] != "update" {
+		t.Errorf("backend events %v, want snapshot, update, down, error..., up, update", got)
+	}
+	if i := slices.Index(got, "up"); i < slices.Index(got, "down") {
+		t.Errorf("backend events %v: up before down", got)
+	}
+	rec.mu.Lock()
+	last := rec.be[len(rec.be)-1]
+	rec.mu.Unlock()
+	if last.Rev == 0 {
+		t.Error("update event without a revision")
+	}
+	if k := rec.kinds(r.Name); len(k) < 3 || k[len(k)-1] != "done" {
+		t.Errorf("resource events %v, want renders ending in done", k)
+	}
+}
