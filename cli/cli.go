@@ -24,6 +24,7 @@
 //	kvconf plugins            list the compiled-in backends and function sets
 //	kvconf exec [flags] -- COMMAND [ARGS...]
 //	                          render every resource, then run COMMAND as a child and signal it on each change
+//	kvconf check [flags]      render every resource and run its check_cmd, writing nothing (for CI)
 //
 // Run "kvconf -h" for the flags. Unless -onetime is given, kvconf runs until
 // SIGINT or SIGTERM, and SIGHUP reloads conf.d and the templates. In exec
@@ -95,6 +96,8 @@ type command struct {
 	// on each receive, as SIGHUP does; tests use it to reload without a
 	// signal.
 	reload <-chan struct{}
+	// ops serves -listen and notifies systemd; nil without either.
+	ops *ops
 	// tuneGC lets a -onetime run tune the garbage collector of the
 	// process (see [gcFloor]); only [Main] sets it, since the settings are
 	// process-wide.
@@ -113,10 +116,13 @@ func (c command) run(ctx context.Context, args []string) int {
 	if len(args) > 0 && args[0] == "exec" {
 		return c.exec(ctx, args[1:])
 	}
+	if len(args) > 0 && args[0] == "check" {
+		return c.checkCommand(ctx, args[1:])
+	}
 	fs, vals := newFlagSet("kvconf")
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kvconf [flags]\n       kvconf backends [NAME]\n       kvconf plugins\n       kvconf exec [flags] -- COMMAND [ARGS...]\n\nFlags (each also settable as KVCONF_<FLAG>; flags win over the environment, which wins over the config file):\n")
+		fmt.Fprintf(stderr, "Usage: kvconf [flags]\n       kvconf backends [NAME]\n       kvconf plugins\n       kvconf exec [flags] -- COMMAND [ARGS...]\n       kvconf check [flags]\n\nFlags (each also settable as KVCONF_<FLAG>; flags win over the environment, which wins over the config file):\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -147,6 +153,10 @@ func (c command) run(ctx context.Context, args []string) int {
 		fmt.Fprintf(stderr, "kvconf: %v\n", err)
 		return exitUsage
 	}
+	if c.ops, err = newOps(s, getenv, log); err != nil {
+		fmt.Fprintf(stderr, "kvconf: %v\n", err)
+		return exitUsage
+	}
 
 	opts := resource.Options{
 		ConfDir:       s.str("confdir"),
@@ -156,6 +166,7 @@ func (c command) run(ctx context.Context, args []string) int {
 		SyncOnly:      s.boolean("sync-only"),
 		KeepStageFile: s.boolean("keep-stage-file"),
 		Logger:        log,
+		Observer:      c.ops.observer(),
 	}
 	bcfg, err := decodeBackend(s)
 	if err != nil {
@@ -163,6 +174,7 @@ func (c command) run(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 	p := newPool(s.str("backend"), bcfg, s.named(), log)
+	p.ops = c.ops
 	defer p.close()
 	opts.Backends = p.names()
 	rs, err := resource.LoadDir(opts)
@@ -204,6 +216,11 @@ func (c command) run(ctx context.Context, args []string) int {
 			return exitUsage
 		}
 	}
+	if err := c.ops.start(ctx, p, rs); err != nil {
+		fmt.Fprintf(stderr, "kvconf: %v\n", err)
+		return exitFailed
+	}
+	defer c.ops.close()
 	return c.serve(ctx, p, rs, opts, runOptions(s, log))
 }
 
@@ -275,7 +292,9 @@ func (c command) awaitReload(done <-chan error, hup <-chan os.Signal, opts resou
 		case <-c.reload:
 		}
 		log.Info("reloading", "confdir", opts.ConfDir)
+		c.ops.reloading()
 		rs, err := resource.LoadDir(opts)
+		c.ops.reloaded(rs, err)
 		if err != nil {
 			log.Error("reload failed", "confdir", opts.ConfDir, "err", err)
 			continue
@@ -362,7 +381,7 @@ func reportFailures(w io.Writer, err error, total int) {
 	}
 }
 
-// newLogger builds the text logger at the configured level.
+// newLogger builds the logger of -log-format at the configured level.
 func newLogger(s settings, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	switch strings.ToLower(s.str("log-level")) {
@@ -377,7 +396,11 @@ func newLogger(s settings, w io.Writer) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("%s: unknown log level %q (want debug, info, warn or error)", s.origin("log-level"), s.str("log-level"))
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+	h, err := newHandler(s, w, lvl)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(h), nil
 }
 
 // versionString is the -ldflags version, or the module version.

@@ -111,6 +111,11 @@ func (c command) exec(ctx context.Context, args []string) int {
 			return usage(fmt.Errorf("%s: not available with exec (use -once to render once and run COMMAND)", s.origin(name)))
 		}
 	}
+	if c.ops, err = newOps(s, c.getenv, log); err != nil {
+		return usage(err)
+	} else if cfg.once {
+		c.ops = nil // COMMAND replaces kvconf: nothing would serve or notify
+	}
 	opts := resource.Options{
 		ConfDir:       s.str("confdir"),
 		Prefix:        s.str("prefix"),
@@ -118,12 +123,14 @@ func (c command) exec(ctx context.Context, args []string) int {
 		KeepStageFile: s.boolean("keep-stage-file"),
 		Diff:          c.stdout,
 		Logger:        log,
+		Observer:      c.ops.observer(),
 	}
 	bcfg, err := decodeBackend(s)
 	if err != nil {
 		return usage(err)
 	}
 	p := newPool(s.str("backend"), bcfg, s.named(), log)
+	p.ops = c.ops
 	opts.Backends = p.names()
 	rs, err := resource.LoadDir(opts)
 	if err != nil {
@@ -140,6 +147,11 @@ func (c command) exec(ctx context.Context, args []string) int {
 	signal.Notify(sigs, supervise.Forwarded()...)
 	defer signal.Stop(sigs)
 	defer p.close()
+	if err := c.ops.start(ctx, p, rs); err != nil {
+		fmt.Fprintf(stderr, "kvconf exec: %v\n", err)
+		return exitFailed
+	}
+	defer c.ops.close()
 	if code, ok := c.firstRender(ctx, sigs, p, rs, cfg, log); !ok {
 		return code
 	}

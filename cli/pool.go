@@ -32,6 +32,7 @@ type pool struct {
 	entries map[string]*entry // by name; "" is the default backend
 	log     *slog.Logger
 	retry   resource.Backoff // between attempts to open a backend in daemon mode
+	ops     *ops             // observes each Run's backend; nil for none
 }
 
 // entry is one backend of a pool.
@@ -210,6 +211,7 @@ func (p *pool) cannotWatch(gs []group) (string, bool) {
 // run. It returns when every Run has returned: at once for invalid run
 // options, else once ctx is done, with an error wrapping ctx's.
 func (p *pool) run(ctx context.Context, rs []*resource.Resource, ropts resource.RunOptions) error {
+	defer p.ops.running()()
 	gs := p.groups(rs)
 	if len(gs) == 0 {
 		<-ctx.Done()
@@ -224,6 +226,7 @@ func (p *pool) run(ctx context.Context, rs []*resource.Resource, ropts resource.
 			}
 			o := ropts
 			o.Logger = ropts.Logger.With("backend", p.entries[grp.name].label)
+			o.Observer = p.ops.backend(p, grp.name)
 			return p.label(grp.name, resource.Run(gctx, b, grp.rs, o))
 		})
 	}
