@@ -153,7 +153,7 @@ func (c command) run(ctx context.Context, args []string) int {
 		fmt.Fprintf(stderr, "kvconf: %v\n", err)
 		return exitUsage
 	}
-	if c.ops, err = newOps(s, getenv, log); err != nil {
+	if c.ops, err = newOps(s.str("listen"), s.origin("listen"), getenv, log); err != nil {
 		fmt.Fprintf(stderr, "kvconf: %v\n", err)
 		return exitUsage
 	}
@@ -396,7 +396,7 @@ func newLogger(s settings, w io.Writer) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("%s: unknown log level %q (want debug, info, warn or error)", s.origin("log-level"), s.str("log-level"))
 	}
-	h, err := newHandler(s, w, lvl)
+	h, err := newHandler(s.str("log-format"), s.origin("log-format"), w, lvl)
 	if err != nil {
 		return nil, err
 	}

@@ -111,7 +111,7 @@ func (c command) exec(ctx context.Context, args []string) int {
 			return usage(fmt.Errorf("%s: not available with exec (use -once to render once and run COMMAND)", s.origin(name)))
 		}
 	}
-	if c.ops, err = newOps(s, c.getenv, log); err != nil {
+	if c.ops, err = newOps(s.str("listen"), s.origin("listen"), c.getenv, log); err != nil {
 		return usage(err)
 	} else if cfg.once {
 		c.ops = nil // COMMAND replaces kvconf: nothing would serve or notify
@@ -245,7 +245,9 @@ func (c command) firstRender(ctx context.Context, sigs <-chan os.Signal, p *pool
 			}
 		}
 	})
+	stopRunning := c.ops.running() // /health: the first render is kvconf's loop for now
 	err := renderWithRetry(rctx, p, rs, cfg.waitBackend, log)
+	stopRunning()
 	close(quit)
 	wg.Wait()
 	select {

@@ -30,19 +30,19 @@ type ops struct {
 	stop context.CancelFunc
 }
 
-// newOps returns the ops of settings s and of the environment, or nil
-// when there is neither -listen nor $NOTIFY_SOCKET. It opens nothing.
-func newOps(s settings, getenv func(string) (string, bool), log *slog.Logger) (*ops, error) {
+// newOps returns the ops of the -listen address addr (origin says where
+// it was set, for errors) and of the environment, or nil when there is
+// neither -listen nor $NOTIFY_SOCKET. It opens nothing.
+func newOps(addr string, origin source, getenv func(string) (string, bool), log *slog.Logger) (*ops, error) {
 	sd, err := sdnotify.New(getenv)
 	if err != nil {
 		return nil, err
 	}
-	addr := s.str("listen")
 	if addr == "" && !sd.Enabled() {
 		return nil, nil
 	}
 	if addr != "" && !strings.Contains(addr, ":") {
-		return nil, fmt.Errorf("%s: want host:port, such as 127.0.0.1:9120 or :9120, got %q", s.origin("listen"), addr)
+		return nil, fmt.Errorf("%s: want host:port, such as 127.0.0.1:9120 or :9120, got %q", origin, addr)
 	}
 	return &ops{listen: addr, m: metrics.New(), sd: sd, log: log}, nil
 }
@@ -200,14 +200,14 @@ func (o *ops) close() {
 // key=value) or "json", one object per line; both carry the same fields
 // with the same values: in JSON too, a duration reads "1.5s" and a value
 // with a String method (such as a wait) its string, as in text.
-func newHandler(s settings, w io.Writer, lvl slog.Level) (slog.Handler, error) {
-	switch strings.ToLower(s.str("log-format")) {
+func newHandler(format string, origin source, w io.Writer, lvl slog.Level) (slog.Handler, error) {
+	switch strings.ToLower(format) {
 	case "text", "":
 		return slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}), nil
 	case "json":
 		return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: textValues}), nil
 	}
-	return nil, fmt.Errorf("%s: unknown log format %q (want text or json)", s.origin("log-format"), s.str("log-format"))
+	return nil, fmt.Errorf("%s: unknown log format %q (want text or json)", origin, format)
 }
 
 // textValues gives the JSON handler the values the text handler writes

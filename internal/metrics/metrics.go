@@ -44,16 +44,26 @@ type Metrics struct {
 	renderSeconds  *prometheus.HistogramVec
 	hookSeconds    *prometheus.HistogramVec
 
-	up          *prometheus.GaugeVec
-	snapshots   *prometheus.CounterVec
-	updates     *prometheus.CounterVec
-	errs        *prometheus.CounterVec
-	revision    *prometheus.GaugeVec
-	lastUpdate  *prometheus.GaugeVec
-	age         *ageCollector
-	now         func() time.Time
-	resourceSet map[string]bool
-	mu          sync.Mutex // guards resourceSet
+	up         *prometheus.GaugeVec
+	snapshots  *prometheus.CounterVec
+	updates    *prometheus.CounterVec
+	errs       *prometheus.CounterVec
+	revision   *prometheus.GaugeVec
+	lastUpdate *prometheus.GaugeVec
+	age        *ageCollector
+	now        func() time.Time
+	series     sync.Map // resource name → *resourceSeries
+}
+
+// resourceSeries are the series of one resource, looked up once rather
+// than by label at each event.
+type resourceSeries struct {
+	renders, renderErrors, unchanged, writes, checks, checkFailures,
+	reloads, reloadFailures, rollbacks, failures prometheus.Counter
+	lastSuccess, lastFailure prometheus.Gauge
+	renderSeconds            prometheus.Observer
+	// The hook durations are looked up at each hook, rare and slow
+	// anyway, so that a resource without hooks has no hook series.
 }
 
 // New returns a registry with kvconf's metrics, the Go and process
@@ -108,7 +118,6 @@ func New() *Metrics {
 			last: map[string]time.Time{},
 			now:  time.Now,
 		},
-		resourceSet: map[string]bool{},
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -132,24 +141,17 @@ func (m *Metrics) Status() *Status { return m.status }
 // event already shows them, and [Status] waits for them. Series of
 // resources that are gone are removed.
 func (m *Metrics) Expect(rs []Resource, backends []string) {
-	m.mu.Lock()
 	next := make(map[string]bool, len(rs))
 	for _, r := range rs {
 		next[r.Name] = true
-		for _, c := range []*prometheus.CounterVec{m.renders, m.renderErrors, m.unchanged, m.writes, m.checks,
-			m.checkFailures, m.reloads, m.reloadFailures, m.rollbacks, m.failures} {
-			c.WithLabelValues(r.Name)
-		}
-		m.lastSuccess.WithLabelValues(r.Name)
-		m.lastFailure.WithLabelValues(r.Name)
+		m.resource(r.Name)
 	}
-	for n := range m.resourceSet {
-		if !next[n] {
+	m.series.Range(func(k, _ any) bool {
+		if n := k.(string); !next[n] {
 			m.deleteResource(n)
 		}
-	}
-	m.resourceSet = next
-	m.mu.Unlock()
+		return true
+	})
 	for _, b := range backends {
 		m.up.WithLabelValues(b)
 		m.snapshots.WithLabelValues(b)
@@ -161,8 +163,34 @@ func (m *Metrics) Expect(rs []Resource, backends []string) {
 	m.status.Expect(rs, backends)
 }
 
+// resource returns the series of the resource called name, creating
+// them (at zero) on first use.
+func (m *Metrics) resource(name string) *resourceSeries {
+	if s, ok := m.series.Load(name); ok {
+		return s.(*resourceSeries)
+	}
+	s := &resourceSeries{
+		renders:        m.renders.WithLabelValues(name),
+		renderErrors:   m.renderErrors.WithLabelValues(name),
+		unchanged:      m.unchanged.WithLabelValues(name),
+		writes:         m.writes.WithLabelValues(name),
+		checks:         m.checks.WithLabelValues(name),
+		checkFailures:  m.checkFailures.WithLabelValues(name),
+		reloads:        m.reloads.WithLabelValues(name),
+		reloadFailures: m.reloadFailures.WithLabelValues(name),
+		rollbacks:      m.rollbacks.WithLabelValues(name),
+		failures:       m.failures.WithLabelValues(name),
+		lastSuccess:    m.lastSuccess.WithLabelValues(name),
+		lastFailure:    m.lastFailure.WithLabelValues(name),
+		renderSeconds:  m.renderSeconds.WithLabelValues(name),
+	}
+	got, _ := m.series.LoadOrStore(name, s)
+	return got.(*resourceSeries)
+}
+
 // deleteResource removes every series of the resource called name.
 func (m *Metrics) deleteResource(name string) {
+	m.series.Delete(name)
 	l := prometheus.Labels{"resource": name}
 	for _, c := range []*prometheus.CounterVec{m.renders, m.renderErrors, m.unchanged, m.writes, m.checks,
 		m.checkFailures, m.reloads, m.reloadFailures, m.rollbacks, m.failures} {
@@ -176,44 +204,45 @@ func (m *Metrics) deleteResource(name string) {
 
 // ObserveResource implements [resource.ResourceObserver].
 func (m *Metrics) ObserveResource(e resource.ResourceEvent) {
-	m.status.ObserveResource(e)
-	n := e.Resource
+	s := m.resource(e.Resource)
 	switch e.Kind {
 	case resource.EventRendered:
-		m.renders.WithLabelValues(n).Inc()
-		m.renderSeconds.WithLabelValues(n).Observe(e.Duration.Seconds())
+		s.renders.Inc()
+		s.renderSeconds.Observe(e.Duration.Seconds())
 		if e.Err != nil {
-			m.renderErrors.WithLabelValues(n).Inc()
+			s.renderErrors.Inc()
 		}
 	case resource.EventUnchanged:
-		m.unchanged.WithLabelValues(n).Inc()
+		s.unchanged.Inc()
 	case resource.EventCheck:
-		m.checks.WithLabelValues(n).Inc()
-		m.hookSeconds.WithLabelValues(n, "check_cmd").Observe(e.Duration.Seconds())
+		s.checks.Inc()
+		m.hookSeconds.WithLabelValues(e.Resource, "check_cmd").Observe(e.Duration.Seconds())
 		if e.Err != nil {
-			m.checkFailures.WithLabelValues(n).Inc()
+			s.checkFailures.Inc()
 		}
 	case resource.EventWritten:
-		m.writes.WithLabelValues(n).Inc()
+		s.writes.Inc()
 	case resource.EventReload:
-		m.reloads.WithLabelValues(n).Inc()
-		m.hookSeconds.WithLabelValues(n, "reload_cmd").Observe(e.Duration.Seconds())
+		s.reloads.Inc()
+		m.hookSeconds.WithLabelValues(e.Resource, "reload_cmd").Observe(e.Duration.Seconds())
 		if e.Err != nil {
-			m.reloadFailures.WithLabelValues(n).Inc()
+			s.reloadFailures.Inc()
 		}
 	case resource.EventRolledBack:
-		m.rollbacks.WithLabelValues(n).Inc()
+		s.rollbacks.Inc()
 	case resource.EventDone:
 		if errors.Is(e.Err, context.Canceled) {
 			return // cut short by kvconf stopping
 		}
-		now := float64(m.now().UnixNano()) / 1e9
+		now := m.now()
+		m.status.done(e, now)
+		unix := float64(now.UnixNano()) / 1e9
 		if e.Err == nil {
-			m.lastSuccess.WithLabelValues(n).Set(now)
+			s.lastSuccess.Set(unix)
 			return
 		}
-		m.failures.WithLabelValues(n).Inc()
-		m.lastFailure.WithLabelValues(n).Set(now)
+		s.failures.Inc()
+		s.lastFailure.Set(unix)
 	}
 }
 

@@ -129,21 +129,28 @@ func (s *Status) ObserveResource(e resource.ResourceEvent) {
 	if e.Kind != resource.EventDone || errors.Is(e.Err, context.Canceled) {
 		return
 	}
+	s.done(e, s.now())
+}
+
+// done records the EventDone e, observed at now.
+func (s *Status) done(e resource.ResourceEvent, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.resources[e.Resource]
 	if st == nil {
 		return // not expected: of a set replaced by a reload
 	}
-	st.attempted = true
 	if e.Err == nil {
-		st.lastSuccess = s.now()
+		st.lastSuccess = now
 		st.lastError = ""
 	} else {
-		st.lastFailure = s.now()
+		st.lastFailure = now
 		st.lastError = e.Err.Error()
 	}
-	s.checkAttempted()
+	if !st.attempted {
+		st.attempted = true
+		s.checkAttempted()
+	}
 }
 
 // checkAttempted closes attempted when every expected resource had an
