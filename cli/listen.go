@@ -48,7 +48,7 @@ func newOps(addr string, origin source, getenv func(string) (string, bool), log 
 }
 
 // observer returns the observer of the resources' events, nil without ops.
-func (o *ops) observer() resource.ResourceObserver {
+func (o *ops) observer() resource.Observer {
 	if o == nil {
 		return nil
 	}

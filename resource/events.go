@@ -8,7 +8,7 @@ import (
 	"github.com/kvconf/kvconf/funcs"
 )
 
-// EventKind says what a [ResourceEvent] reports.
+// EventKind says what an [Event] reports.
 type EventKind int
 
 // The events of a resource, in the order of the steps of [Resource.Apply].
@@ -61,9 +61,9 @@ func (k EventKind) String() string {
 	return "unknown"
 }
 
-// ResourceEvent is one step of a resource's pipeline, as an observer sees
+// Event is one step of a resource's pipeline, as an observer sees
 // it. It never holds rendered content or KV values.
-type ResourceEvent struct {
+type Event struct {
 	// Kind is what happened.
 	Kind EventKind
 	// Resource is the resource's [Resource.Name].
@@ -77,13 +77,13 @@ type ResourceEvent struct {
 	Err error
 }
 
-// ResourceObserver receives the [ResourceEvent]s of the resources loaded
+// Observer receives the [Event]s of the resources loaded
 // with it in [Options.Observer]: metrics and readiness tracking hang off
 // it. ObserveResource is called from the goroutine that applies the
 // resource, concurrently for different resources, so it must be safe for
 // concurrent use and return promptly; it cannot change what happens.
-type ResourceObserver interface {
-	ObserveResource(ResourceEvent)
+type Observer interface {
+	ObserveResource(Event)
 }
 
 // BackendEventKind says what a [BackendEvent] reports.
@@ -144,7 +144,7 @@ type BackendObserver interface {
 // observe sends an event about r to its observer, if it has one.
 func (r *Resource) observe(k EventKind, d time.Duration, err error) {
 	if o := r.opts.Observer; o != nil {
-		o.ObserveResource(ResourceEvent{Kind: k, Resource: r.Name, Dest: r.dest, Duration: d, Err: err})
+		o.ObserveResource(Event{Kind: k, Resource: r.Name, Dest: r.dest, Duration: d, Err: err})
 	}
 }
 

@@ -12,11 +12,11 @@ import (
 // recorder keeps every event it observes.
 type recorder struct {
 	mu  sync.Mutex
-	res []ResourceEvent
+	res []Event
 	be  []BackendEvent
 }
 
-func (r *recorder) ObserveResource(e ResourceEvent) {
+func (r *recorder) ObserveResource(e Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.res = append(r.res, e)

@@ -137,8 +137,8 @@ type Options struct {
 	// Logger receives progress messages; nil discards them.
 	Logger *slog.Logger
 	// Observer, when set, receives the events of every resource (see
-	// [ResourceEvent]), for metrics and readiness.
-	Observer ResourceObserver
+	// [Event]), for metrics and readiness.
+	Observer Observer
 }
 
 // defaultHookTimeout is the hook timeout when neither the resource nor

@@ -54,8 +54,12 @@ func startKvconf(t *testing.T, env []string, args ...string) *kvProc {
 			p.mu.Unlock()
 		}
 	}()
-	waited := make(chan error, 1)
-	go func() { err := p.cmd.Wait(); _ = w.Close(); waited <- err }()
+	waited := make(chan struct{})
+	go func() {
+		_ = p.cmd.Wait() // stopped by SIGTERM: its exit status says so
+		_ = w.Close()    // a pipe: ends the log reader
+		close(waited)
+	}()
 	t.Cleanup(func() {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {

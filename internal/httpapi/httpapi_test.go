@@ -78,11 +78,11 @@ func TestServe(t *testing.T) {
 		t.Errorf("/ready names %q, want %q", rep.NotReady, want)
 	}
 	m.Backend("etcd").ObserveBackend(resource.BackendEvent{Kind: resource.BackendSnapshot, Rev: 5})
-	m.ObserveResource(resource.ResourceEvent{Kind: resource.EventDone, Resource: "conf.d/a.toml", Err: errors.New("check_cmd: exit status 1")})
+	m.ObserveResource(resource.Event{Kind: resource.EventDone, Resource: "conf.d/a.toml", Err: errors.New("check_cmd: exit status 1")})
 	if code, _ := get(t, base, "/ready"); code != http.StatusServiceUnavailable {
 		t.Errorf("/ready after a failure only = %d, want 503", code)
 	}
-	m.ObserveResource(resource.ResourceEvent{Kind: resource.EventDone, Resource: "conf.d/a.toml"})
+	m.ObserveResource(resource.Event{Kind: resource.EventDone, Resource: "conf.d/a.toml"})
 	code, body = get(t, base, "/ready?verbose")
 	if code != http.StatusOK {
 		t.Errorf("/ready after the first render = %d, want 200: %s", code, body)

@@ -67,7 +67,7 @@ func BenchmarkOnceObserved(b *testing.B) {
 func BenchmarkObserveRender(b *testing.B) {
 	m := New()
 	m.Expect([]Resource{{Name: "conf.d/r.toml", Dest: "/out/r"}}, []string{"etcd"})
-	ev := resource.ResourceEvent{Resource: "conf.d/r.toml", Dest: "/out/r", Duration: 50 * 1000}
+	ev := resource.Event{Resource: "conf.d/r.toml", Dest: "/out/r", Duration: 50 * 1000}
 	for b.Loop() {
 		for _, k := range []resource.EventKind{resource.EventRendered, resource.EventUnchanged, resource.EventDone} {
 			ev.Kind = k

@@ -1,5 +1,5 @@
 // Package metrics turns the events of kvconf's resources and backends
-// ([resource.ResourceEvent], [resource.BackendEvent]) into Prometheus
+// ([resource.Event], [resource.BackendEvent]) into Prometheus
 // metrics, with github.com/prometheus/client_golang, and into the
 // readiness [Status] that /ready serves.
 //
@@ -23,7 +23,7 @@ import (
 )
 
 // Metrics is kvconf's metrics registry and the observer that feeds it.
-// It implements [resource.ResourceObserver]; [Metrics.Backend] returns the
+// It implements [resource.Observer]; [Metrics.Backend] returns the
 // observer of one backend. It is safe for concurrent use.
 type Metrics struct {
 	reg    *prometheus.Registry
@@ -202,8 +202,8 @@ func (m *Metrics) deleteResource(name string) {
 	m.hookSeconds.DeletePartialMatch(l)
 }
 
-// ObserveResource implements [resource.ResourceObserver].
-func (m *Metrics) ObserveResource(e resource.ResourceEvent) {
+// ObserveResource implements [resource.Observer].
+func (m *Metrics) ObserveResource(e resource.Event) {
 	s := m.resource(e.Resource)
 	switch e.Kind {
 	case resource.EventRendered:

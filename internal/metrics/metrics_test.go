@@ -17,7 +17,7 @@ import (
 // and outage.
 func feed(m *Metrics) {
 	ev := func(k resource.EventKind, name string, d time.Duration, err error) {
-		m.ObserveResource(resource.ResourceEvent{Kind: k, Resource: name, Dest: "/out/" + name, Duration: d, Err: err})
+		m.ObserveResource(resource.Event{Kind: k, Resource: name, Dest: "/out/" + name, Duration: d, Err: err})
 	}
 	failure := errors.New("exit status 1")
 	ev(resource.EventRendered, "a", time.Millisecond, nil)
@@ -147,7 +147,7 @@ func TestExpectDropsGone(t *testing.T) {
 	t.Parallel()
 	m := New()
 	m.Expect([]Resource{{"a", "/out/a"}, {"b", "/out/b"}}, []string{"etcd"})
-	m.ObserveResource(resource.ResourceEvent{Kind: resource.EventRendered, Resource: "b"})
+	m.ObserveResource(resource.Event{Kind: resource.EventRendered, Resource: "b"})
 	m.Expect([]Resource{{"a", "/out/a"}}, []string{"etcd"})
 	if n := testutil.CollectAndCount(m.renders); n != 1 {
 		t.Errorf("render series after b was removed = %d, want 1", n)
@@ -171,8 +171,8 @@ func TestStatus(t *testing.T) {
 	default:
 	}
 	s.Backend("etcd").ObserveBackend(resource.BackendEvent{Kind: resource.BackendSnapshot, Rev: 3})
-	s.ObserveResource(resource.ResourceEvent{Kind: resource.EventDone, Resource: "a"})
-	s.ObserveResource(resource.ResourceEvent{Kind: resource.EventDone, Resource: "b", Err: errors.New("check_cmd failed")})
+	s.ObserveResource(resource.Event{Kind: resource.EventDone, Resource: "a"})
+	s.ObserveResource(resource.Event{Kind: resource.EventDone, Resource: "b", Err: errors.New("check_cmd failed")})
 	select {
 	case <-s.Attempted():
 	default:
@@ -188,7 +188,7 @@ func TestStatus(t *testing.T) {
 	if !rep.Backends[0].Answered || rep.Backends[0].Revision != 3 {
 		t.Errorf("verbose backends = %+v", rep.Backends)
 	}
-	s.ObserveResource(resource.ResourceEvent{Kind: resource.EventDone, Resource: "b"})
+	s.ObserveResource(resource.Event{Kind: resource.EventDone, Resource: "b"})
 	if rep := s.Report(false); !rep.Ready {
 		t.Errorf("report = %+v, want ready", rep)
 	}

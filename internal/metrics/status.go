@@ -122,10 +122,10 @@ func (s *Status) Running() bool {
 // attempt, successful or not (systemd's READY=1 waits for it).
 func (s *Status) Attempted() <-chan struct{} { return s.attempted }
 
-// ObserveResource implements [resource.ResourceObserver]: EventDone
+// ObserveResource implements [resource.Observer]: EventDone
 // records a success or a failure (an attempt cut short by kvconf
 // stopping records nothing).
-func (s *Status) ObserveResource(e resource.ResourceEvent) {
+func (s *Status) ObserveResource(e resource.Event) {
 	if e.Kind != resource.EventDone || errors.Is(e.Err, context.Canceled) {
 		return
 	}
@@ -133,7 +133,7 @@ func (s *Status) ObserveResource(e resource.ResourceEvent) {
 }
 
 // done records the EventDone e, observed at now.
-func (s *Status) done(e resource.ResourceEvent, now time.Time) {
+func (s *Status) done(e resource.Event, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.resources[e.Resource]
