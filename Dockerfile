@@ -25,10 +25,14 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-ARG VERSION=dev
+# What -version prints (make build stamps the same from git):
+#   docker build --build-arg VERSION=$(git describe --tags) --build-arg REVISION=$(git rev-parse HEAD) .
+ARG VERSION=
+ARG REVISION=
 # Static: CGO_ENABLED=0 links no libc, so the binary runs on a base without
 # one (test/ops_test.go TestStaticBinary builds it the same way and checks it).
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/kvconf/kvconf/cli.version=${VERSION}" \
+RUN CGO_ENABLED=0 go build -trimpath \
+        -ldflags "-s -w -X github.com/kvconf/kvconf/cli.version=${VERSION} -X github.com/kvconf/kvconf/cli.revision=${REVISION}" \
         -o /out/kvconf ./cmd/kvconf
 
 # distroless/static: CA certificates, /etc/passwd with nonroot (65532) and

@@ -21,12 +21,18 @@ import (
 // passed, 1 when one failed, 2 for a usage or load error.
 func (c command) checkCommand(ctx context.Context, args []string) int {
 	stdout, stderr := c.stdout, c.stderr
-	fs, vals := newFlagSet("kvconf check")
+	fs := newFlagSet("kvconf check")
 	fs.SetOutput(stderr)
 	diff := fs.Bool("diff", false, "check: print the unified diff between each dest and its new output")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kvconf check [flags]\n\nRenders every resource from the backends into a temporary stage file and runs its\ncheck_cmd on it; writes no dest and runs no reload_cmd. Exits 0 only if every\nresource passes (for CI jobs that validate templates and data).\n\nFlags (each also settable as KVCONF_<FLAG>):\n")
-		fs.PrintDefaults()
+		fmt.Fprint(stderr, "Usage: kvconf check [flags] [-diff]\n\n"+
+			"Renders every resource from the backends into a temporary stage file and runs its\n"+
+			"check_cmd on it; writes no dest and runs no reload_cmd. Exits 0 only if every\n"+
+			"resource passes (for CI jobs that validate templates and data).\n\n"+
+			"  -diff\n    \tprint the unified diff between each dest and its new output (also KVCONF_DIFF)\n\n"+
+			"The flags of kvconf:\n")
+		printOptions(stderr, fs, coreOptions)
+		printBackends(stderr, fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -41,32 +47,21 @@ func (c command) checkCommand(ctx context.Context, args []string) int {
 	if fs.NArg() > 0 {
 		return usage(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
-	if v, ok := c.getenv(envName("diff")); ok && !isFlagSet(fs, "diff") {
+	if v, ok := c.getenv(envName("diff")); ok && !isFlagSet(fs.FlagSet, "diff") {
 		if err := fs.Set("diff", v); err != nil {
 			return usage(fmt.Errorf("environment %s: %w", envName("diff"), err))
 		}
 	}
-	s, err := resolve(fs, vals, c.getenv)
+	conf, err := load(fs, c.getenv)
 	if err != nil {
 		return usage(err)
 	}
-	log, err := newLogger(s, stderr)
+	log := newLogger(conf.LogLevel, conf.LogFormat, stderr)
+	opts := conf.resourceOptions(log)
+	p, err := newPoolFor(conf, log)
 	if err != nil {
 		return usage(err)
 	}
-	if err := check(s); err != nil {
-		return usage(err)
-	}
-	opts := resource.Options{
-		ConfDir: s.str("confdir"),
-		Prefix:  s.str("prefix"),
-		Logger:  log,
-	}
-	bcfg, err := decodeBackend(s)
-	if err != nil {
-		return usage(err)
-	}
-	p := newPool(s.str("backend"), bcfg, s.named(), log)
 	defer p.close()
 	opts.Backends = p.names()
 	rs, err := resource.LoadDir(opts)
@@ -120,8 +115,12 @@ func printCheck(w io.Writer, res resource.CheckResult) bool {
 	if res.Err != nil {
 		fmt.Fprintf(w, "FAIL %s\n  %v\n", res.Resource, res.Err)
 		var he *resource.HookError
-		if errors.As(res.Err, &he) && len(bytes.TrimSpace(he.Output)) > 0 {
-			out := strings.TrimRight(string(he.Output), "\n")
+		switch {
+		case !errors.As(res.Err, &he):
+		case he.Withheld:
+			fmt.Fprintf(w, "  %s output withheld: resource is sensitive\n", he.Hook)
+		case len(bytes.TrimSpace(he.Output)) > 0:
+			out := printable(strings.TrimRight(string(he.Output), "\n"))
 			fmt.Fprintf(w, "  %s output:\n    %s\n", he.Hook, strings.ReplaceAll(out, "\n", "\n    "))
 		}
 		return false

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -30,19 +31,27 @@ type ops struct {
 	stop context.CancelFunc
 }
 
-// newOps returns the ops of the -listen address addr (origin says where
-// it was set, for errors) and of the environment, or nil when there is
-// neither -listen nor $NOTIFY_SOCKET. It opens nothing.
-func newOps(addr string, origin source, getenv func(string) (string, bool), log *slog.Logger) (*ops, error) {
+// parseListen checks a -listen address: "" (off) or host:port.
+func parseListen(addr string) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return "", fmt.Errorf("want host:port, such as 127.0.0.1:9120 or :9120, got %q", addr)
+	}
+	return addr, nil
+}
+
+// newOps returns the ops of the -listen address addr (checked by
+// [parseListen]) and of the environment, or nil when there is neither
+// -listen nor $NOTIFY_SOCKET. It opens nothing.
+func newOps(addr string, getenv func(string) (string, bool), log *slog.Logger) (*ops, error) {
 	sd, err := sdnotify.New(getenv)
 	if err != nil {
 		return nil, err
 	}
 	if addr == "" && !sd.Enabled() {
 		return nil, nil
-	}
-	if addr != "" && !strings.Contains(addr, ":") {
-		return nil, fmt.Errorf("%s: want host:port, such as 127.0.0.1:9120 or :9120, got %q", origin, addr)
 	}
 	return &ops{listen: addr, m: metrics.New(), sd: sd, log: log}, nil
 }
@@ -196,18 +205,26 @@ func (o *ops) close() {
 	_ = o.sd.Close() // a datagram socket: nothing to flush
 }
 
-// newHandler returns the log handler of -log-format: "text" (logfmt-like
-// key=value) or "json", one object per line; both carry the same fields
-// with the same values: in JSON too, a duration reads "1.5s" and a value
-// with a String method (such as a wait) its string, as in text.
-func newHandler(format string, origin source, w io.Writer, lvl slog.Level) (slog.Handler, error) {
-	switch strings.ToLower(format) {
+// parseLogFormat parses a -log-format: "text" (the default) or "json".
+func parseLogFormat(name string) (string, error) {
+	switch f := strings.ToLower(name); f {
 	case "text", "":
-		return slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}), nil
+		return "text", nil
 	case "json":
-		return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: textValues}), nil
+		return f, nil
 	}
-	return nil, fmt.Errorf("%s: unknown log format %q (want text or json)", origin, format)
+	return "", fmt.Errorf("unknown log format %q (want text or json)", name)
+}
+
+// newHandler returns the log handler of a -log-format: "json", one object
+// per line, or else text (logfmt-like key=value). Both carry the same
+// fields with the same values: in JSON too, a duration reads "1.5s" and a
+// value with a String method (such as a wait) its string, as in text.
+func newHandler(format string, w io.Writer, lvl slog.Level) slog.Handler {
+	if format == "json" {
+		return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: textValues})
+	}
+	return slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})
 }
 
 // textValues gives the JSON handler the values the text handler writes

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -68,27 +69,24 @@ log-level = "warn"
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			fs, vals := newFlagSet("test")
+			fs := newFlagSet("test")
 			if err := fs.Parse(tt.args); err != nil {
 				t.Fatal(err)
 			}
-			s, err := resolve(fs, vals, envMap(tt.env))
+			c, err := load(fs, envMap(tt.env))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := s.str("prefix"); got != tt.wantPrefix {
+			if got := c.Prefix; got != tt.wantPrefix {
 				t.Errorf("prefix = %q, want %q", got, tt.wantPrefix)
 			}
-			if got := s.origin("prefix"); got != tt.wantFrom {
+			if got := c.origin("prefix"); got != tt.wantFrom {
 				t.Errorf("prefix from %q, want %q", got, tt.wantFrom)
 			}
-			if got := s.list("node"); !reflect.DeepEqual(got, tt.wantNodes) {
-				t.Errorf("nodes = %q, want %q", got, tt.wantNodes)
+			if got := c.Interval; got != time.Duration(tt.wantIntvl)*time.Second {
+				t.Errorf("interval = %s, want %ds", got, tt.wantIntvl)
 			}
-			if got := s.integer("interval"); got != tt.wantIntvl {
-				t.Errorf("interval = %d, want %d", got, tt.wantIntvl)
-			}
-			if got := s.backendOptions()["nodes"]; !reflect.DeepEqual(got, tt.wantNodes) {
+			if got := c.BackendOpts["nodes"]; !reflect.DeepEqual(got, tt.wantNodes) {
 				t.Errorf("backend option nodes = %v, want %q", got, tt.wantNodes)
 			}
 		})
@@ -97,29 +95,29 @@ log-level = "warn"
 
 func TestDefaults(t *testing.T) {
 	t.Parallel()
-	fs, vals := newFlagSet("test")
+	fs := newFlagSet("test")
 	if err := fs.Parse([]string{"-config-file", filepath.Join(t.TempDir(), "absent-but-explicit.toml")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := resolve(fs, vals, envMap(nil)); err == nil || !strings.Contains(err.Error(), "absent-but-explicit.toml") {
+	if _, err := load(fs, envMap(nil)); err == nil || !strings.Contains(err.Error(), "absent-but-explicit.toml") {
 		t.Fatalf("explicit missing config file: err = %v, want one naming the file", err)
 	}
 
-	fs, vals = newFlagSet("test")
+	fs = newFlagSet("test")
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
 	// The default /etc/confd/confd.toml is read when it exists; point the
 	// default elsewhere through the environment to keep the test hermetic.
-	if _, err := resolve(fs, vals, envMap(map[string]string{"KVCONF_CONFIG_FILE": filepath.Join(t.TempDir(), "none.toml")})); err == nil {
+	if _, err := load(fs, envMap(map[string]string{"KVCONF_CONFIG_FILE": filepath.Join(t.TempDir(), "none.toml")})); err == nil {
 		t.Fatalf("a missing config file named in the environment must be an error")
 	}
 
-	fs, vals = newFlagSet("test")
+	fs = newFlagSet("test")
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
-	s, err := resolve(fs, vals, func(k string) (string, bool) {
+	c, err := load(fs, func(k string) (string, bool) {
 		if k == "KVCONF_CONFIG_FILE" {
 			return os.DevNull, true
 		}
@@ -128,14 +126,14 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"confdir": "/etc/confd", "backend": "etcd", "interval": 600, "log-level": "info", "onetime": false}
-	for k, v := range want {
-		if got := s[k].value; got != v {
-			t.Errorf("default %s = %v, want %v", k, got, v)
-		}
+	want := config{ConfigFile: os.DevNull, ConfDir: "/etc/confd", Backend: "etcd", Interval: 600 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text"}
+	got := *c
+	got.from, got.keyFrom, got.keyFlag, got.BackendOpts = nil, nil, nil, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
 	}
-	if len(s.backendOptions()) != 0 {
-		t.Errorf("backend options set by default: %v", s.backendOptions())
+	if len(c.BackendOpts) != 0 {
+		t.Errorf("backend options set by default: %v", c.BackendOpts)
 	}
 }
 
@@ -176,12 +174,12 @@ func TestUsageErrors(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{name: "backend option the backend lacks", args: []string{"-backend", "file", "-file", data, "-table", "t"},
-			want: []string{"flag -table", `not an option of backend "file"`}},
+		{name: "backend option the backend lacks", args: []string{"-backend", "file", "-file", data, "-node", "n"},
+			want: []string{"flag -node", `not an option of backend "file"`}},
 		{name: "confd env name routed to backend", args: []string{"-backend", "env"}, env: map[string]string{"CONFD_CLIENT_CERT": "/c.pem"},
 			want: []string{"environment CONFD_CLIENT_CERT", `not an option of backend "env"`}},
-		{name: "unknown backend", args: []string{"-backend", "zookeeper"},
-			want: []string{`unknown backend "zookeeper"`, "env", "file"}},
+		{name: "unknown backend", args: []string{"-backend", "nope"},
+			want: []string{`flag -backend: unknown backend "nope" (built in: `, "env", "file"}},
 		{name: "bad log level", args: []string{"-backend", "env", "-log-level", "loud"},
 			want: []string{"flag -log-level", `"loud"`}},
 		{name: "bad interval", args: []string{"-backend", "env"}, env: map[string]string{"KVCONF_INTERVAL": "0"},

@@ -30,9 +30,13 @@ type namedBackend struct {
 // until close, across SIGHUP reloads; each has its own snapshot and watch.
 type pool struct {
 	entries map[string]*entry // by name; "" is the default backend
-	log     *slog.Logger
-	retry   resource.Backoff // between attempts to open a backend in daemon mode
-	ops     *ops             // observes each Run's backend; nil for none
+	// def, when not "", is the named backend that is also the default
+	// one (-backend names a [backends.NAME] table): resources without a
+	// backend key read it, and share its snapshot and watch.
+	def   string
+	log   *slog.Logger
+	retry resource.Backoff // between attempts to open a backend in daemon mode
+	ops   *ops             // observes each Run's backend; nil for none
 }
 
 // entry is one backend of a pool.
@@ -54,6 +58,21 @@ func newPool(typ string, cfg backends.Config, named []namedBackend, log *slog.Lo
 		p.entries[n.name] = &entry{name: n.name, typ: n.typ, label: fmt.Sprintf("%s (%s)", n.name, n.typ), cfg: n.cfg}
 	}
 	return p
+}
+
+// alias makes the named backend the default one too.
+func (p *pool) alias(name string) {
+	p.def = name
+	p.entries[""] = p.entries[name]
+}
+
+// canon returns the name under which the backend a resource names is
+// grouped: the named backend for the default one when it is an alias.
+func (p *pool) canon(name string) string {
+	if name == "" && p.def != "" {
+		return p.def
+	}
+	return name
 }
 
 // names returns the names resources may give: "" (the default) and every
@@ -80,7 +99,7 @@ func (p *pool) get(ctx context.Context, name string) (backends.Backend, error) {
 	}
 	b, err := e.cfg.Open(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("backend %s: %w", e.label, err)
+		return nil, e.wrap(err)
 	}
 	e.b = b
 	p.log.Debug("backend opened", "backend", e.label)
@@ -90,6 +109,9 @@ func (p *pool) get(ctx context.Context, name string) (backends.Backend, error) {
 // close closes every backend that was opened.
 func (p *pool) close() {
 	for _, n := range p.names() {
+		if n == "" && p.def != "" {
+			continue // the named one
+		}
 		e := p.entries[n]
 		e.mu.Lock()
 		if e.b != nil {
@@ -100,6 +122,13 @@ func (p *pool) close() {
 		}
 		e.mu.Unlock()
 	}
+}
+
+// wrap prefixes err, an error of the backend, with its label, once: a
+// message that starts with the backend's type already ("file: open
+// x.yaml: ...") loses that prefix.
+func (e *entry) wrap(err error) error {
+	return &layerError{msg: "backend " + e.label + ": " + strings.TrimPrefix(err.Error(), e.typ+": "), err: err}
 }
 
 // group is the resources that read one backend.
@@ -113,7 +142,8 @@ type group struct {
 func (p *pool) groups(rs []*resource.Resource) []group {
 	by := map[string][]*resource.Resource{}
 	for _, r := range rs {
-		by[r.Config.Backend] = append(by[r.Config.Backend], r)
+		n := p.canon(r.Config.Backend)
+		by[n] = append(by[n], r)
 	}
 	var out []group
 	for _, n := range p.names() {
@@ -166,7 +196,7 @@ func (p *pool) label(name string, err error) error {
 	for i, e := range parts {
 		var re *resource.Error
 		if !errors.As(e, &re) {
-			parts[i] = fmt.Errorf("backend %s: %w", p.entries[name].label, e)
+			parts[i] = p.entries[name].wrap(e)
 		}
 	}
 	return errors.Join(parts...)

@@ -28,7 +28,7 @@ type CheckResult struct {
 	Diff string
 	// Err is why the resource fails the check: a template error, or a
 	// [*HookError] of its check_cmd (whose Output is the checker's). It
-	// is an [*Error] naming the resource.
+	// is an [*Error] naming the resource and the step.
 	Err error
 }
 
@@ -76,21 +76,21 @@ func Check(ctx context.Context, b backends.Backend, rs []*Resource, diff bool) (
 // checkOne is [Check] for r, with dir (not yet made) for its stage file.
 func (r *Resource) checkOne(ctx context.Context, s *funcs.Store, dir string, diff bool) CheckResult {
 	res := CheckResult{Resource: r.Name, Dest: r.dest}
-	fail := func(err error) CheckResult {
-		res.Err = &Error{Resource: r.Name, Err: err}
+	fail := func(step Step, err error) CheckResult {
+		res.Err = r.fail(step, err)
 		return res
 	}
 	var buf bytes.Buffer
 	if err := r.render(ctx, &buf, s.View(r.prefix, r.Config.Keys)); err != nil {
-		return fail(err)
+		return fail(StepRender, err)
 	}
 	target, err := linkTarget(r.dest)
 	if err != nil {
-		return fail(err)
+		return fail(StepWrite, err)
 	}
 	cur, err := readState(target, buf.Bytes())
 	if err != nil && !errors.Is(err, os.ErrPermission) {
-		return fail(err)
+		return fail(StepWrite, err)
 	}
 	want := state{exists: true, data: buf.Bytes(), mode: defaultMode, uid: r.uid, gid: r.gid}
 	switch {
@@ -114,18 +114,18 @@ func (r *Resource) checkOne(ctx context.Context, s *funcs.Store, dir string, dif
 		return res
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return fail(fmt.Errorf("stage: %w", err))
+		return fail(StepWrite, fmt.Errorf("stage: %w", err))
 	}
 	stage := filepath.Join(dir, filepath.Base(r.dest))
 	if err := os.WriteFile(stage, want.data, want.mode.Perm()|0o400); err != nil {
-		return fail(fmt.Errorf("stage: %w", err))
+		return fail(StepWrite, fmt.Errorf("stage: %w", err))
 	}
 	cmd, err := hookCommand(r.check, stage, r.dest)
 	if err != nil {
-		return fail(fmt.Errorf("check_cmd: %w", err))
+		return fail(StepCheck, fmt.Errorf("check_cmd: %w", err))
 	}
 	if err := r.hook(ctx, "check_cmd", cmd); err != nil {
-		return fail(err)
+		return fail(StepCheck, err)
 	}
 	return res
 }

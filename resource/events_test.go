@@ -140,7 +140,9 @@ func TestRunBackendEvents(t *testing.T) {
 	if last.Rev == 0 {
 		t.Error("update event without a revision")
 	}
-	if k := rec.kinds(r.Name); len(k) < 3 || k[len(k)-1] != "done" {
-		t.Errorf("resource events %v, want renders ending in done", k)
-	}
+	// The file is in place before the attempt's EventDone is sent.
+	eventually(t, deadline, "the last render's done event", func() bool {
+		k := rec.kinds(r.Name)
+		return len(k) >= 3 && k[len(k)-1] == "done"
+	})
 }

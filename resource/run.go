@@ -18,8 +18,9 @@ import (
 // Once reads the keys of every resource from b in one snapshot (of
 // [MergePrefixes]) and applies every resource to it, several at a time
 // (see [onceWorkers]). One resource's failure does not stop the others;
-// the result joins their errors, each starting with "resource NAME: ". A
-// failed snapshot fails them all.
+// the result joins their errors, [*Error]s whose messages start with
+// "resource NAME: ". A failed snapshot fails them all, with a
+// [*FetchError] that names them.
 //
 // Each resource goes through the steps of [Resource.Apply], but the
 // resources commit together: every update is staged (synced) and checked
@@ -37,6 +38,20 @@ func Once(ctx context.Context, b backends.Backend, rs []*Resource) error {
 	}
 	return errors.Join(append(errs, err)...)
 }
+
+// FetchError is the failure of [Once] to read its resources' keys from the
+// backend: none of Resources was rendered.
+type FetchError struct {
+	// Resources names the resources that were not rendered.
+	Resources []string
+	// Err is the backend's error.
+	Err error
+}
+
+func (e *FetchError) Error() string { return "resource: snapshot: " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *FetchError) Unwrap() error { return e.Err }
 
 // onceWorkers is how many resources [Once] applies at a time: more than
 // the cores, since a write waits on fsync and a hook on its command, and
@@ -57,7 +72,11 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 	}
 	s, rev, err := readStore(ctx, b, MergePrefixes(rs))
 	if err != nil {
-		return nil, fmt.Errorf("resource: snapshot: %w", err)
+		names := make([]string, len(rs))
+		for i, r := range rs {
+			names[i] = r.Name
+		}
+		return nil, &FetchError{Resources: names, Err: err}
 	}
 	logger(rs).Debug("snapshot", "rev", rev, "keys", s.Len())
 	// Resources are independent (no two share a dest): stage them on every
@@ -109,7 +128,7 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 	}
 	for i, err := range errs {
 		if err != nil {
-			failed = append(failed, failure{rs[i], &Error{Resource: rs[i].Name, Err: err}})
+			failed = append(failed, failure{rs[i], err}) // an *Error of rs[i]
 		}
 		rs[i].observe(EventDone, 0, err)
 	}
@@ -203,19 +222,24 @@ type RunOptions struct {
 	// renders); nil discards them. Resources also log through their own
 	// [Options.Logger].
 	Logger *slog.Logger
-	// OnRender, when set, is an observation hook, meant for tests,
-	// benchmarks and metrics: it is called after every attempt to bring a
-	// resource up to date (each [Resource.Apply], and each retry of a
-	// reload_cmd that failed without rollback) with the resource's name,
-	// the result and the error. It is called from the resource's own
-	// goroutine, concurrently for different resources, so it must be safe
-	// for concurrent use and return promptly; it cannot change what Run
-	// does.
-	OnRender func(name string, res Result, err error)
+	// OnRender, when set, is called after every render; see [RenderHook].
+	OnRender RenderHook
 	// Observer, when set, receives the events of the backend (see
 	// [BackendEvent]); resources send theirs to [Options.Observer].
 	Observer BackendObserver
 }
+
+// RenderHook is the event hook of [Run]: it is called after every attempt
+// to bring a resource up to date (each [Resource.Apply], and each retry of
+// a reload_cmd that failed without rollback) with the resource's name
+// (its file), the result and the error. [Updated] means dest changed and
+// its hooks ran; kvconf exec signals its command on it, and tests,
+// benchmarks and metrics count renders with it. It is called from the
+// resource's own goroutine, concurrently for different resources and
+// after the resource's hooks returned, so it must be safe for concurrent
+// use and return promptly (hand slow work to another goroutine); it
+// cannot change what Run does.
+type RenderHook func(name string, res Result, err error)
 
 // Run keeps the resources' dests up to date with b until ctx is done.
 //

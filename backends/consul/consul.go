@@ -76,6 +76,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/internal/redact"
 	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
@@ -223,6 +224,7 @@ type Client struct {
 	clients        []*api.Client // one per node, in order
 	http           *http.Client
 	query          api.QueryOptions // template of every query's options
+	secrets        []string         // token and password, kept out of errors
 	requestTimeout time.Duration
 
 	cur     atomic.Int32  // index in clients of the node to ask first
@@ -296,6 +298,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		checked:        map[string]uint64{},
 		lastWait:       map[string]time.Time{},
 		catalogs:       map[string]*catalogState{},
+		secrets:        append(redact.Basic(cfg.Username, cfg.Password), token),
 	}
 	c.query = api.QueryOptions{
 		Datacenter:        cfg.Datacenter,
@@ -383,7 +386,9 @@ func (c *Client) check(ctx context.Context, op string) error {
 
 // fail wraps err, from an operation op, as ctx's error when ctx is done,
 // as [backends.ErrClosed] when the client was closed, and otherwise with a
-// hint when Consul refused the ACL token.
+// hint when Consul refused the ACL token. The token and password are
+// masked: an error quotes the answer's body, which a proxy may fill with
+// the request's headers.
 func (c *Client) fail(ctx context.Context, op string, err error) error {
 	if c.isClosed() {
 		return fmt.Errorf("consul: %s: %w", op, backends.ErrClosed)
@@ -392,9 +397,9 @@ func (c *Client) fail(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("consul: %s: %w", op, ctx.Err())
 	}
 	if se, ok := errors.AsType[api.StatusError](err); ok && se.Code == http.StatusForbidden {
-		return fmt.Errorf("consul: %s: permission denied: the ACL token (auth_token or CONSUL_HTTP_TOKEN) may not read it: %w", op, err)
+		return redact.Error(fmt.Errorf("consul: %s: permission denied: the ACL token (auth_token or CONSUL_HTTP_TOKEN) may not read it: %w", op, err), c.secrets...)
 	}
-	return fmt.Errorf("consul: %s: %w", op, err)
+	return redact.Error(fmt.Errorf("consul: %s: %w", op, err), c.secrets...)
 }
 
 // errFiltered is wrapped by errors of listings that Consul's ACLs emptied.

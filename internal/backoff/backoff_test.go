@@ -42,8 +42,8 @@ func TestDelay(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	t.Parallel()
 	p := Policy{}.WithDefaults()
-	if p.Min != DefaultMin || p.Max != DefaultMax {
-		t.Fatalf("zero policy = %+v, want Min %v Max %v", p, DefaultMin, DefaultMax)
+	if p.Min != DefaultFirst || p.Max != DefaultLongest {
+		t.Fatalf("zero policy = %+v, want Min %v Max %v", p, DefaultFirst, DefaultLongest)
 	}
 	if p := (Policy{Min: 2 * time.Minute}).WithDefaults(); p.Max != 2*time.Minute {
 		t.Fatalf("Max below Min: got %v, want it raised to Min", p.Max)
