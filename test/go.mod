@@ -5,6 +5,7 @@ go 1.26.8
 replace github.com/kvconf/kvconf => ../
 
 require (
+	github.com/go-zookeeper/zk v1.0.4
 	github.com/hashicorp/consul/api v1.29.4
 	github.com/kvconf/kvconf v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.23.2
