@@ -192,12 +192,6 @@ func (c command) run(ctx context.Context, args []string) int {
 	for _, err := range errs {
 		log.Error("backend open failed", "err", err)
 	}
-	if cfg.Watch {
-		if label, bad := p.cannotWatch(gs); bad {
-			fmt.Fprintf(stderr, "kvconf: %s: backend %q cannot watch for changes; use -interval\n", cfg.origin("watch"), label)
-			return exitUsage
-		}
-	}
 	if err := c.ops.start(ctx, p, rs); err != nil {
 		fmt.Fprintf(stderr, "kvconf: %v\n", err)
 		return exitFailed
