@@ -255,7 +255,8 @@ func (c command) firstRender(ctx context.Context, sigs <-chan os.Signal, p *pool
 
 // renderWithRetry renders every resource once, each from its backend
 // (opened on the first attempt that needs it), retrying with backoff until
-// every resource rendered, wait has passed or ctx is done. It returns the
+// every resource rendered, wait has passed, ctx is done or an error is one
+// no retry can mend ([backoff.IsPermanent]). It returns the
 // last error when it gives up.
 func renderWithRetry(ctx context.Context, p *pool, rs []*resource.Resource, wait time.Duration, log *slog.Logger) error {
 	deadline := time.Now().Add(wait)
@@ -264,7 +265,7 @@ func renderWithRetry(ctx context.Context, p *pool, rs []*resource.Resource, wait
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || backoff.IsPermanent(err) {
 			return err
 		}
 		d := min(firstRetries.Delay(attempt), time.Until(deadline))

@@ -108,10 +108,18 @@ func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
 // Permanent wraps err so that [Retry] returns it at once instead of
-// retrying. Permanent(nil) is nil.
+// retrying: it marks an error no retry can mend, such as a configuration
+// mistake. Its message is err's. Permanent(nil) is nil.
 func Permanent(err error) error {
 	if err == nil {
 		return nil
 	}
 	return &permanentError{err}
+}
+
+// IsPermanent reports whether err, or any error it wraps or joins, was
+// marked with [Permanent].
+func IsPermanent(err error) bool {
+	var pe *permanentError
+	return errors.As(err, &pe)
 }
