@@ -21,6 +21,7 @@ import (
 	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/backends/backendtest"
 	"github.com/kvconf/kvconf/backends/vault"
+	"github.com/kvconf/kvconf/backends/vault/vaulttest"
 )
 
 // The tests of the Vault backend run a real `vault server` from
@@ -622,5 +623,61 @@ func TestVaultKvconf(t *testing.T) {
 	}
 	if !strings.Contains(all, "vault") {
 		t.Errorf("no output captured: %q", all)
+	}
+}
+
+// TestVaultKvconfFake runs the kvconf binary against the FAKE Vault API
+// of package vaulttest (not a real server: see TestVaultKvconf for that),
+// so that the command line is checked where no vault binary is at hand:
+// -onetime with a token and with AppRole, polling every -interval, a
+// refused token naming -auth-token, and no planted secret in the output.
+func TestVaultKvconfFake(t *testing.T) {
+	f := vaulttest.New()
+	defer f.Close()
+	const pw1, pw2 = "Pl4nted-fake-one", "Pl4nted-fake-two"
+	f.Put("secret/myapp/database", map[string]any{"user": "rob", "password": pw1})
+	f.Put("secret/myapp/mode", map[string]any{"value": "prod"})
+	check := func(dir, pw string) bool {
+		got, err := os.ReadFile(filepath.Join(dir, "myapp.conf"))
+		return err == nil && string(got) == "user = rob\npassword = "+pw+"\nmode = prod\n"
+	}
+	var outputs []string
+	for name, auth := range map[string][]string{
+		"token":    {"--auth-type", "token", "--auth-token", "root"},
+		"app-role": {"--auth-type", "app-role", "--role-id", "role", "--secret-id", "Fake-Secret-ID-9q"},
+	} {
+		dir := vaultConfdir(t)
+		out, err := kvconfCmd(t.Context(), t, dir, append([]string{"--onetime", "--backend", "vault", "--node", f.URL}, auth...)...).CombinedOutput()
+		outputs = append(outputs, string(out))
+		if err != nil || !check(dir, pw1) {
+			t.Errorf("%s: kvconf = %v, or myapp.conf not rendered:\n%s", name, err, out)
+		}
+	}
+	dir := vaultConfdir(t)
+	out, err := kvconfCmd(t.Context(), t, dir, "--onetime", "--backend", "vault", "--node", f.URL, "--auth-type", "token", "--auth-token", "Wr0ngFakeT0ken").CombinedOutput()
+	outputs = append(outputs, string(out))
+	if err == nil || !strings.Contains(string(out), "-auth-token") {
+		t.Errorf("kvconf with a wrong token = %v, want a failure naming -auth-token:\n%s", err, out)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var poll lockedBuf
+	cmd := kvconfCmd(ctx, t, dir, "--interval", "1", "--backend", "vault", "--node", f.URL, "--auth-type", "token", "--auth-token", "root")
+	cmd.Stdout, cmd.Stderr = &poll, &poll
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	vaultEventually(t, "first render", func() bool { return check(dir, pw1) })
+	f.Put("secret/myapp/database", map[string]any{"user": "rob", "password": pw2})
+	vaultEventually(t, "render after a change", func() bool { return check(dir, pw2) })
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait() // stopped by the test
+	outputs = append(outputs, poll.String())
+
+	all := strings.Join(outputs, "\n")
+	if l := leaked(all, pw1, pw2, "Wr0ngFakeT0ken", "Fake-Secret-ID-9q"); len(l) > 0 {
+		t.Errorf("kvconf output shows %q:\n%s", l, all)
 	}
 }

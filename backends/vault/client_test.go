@@ -1,4 +1,4 @@
-package vault
+package vault_test
 
 import (
 	"maps"
@@ -6,17 +6,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kvconf/kvconf/backends/vault"
+	"github.com/kvconf/kvconf/backends/vault/vaulttest"
 )
 
 // TestPrefixes checks, against the fake, that prefixes match plainly
 // across mounts, folders and fields.
 func TestPrefixes(t *testing.T) {
 	t.Parallel()
-	f := newFakeVault(t)
-	f.put("secret/app/db", map[string]any{"host": "h", "port": "1"})
-	f.put("secret/app/dbx/name", map[string]any{"value": "x"})
-	f.put("kv1/app/db", map[string]any{"value": "v1"})
-	c, err := New(t.Context(), Config{Nodes: []string{f.srv.URL}, AuthType: "token", AuthToken: "root"})
+	f := vaulttest.New()
+	defer f.Close()
+	f.Put("secret/app/db", map[string]any{"host": "h", "port": "1"})
+	f.Put("secret/app/dbx/name", map[string]any{"value": "x"})
+	f.Put("kv1/app/db", map[string]any{"value": "v1"})
+	c, err := vault.New(t.Context(), vault.Config{Nodes: []string{f.URL}, AuthType: "token", AuthToken: "root"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,24 +51,25 @@ func TestPrefixes(t *testing.T) {
 // 1 s and cannot be renewed, that the client logs in again on its own.
 func TestAppRoleRelogin(t *testing.T) {
 	t.Parallel()
-	f := newFakeVault(t)
-	f.put("secret/a", map[string]any{"value": "v"})
-	c, err := New(t.Context(), Config{Nodes: []string{f.srv.URL}, AuthType: "approle", RoleID: "role", SecretID: "sid"})
+	f := vaulttest.New()
+	defer f.Close()
+	f.Put("secret/a", map[string]any{"value": "v"})
+	c, err := vault.New(t.Context(), vault.Config{Nodes: []string{f.URL}, AuthType: "approle", RoleID: "role", SecretID: "Fake-Secret-ID-9q"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	deadline := time.Now().Add(30 * time.Second)
-	for f.count("POST auth/approle/login") < 3 {
+	for f.Count("POST auth/approle/login") < 3 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d logins after 30 s, want 3", f.count("POST auth/approle/login"))
+			t.Fatalf("%d logins after 30 s, want 3", f.Count("POST auth/approle/login"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if s, err := c.Snapshot(t.Context(), []string{"/secret/a"}); err != nil || s.KVs["/secret/a"] != "v" {
 		t.Errorf("Snapshot = %v, %v", s.KVs, err)
 	}
-	if _, err := New(t.Context(), Config{Nodes: []string{f.srv.URL}, AuthType: "approle", RoleID: "role", SecretID: "Wr0ngS3cret"}); err == nil ||
+	if _, err := vault.New(t.Context(), vault.Config{Nodes: []string{f.URL}, AuthType: "approle", RoleID: "role", SecretID: "Wr0ngS3cret"}); err == nil ||
 		!strings.Contains(err.Error(), "-secret-id") || strings.Contains(err.Error(), "Wr0ngS3cret") {
 		t.Errorf("New with a wrong secret ID = %v, want an error naming -secret-id, without the secret", err)
 	}

@@ -1,4 +1,9 @@
-package vault
+// Package vaulttest is a FAKE of the few paths of Vault's HTTP API that
+// the vault backend uses (mounts, KV version 1 and 2 list and read, token
+// lookup and renewal, AppRole login), for tests that cannot run a real
+// `vault server`, and for token TTLs of a second. Tests of the backend
+// against the real server are in test/vault_test.go.
+package vaulttest
 
 import (
 	"encoding/json"
@@ -7,38 +12,46 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"testing"
 )
 
-// fakeVault is a FAKE of the few Vault HTTP API paths the client uses
-// (mounts, KV v1 and v2 list and read, token lookup and renewal, AppRole
-// login), for the unit tests of this package only: it lets them run
-// without a server and set token TTLs of a second. The real server is
-// tested in test/vault_test.go, against `vault server` from $VAULT_BIN.
-type fakeVault struct {
+// Fake is a fake Vault server on a loopback port. It has a KV version 2
+// mount at secret/ and a version 1 mount at kv1/; the token "root" never
+// expires; AppRole role ID "role" with secret ID "Fake-Secret-ID-9q" logs in for tokens
+// of a 1 s TTL that cannot be renewed.
+type Fake struct {
 	mu      sync.Mutex
 	v2      map[string]bool           // mount path ("secret/") → KV v2
 	secrets map[string]map[string]any // mount path + secret path → data
 	tokens  map[string]int64          // token → TTL in seconds
 	calls   map[string]int            // "METHOD path" → count
 	srv     *httptest.Server
+
+	// URL is the fake's address, http://127.0.0.1:port.
+	URL string
 }
 
-func newFakeVault(t *testing.T) *fakeVault {
-	f := &fakeVault{v2: map[string]bool{"secret/": true, "kv1/": false}, secrets: map[string]map[string]any{},
+// Close stops the fake.
+func (f *Fake) Close() { f.srv.Close() }
+
+// New starts a fake; Close stops it.
+func New() *Fake {
+	f := &Fake{v2: map[string]bool{"secret/": true, "kv1/": false}, secrets: map[string]map[string]any{},
 		tokens: map[string]int64{"root": 0}, calls: map[string]int{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f.URL = f.srv.URL
 	return f
 }
 
-func (f *fakeVault) put(p string, data map[string]any) {
+// Put sets the secret p, a mount path and a secret path ("secret/app/db").
+func (f *Fake) Put(p string, data map[string]any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.secrets[p] = data
 }
 
-func (f *fakeVault) count(call string) int {
+// Count returns how many requests "METHOD path" the fake received,
+// such as "POST auth/approle/login".
+func (f *Fake) Count(call string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls[call]
@@ -50,7 +63,7 @@ func reply(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (f *fakeVault) serve(w http.ResponseWriter, r *http.Request) {
+func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := strings.TrimPrefix(r.URL.Path, "/v1/")
@@ -58,7 +71,7 @@ func (f *fakeVault) serve(w http.ResponseWriter, r *http.Request) {
 	if p == "auth/approle/login" {
 		var body map[string]string
 		_ = json.NewDecoder(r.Body).Decode(&body)
-		if body["role_id"] != "role" || body["secret_id"] != "sid" {
+		if body["role_id"] != "role" || body["secret_id"] != "Fake-Secret-ID-9q" {
 			reply(w, http.StatusBadRequest, map[string]any{"errors": []string{"invalid role or secret ID"}})
 			return
 		}
