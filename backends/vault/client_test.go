@@ -24,7 +24,11 @@ func TestPrefixes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	tests := []struct {
 		prefixes []string
 		want     []string
@@ -58,7 +62,11 @@ func TestAppRoleRelogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	for f.Count("POST auth/approle/login") < 3 {
 		if time.Now().After(deadline) {
