@@ -102,8 +102,12 @@ func (a *Applier) Apply(ctx context.Context, c appliers.Change, env appliers.Env
 		return fmt.Errorf("haproxy: %w", err)
 	}
 	for _, o := range p.ops {
+		start := time.Now()
 		if err := a.run(ctx, o); err != nil {
 			return err
+		}
+		if o.kind == opRemove {
+			env.Logger.Debug("server removed", "backend", o.backend, "server", o.server, "elapsed", time.Since(start))
 		}
 	}
 	if err := a.verify(ctx, p); err != nil {
