@@ -133,6 +133,9 @@ frontend f
     default_backend web
 backend web
     balance roundrobin
+    # HAProxy 2.6 keeps a client's server connection across "set server
+    # addr": without this, a keep-alive client goes on to the old address.
+    option http-server-close
 {{range gets "/hx/servers/*"}}    server {{base .Key}} {{.Value}} pool-purge-delay 100ms
 {{end}}`, r.sock, filepath.Join(dir, "user.sock"), r.pidfile, r.front)
 	res := fmt.Sprintf("[template]\nsrc = \"haproxy.cfg.tmpl\"\ndest = %q\nkeys = [\"/hx\"]\ncheck_cmd = \"%s -c -q -f {{.src}}\"\n",
@@ -580,7 +583,7 @@ func TestHAProxyRuntime(t *testing.T) {
 // child (kvconf exec), where -reload-signal is the fallback.
 func TestHAProxyRuntimeExec(t *testing.T) {
 	r := newHXRig(t, hxOptions{apply: true, exec: true})
-	testServerChanges(t, r, 20)
+	testServerChanges(t, r, 50)
 }
 
 func testServerChanges(t *testing.T, r *hxRig, changes int) {

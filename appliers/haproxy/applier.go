@@ -127,6 +127,11 @@ func (a *Applier) run(ctx context.Context, o op) error {
 			return err
 		}
 	case opAddr:
+		for _, cmd := range o.before {
+			if err := a.client.run(ctx, cmd); err != nil {
+				return err
+			}
+		}
 		if err := a.client.run(ctx, o.cmd, "IP changed", "no need to change", "port changed", "nothing changed"); err != nil {
 			return err
 		}

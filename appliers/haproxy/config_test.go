@@ -101,7 +101,9 @@ func TestDiff(t *testing.T) {
 		{"nothing", func(s string) string { return s }, nil, ""},
 		{"comment and spacing", func(s string) string { return r(s, "balance roundrobin", "balance   roundrobin # same", 1) }, nil, ""},
 		{"re-address", func(s string) string { return r(s, "10.0.0.1:80", "10.0.0.9:81", 1) },
-			[]string{"set server web/a addr 10.0.0.9 port 81"}, ""},
+			[]string{"set server web/a state maint", "set server web/a addr 10.0.0.9 port 81", "set server web/a state ready"}, ""},
+		{"re-address in maintenance", func(s string) string { return r(s, "10.0.0.1:80 weight 10", "10.0.0.9:81 weight 10 disabled", 1) },
+			[]string{"set server web/a state maint", "set server web/a addr 10.0.0.9 port 81", "set server web/a state maint"}, ""},
 		{"weight", func(s string) string { return r(s, "weight 10", "weight 20", 1) },
 			[]string{"set server web/a weight 20"}, ""},
 		{"weight to default", func(s string) string { return r(s, " weight 10", "", 1) },
@@ -123,7 +125,8 @@ func TestDiff(t *testing.T) {
 		{"template slots", func(s string) string { return r(s, "t 1-2", "t 1-3", 1) },
 			[]string{"add server web/t3 10.0.1.1:8080 check", "set server web/t3 state ready", "enable health web/t3"}, ""},
 		{"template address", func(s string) string { return r(s, "10.0.1.1:8080", "10.0.1.2:8080", 1) },
-			[]string{"set server web/t1 addr 10.0.1.2 port 8080", "set server web/t2 addr 10.0.1.2 port 8080"}, ""},
+			[]string{"set server web/t1 state maint", "set server web/t1 addr 10.0.1.2 port 8080", "set server web/t1 state ready",
+				"set server web/t2 state maint", "set server web/t2 addr 10.0.1.2 port 8080", "set server web/t2 state ready"}, ""},
 		{"global option", func(s string) string { return r(s, "global\n", "global\n    maxconn 10\n", 1) }, nil, "section \"global\""},
 		{"new backend", func(s string) string { return s + "backend other\n    server x 10.0.0.1:80\n" }, nil, "sections added"},
 		{"frontend", func(s string) string { return r(s, "bind :80", "bind :81", 1) }, nil, "frontend f"},
@@ -165,6 +168,7 @@ func TestDiff(t *testing.T) {
 					got = append(got, "remove "+o.backend+"/"+o.server)
 					continue
 				}
+				got = append(got, o.before...)
 				got = append(got, o.cmd)
 				got = append(got, o.after...)
 			}
@@ -241,4 +245,18 @@ func FuzzParseHAProxy(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestDiffReaddressOnlyServer(t *testing.T) {
+	t.Parallel()
+	old, _ := parse([]byte("backend web\n    server a 10.0.0.1:80\n    server b 10.0.0.2:80 disabled\n"))
+	cur, _ := parse([]byte("backend web\n    server a 10.0.0.9:80\n    server b 10.0.0.2:80 disabled\n"))
+	p, err := diff(old, cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The only server in service is not taken out of it.
+	if len(p.ops) != 1 || len(p.ops[0].before) != 0 || p.ops[0].cmd != "set server web/a addr 10.0.0.9 port 80" {
+		t.Fatalf("ops %+v", p.ops)
+	}
 }

@@ -49,6 +49,7 @@ type op struct {
 	kind    opKind
 	backend string
 	server  string
+	before  []string // commands to send before cmd
 	cmd     string   // the command, for all but opRemove
 	after   []string // commands to send after cmd (enable health...)
 	agent   bool     // opRemove: the server has an agent check to disable first
@@ -137,8 +138,18 @@ func diff(old, cur *config) (*plan, error) {
 				return nil, unsupported("backend %s: server %s: address %q is not an IP and a port", b, s.name, s.addr)
 			}
 			if o.addr != s.addr {
-				sets = append(sets, op{kind: opAddr, backend: b, server: s.name,
-					cmd: fmt.Sprintf("set server %s/%s addr %s port %d", b, s.name, s.host, s.port)})
+				a := op{kind: opAddr, backend: b, server: s.name,
+					cmd: fmt.Sprintf("set server %s/%s addr %s port %d", b, s.name, s.host, s.port)}
+				if !o.maint && othersInService(cs, s.name) {
+					// A connection that a client's session keeps to the
+					// server would go on to the old address: a pass
+					// through maintenance lets them go.
+					a.before = []string{fmt.Sprintf("set server %s/%s state maint", b, s.name)}
+					if !s.maint {
+						a.after = []string{fmt.Sprintf("set server %s/%s state ready", b, s.name)}
+					}
+				}
+				sets = append(sets, a)
 			}
 			if o.weight != s.weight {
 				sets = append(sets, op{kind: opWeight, backend: b, server: s.name,
@@ -163,6 +174,17 @@ func diff(old, cur *config) (*plan, error) {
 	// New servers first, so that the backend never has fewer than it will.
 	p.ops = slices.Concat(adds, sets, removes)
 	return p, nil
+}
+
+// othersInService reports whether backend s has, in the new
+// configuration, a server other than name in service.
+func othersInService(s *section, name string) bool {
+	for _, srv := range s.servers {
+		if srv.name != name && !srv.maint && srv.weight > 0 && !slices.Contains(srv.rest, "backup") {
+			return true
+		}
+	}
+	return false
 }
 
 // serverKeys returns what matters of each server of s, in order.
