@@ -112,3 +112,43 @@ func TestApplierSyncOnly(t *testing.T) {
 		t.Fatal("applier ran under SyncOnly")
 	}
 }
+
+// TestApplierEventsAndOnce checks the observer's events of both paths,
+// and that Once (the -onetime run) uses the applier too.
+func TestApplierEventsAndOnce(t *testing.T) {
+	t.Parallel()
+	for _, live := range []bool{true, false} {
+		t.Run(map[bool]string{true: "runtime", false: "fallback"}[live], func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			rec := &recorder{}
+			e.opts.Observer = rec
+			dest := e.dest("r")
+			writeFile(t, dest, "old", 0o644)
+			mark := filepath.Join(e.dir, "RELOADED")
+			cmd := "true"
+			if !live {
+				cmd = "exit 1"
+			}
+			r := e.resource("r", "{{getv \"/k\"}}", "dest = "+q(dest), "reload_cmd = "+q("touch "+mark),
+				"[template.apply]", "type = \"command\"", "cmd = "+q(cmd))
+			_, b := newBackend(map[string]string{"/k": "new"})
+			if err := Once(t.Context(), b, []*Resource{r}); err != nil {
+				t.Fatal(err)
+			}
+			if got := readFile(t, dest); got != "new" {
+				t.Fatalf("dest = %q", got)
+			}
+			if exists(t, mark) == live {
+				t.Fatalf("reload_cmd ran: %v, want %v", !live, !live)
+			}
+			want := "rendered applied written done"
+			if !live {
+				want = "rendered apply fallback! written reload done" // ! marks an Err
+			}
+			if got := strings.Join(rec.kinds(r.Name), " "); got != want {
+				t.Fatalf("events %q, want %q", got, want)
+			}
+		})
+	}
+}
