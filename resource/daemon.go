@@ -502,8 +502,10 @@ func (w *worker) render(ctx context.Context, owed *bool) error {
 	cur := w.d.cur.Load()
 	res, err := w.r.Apply(ctx, cur.store)
 	switch {
-	case err == nil && (res == Updated || res == Applied):
-		*owed = false // Apply ran reload_cmd, or applied the change live
+	case err == nil && res == Updated:
+		*owed = false // Apply ran reload_cmd
+	// An applier's live change (Applied) does not pay a reload owed from
+	// an earlier attempt: that may be of a change the applier never saw.
 	case err == nil && *owed:
 		if err = w.r.reloadOnly(ctx); err == nil {
 			*owed = false
