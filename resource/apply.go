@@ -144,7 +144,8 @@ type state struct {
 // created if missing, in a directory that exists) and the link stays: a
 // dest in nginx's sites-enabled that links to sites-available updates the
 // file in sites-available. A link is followed only when it is safe to (see
-// [LinkError]).
+// [LinkError]), and no directory above dest may be one that another user
+// could swap for a link (see [DirError]).
 //
 // Errors are [*Error]s, whose messages start with "resource NAME: ". Apply
 // calls on one resource are serialised.
@@ -406,6 +407,9 @@ func (e *LinkError) Error() string {
 func linkTarget(dest string) (string, error) {
 	p := dest
 	for range maxLinks {
+		if err := safeDir(dest, filepath.Dir(p)); err != nil {
+			return "", err
+		}
 		fi, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) || err == nil && fi.Mode()&fs.ModeSymlink == 0 {
 			return p, nil
@@ -460,6 +464,114 @@ func unsafeLink(p string, fi fs.FileInfo) (string, error) {
 		return fmt.Sprintf("its directory %s (mode %04o) can be written by others than its owner", dir, octal(m)), nil
 	}
 	return "", nil
+}
+
+// DirError reports a dest with a directory on its path (or on that of a
+// link it leads to) that someone other than root or kvconf's user could
+// swap for a link, and so make kvconf write, as root, in any directory:
+// a directory held by a directory that they own or can write (unless it
+// is sticky and the entry is root's), a symbolic link among them that is
+// not root's in such a directory, or a missing directory that kvconf
+// would make in one. Dest's own directory may be anyone's: dest itself is
+// never followed unless safe (see [LinkError]).
+type DirError struct {
+	// Dest is the resource's dest.
+	Dest string
+	// Dir is the directory, or link, that could be swapped.
+	Dir string
+	// Reason says why, such as "its directory /srv is owned by uid 65534".
+	Reason string
+}
+
+func (e *DirError) Error() string {
+	return fmt.Sprintf("dest %s: %s could be replaced by a link, as %s "+
+		"(every directory above dest must be one only root can change)", e.Dest, e.Dir, e.Reason)
+}
+
+// safeDir returns a [*DirError] when someone other than root or kvconf's
+// user could swap dir, or a directory above it, for a link. It follows
+// the links on the way once it has checked them, as the kernel would.
+func safeDir(dest, dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("read dest: %w", err)
+	}
+	p := "/"
+	rest := strings.Split(abs, "/")
+	links := 0
+	for len(rest) > 0 {
+		name := rest[0]
+		rest = rest[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			p = filepath.Dir(p) // p holds no links: this is its parent
+			continue
+		}
+		next := filepath.Join(p, name)
+		dfi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("read dest: %w", err)
+		}
+		fi, err := os.Lstat(next)
+		if errors.Is(err, fs.ErrNotExist) {
+			// MkdirAll would make it: only in a directory no one else can write.
+			if reason := replaceable(p, dfi, nil); reason != "" {
+				return &DirError{Dest: dest, Dir: next, Reason: reason}
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read dest: %w", err)
+		}
+		if reason := replaceable(p, dfi, fi); reason != "" {
+			return &DirError{Dest: dest, Dir: next, Reason: reason}
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			p = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return fmt.Errorf("read dest: %s: more than %d symbolic links", dir, maxLinks)
+		}
+		link, err := os.Readlink(next)
+		if err != nil {
+			return fmt.Errorf("read dest: %w", err)
+		}
+		if filepath.IsAbs(link) {
+			p = "/"
+		}
+		rest = append(strings.Split(link, "/"), rest...)
+	}
+	return nil
+}
+
+// replaceable returns why someone other than root or kvconf's user could
+// replace fi, an entry of the directory dir whose Stat is dfi (a nil fi:
+// make one), or "" when no one can.
+func replaceable(dir string, dfi, fi fs.FileInfo) string {
+	duid, _ := fileOwner(dfi)
+	if duid < 0 {
+		return "" // no file owners on this system
+	}
+	euid := os.Geteuid()
+	trusted := func(id int) bool { return id == 0 || id == euid }
+	if !trusted(duid) {
+		return fmt.Sprintf("its directory %s is owned by uid %d", dir, duid)
+	}
+	uid := 0
+	if fi != nil {
+		uid, _ = fileOwner(fi)
+	}
+	if fi != nil && fi.Mode()&fs.ModeSymlink != 0 && !trusted(uid) {
+		return fmt.Sprintf("it is a link owned by uid %d", uid)
+	}
+	m := dfi.Mode()
+	if m.Perm()&0o022 == 0 || (fi != nil && m&fs.ModeSticky != 0 && trusted(uid)) {
+		return ""
+	}
+	return fmt.Sprintf("its directory %s (mode %04o) can be written by others than its owner", dir, octal(m))
 }
 
 // sizeHint returns how many bytes a render of r is likely to take: those
