@@ -55,7 +55,9 @@ type SignalConfig struct {
 	// Signal is the signal's name or number, such as "SIGHUP", "USR2" or
 	// "1". Empty means SIGHUP.
 	Signal string `toml:"signal"`
-	// Pidfile is a file holding the pid to signal.
+	// Pidfile is a file holding the pid to signal: a regular file, not a
+	// link; when owned by neither root nor kvconf's user, the pid must be
+	// a process of the pidfile's owner.
 	Pidfile string `toml:"pidfile"`
 }
 
@@ -114,18 +116,65 @@ func (a signal) Apply(_ context.Context, _ Change, env Env) error {
 		}
 		return nil
 	}
-	b, err := os.ReadFile(a.pidfile)
+	pid, err := readPidfile(a.pidfile)
 	if err != nil {
 		return fmt.Errorf("signal: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return fmt.Errorf("signal: pidfile %s: no valid pid", a.pidfile)
 	}
 	if err := syscall.Kill(pid, a.sig); err != nil {
 		return fmt.Errorf("signal: pid %d: %w", pid, err)
 	}
 	return nil
+}
+
+// readPidfile returns the pid in the pidfile p, a regular file that is
+// not a symbolic link. When p is owned by neither root nor kvconf's user,
+// whoever owns it could name any process: the pid must then be one of
+// that owner's processes (its real or saved uid), which they could signal
+// themselves.
+func readPidfile(p string) (int, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return 0, fmt.Errorf("pidfile %s is a symbolic link", p)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = f.Close() }() // read-only
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.Mode().IsRegular() || !ok {
+		return 0, fmt.Errorf("pidfile %s is not a regular file", p)
+	}
+	b := make([]byte, 64)
+	n, err := f.Read(b)
+	if err != nil && n == 0 {
+		return 0, fmt.Errorf("pidfile %s: %w", p, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+	if err != nil || pid <= 1 {
+		return 0, fmt.Errorf("pidfile %s: no valid pid", p)
+	}
+	if owner := int(st.Uid); owner != 0 && owner != os.Geteuid() && !ownedBy(pid, owner) {
+		return 0, fmt.Errorf("pidfile %s is owned by uid %d, and pid %d is not that user's process", p, owner, pid)
+	}
+	return pid, nil
+}
+
+// ownedBy reports whether process pid's real or saved uid is uid.
+func ownedBy(pid, uid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 5 && f[0] == "Uid:" {
+			return f[1] == strconv.Itoa(uid) || f[3] == strconv.Itoa(uid)
+		}
+	}
+	return false
 }
 
 var (

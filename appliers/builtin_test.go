@@ -89,3 +89,72 @@ func TestRegistry(t *testing.T) {
 	}()
 	Register("command", func() Config { return new(CommandConfig) })
 }
+
+// TestSignalPidfileOwner checks that a pidfile another user can write
+// makes kvconf (root) signal only that user's processes: a pid of root's
+// in a pidfile owned by nobody, or a pidfile that is a link (here to a
+// root-owned pidfile), is refused and the process lives on; nobody's own
+// process is signalled.
+func TestSignalPidfileOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("needs root (to own a pidfile and a process as another user), and CI is set")
+		}
+		t.Skip("needs root, to own a pidfile and a process as another user")
+	}
+	t.Parallel()
+	const nobody = 65534
+	start := func(uid uint32) *exec.Cmd {
+		cmd := exec.Command("sleep", "60")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	dir := t.TempDir()
+	pidfile := func(name string, pid, uid int) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	signal := func(p string) error {
+		a, err := (&SignalConfig{Signal: "TERM", Pidfile: p}).New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Apply(t.Context(), Change{}, env())
+	}
+	alive := func(cmd *exec.Cmd) bool { return cmd.Process.Signal(syscall.Signal(0)) == nil }
+
+	victim := start(0)
+	if err := signal(pidfile("other", victim.Process.Pid, nobody)); err == nil || !alive(victim) {
+		t.Fatalf("nobody's pidfile naming root's process: %v, alive %v; want refused", err, alive(victim))
+	}
+	rootPid := pidfile("root", victim.Process.Pid, 0)
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(rootPid, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	if err := signal(link); err == nil || !alive(victim) {
+		t.Fatalf("a pidfile that is a link: %v, alive %v; want refused", err, alive(victim))
+	}
+	own := start(nobody)
+	if err := signal(pidfile("own", own.Process.Pid, nobody)); err != nil {
+		t.Fatalf("nobody's pidfile naming nobody's process: %v", err)
+	}
+	err := own.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+		t.Fatalf("nobody's sleep ended with %v, want SIGTERM", err)
+	}
+}
