@@ -240,8 +240,13 @@ func FuzzParseHAProxy(f *testing.F) {
 			return
 		}
 		for _, o := range p.ops {
-			if strings.ContainsAny(o.cmd, ";\n\r") {
-				t.Fatalf("command %q could smuggle another", o.cmd)
+			// Every command sent: the op's, those around it, and remove's.
+			id := o.backend + "/" + o.server
+			for _, c := range slices.Concat(o.before, []string{o.cmd, "disable agent " + id,
+				"set server " + id + " state maint", "del server " + id}, o.after) {
+				if strings.ContainsAny(c, ";\n\r\x00") {
+					t.Fatalf("command %q could smuggle another", c)
+				}
 			}
 		}
 	})
