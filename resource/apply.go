@@ -120,7 +120,7 @@ type state struct {
 //  1. Render to memory. A render error leaves dest untouched.
 //  2. Compare with dest: when content, mode and owner all match, return
 //     [Unchanged] without touching anything. An unset mode keeps dest's
-//     mode (0644 for a new file); an unset owner or group keeps dest's
+//     mode but for its setuid and setgid bits (0644 for a new file); an unset owner or group keeps dest's
 //     (the process's for a new file).
 //  3. With [Options.Noop], print a unified diff to [Options.Diff] and
 //     return [WouldUpdate].
@@ -270,7 +270,9 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 	case r.modeSet:
 		want.mode = r.mode
 	case cur.exists:
-		want.mode = cur.mode
+		// Not its setuid and setgid bits: dest may be another user's
+		// hard link to a setuid program.
+		want.mode = cur.mode &^ (fs.ModeSetuid | fs.ModeSetgid)
 	}
 	if want.uid < 0 {
 		want.uid = cur.uid

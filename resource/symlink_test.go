@@ -385,3 +385,37 @@ func TestApplyUnsafeParentDir(t *testing.T) {
 		t.Fatalf("Apply through root's link = %v, %v; want Updated", res, err)
 	}
 }
+
+// TestApplyHardLinkSetuid checks that dest's mode, kept when the resource
+// sets none, never carries setuid or setgid bits: another user who can
+// write dest's directory could make dest a hard link to a setuid root
+// program (fs.protected_hardlinks off), and kvconf would then write the
+// rendered content, which KV writers choose, as a new setuid root file.
+func TestApplyHardLinkSetuid(t *testing.T) {
+	needRoot(t, "to make a directory owned by another user")
+	t.Parallel()
+	e := newEnv(t)
+	bin := filepath.Join(e.dir, "bin")
+	mkdirMode(t, bin, 0o755, 0)
+	tool := filepath.Join(bin, "tool")
+	writeFile(t, tool, "\x7fELF...", 0o755)
+	if err := os.Chmod(tool, 0o4755|fs.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(e.out, "home")
+	mkdirMode(t, home, 0o755, nobody)
+	dest := filepath.Join(home, "app.conf")
+	if err := os.Link(tool, dest); err != nil {
+		t.Fatal(err)
+	}
+	r := e.resource("app", "#!/bin/sh\nid\n", "dest = "+q(dest))
+	if res, err := apply(t, r, nil); err != nil || res != Updated {
+		t.Fatalf("Apply = %v, %v; want Updated", res, err)
+	}
+	if m := stat(t, dest).Mode(); m&(fs.ModeSetuid|fs.ModeSetgid) != 0 || m.Perm() != 0o755 {
+		t.Errorf("dest has mode %v, want 0755 without setuid", m)
+	}
+	if c := readFile(t, tool); c != "\x7fELF..." {
+		t.Errorf("the linked program was written: %q", c)
+	}
+}
