@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/backends/plugin/sdk"
 	"github.com/kvconf/kvconf/internal/redact"
 )
 
@@ -53,8 +54,8 @@ var Sample string
 // Protocol and Version name the protocol that kvconf speaks with plugins;
 // a plugin greets with them.
 const (
-	Protocol = "kvconf-backend"
-	Version  = 1
+	Protocol = sdk.Protocol
+	Version  = sdk.Version
 )
 
 // Defaults of the durations of [Config], and the longest wait between two
@@ -235,7 +236,7 @@ func (c *Client) Snapshot(ctx context.Context, prefixes []string) (backends.Snap
 }
 
 func (c *Client) snapshot(ctx context.Context, p *proc, prefixes []string) (backends.Snapshot, error) {
-	r, err := c.roundTrip(ctx, p, request{Method: "snapshot", Prefixes: nonNil(prefixes)})
+	r, err := c.roundTrip(ctx, p, sdk.Request{Method: sdk.MethodSnapshot, Prefixes: nonNil(prefixes)})
 	if err != nil {
 		return backends.Snapshot{}, c.fail("snapshot", err)
 	}
@@ -275,7 +276,7 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 	if after != 0 {
 		rel = after - p.base
 	}
-	r, err := c.roundTrip(ctx, p, request{Method: "watch", Prefixes: nonNil(prefixes), After: rel})
+	r, err := c.roundTrip(ctx, p, sdk.Request{Method: sdk.MethodWatch, Prefixes: nonNil(prefixes), After: rel})
 	if err != nil {
 		return backends.Update{}, c.fail("watch", err)
 	}
