@@ -44,35 +44,13 @@ func redisPlugin(t *testing.T) string {
 }
 
 // startRedis runs redis-server on a free loopback port, without
-// persistence, until the test ends, and returns its address.
+// persistence and with keyspace notifications on (KA), until the test
+// ends, and returns its address.
 func startRedis(t *testing.T) string {
 	t.Helper()
-	bin := requireTool(t, "redis-server", "install Debian's redis-server package (scripts/test-deps does)")
-	addr := freePort(t)
-	_, port, _ := net.SplitHostPort(addr)
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--daemonize", "no")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // it has no state worth a clean shutdown
-		_ = cmd.Wait()         // killed: its status says so
-		if t.Failed() {
-			t.Logf("redis-server output:\n%s", out.String())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := redisDo(addr, "PING"); err == nil {
-			return addr
-		} else if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not answer PING: %v\n%s", addr, err, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s := &redisServer{dir: t.TempDir(), args: []string{"--save", "", "--appendonly", "no", "--notify-keyspace-events", "KA"}}
+	s.start(t)
+	return s.addr
 }
 
 // redisDo runs one command on a new connection to addr and returns the
@@ -121,7 +99,7 @@ func TestPluginRedisConformance(t *testing.T) {
 			redisMust(t, addr, "FLUSHALL")
 			c, err := plugin.New(t.Context(), plugin.Config{
 				Command:        []string{bin},
-				Options:        map[string]string{"address": addr, "poll_interval": "20ms"},
+				Options:        map[string]string{"nodes": addr},
 				RestartBackoff: "50ms",
 			})
 			if err != nil {
