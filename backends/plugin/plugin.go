@@ -5,7 +5,8 @@
 // # The protocol
 //
 // The protocol is named [Protocol] and is at version [Version]; docs/plugins.md
-// is its reference. In short: kvconf starts the command and writes JSON
+// is its reference, and package sdk holds its wire types (which this
+// package uses) and Serve, the plugin side for plugins written in Go. In short: kvconf starts the command and writes JSON
 // requests to its stdin, one a line; the plugin writes JSON responses to its
 // stdout, one a line; its stderr is kvconf's. The plugin first greets with
 // {"protocol":"kvconf-backend","version":1}, and kvconf refuses any other
