@@ -179,12 +179,6 @@ func (c command) run(ctx context.Context, args []string) int {
 	for _, err := range errs {
 		log.Error("backend open failed", "err", err)
 	}
-	if cfg.Watch {
-		if label, bad := p.cannotWatch(gs); bad {
-			fmt.Fprintf(stderr, "kvconf: %s: backend %q cannot watch for changes; use -interval\n", cfg.origin("watch"), label)
-			return exitUsage
-		}
-	}
 	return c.serve(ctx, p, rs, opts, cfg.runOptions(log))
 }
 

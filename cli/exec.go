@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kvconf/kvconf/internal/backoff"
 	"github.com/kvconf/kvconf/internal/supervise"
 	"github.com/kvconf/kvconf/resource"
 )
@@ -25,12 +26,9 @@ const (
 	defaultKillTimeout = 10 * time.Second
 )
 
-// Retry delays of the first render in exec mode: they double from the
-// first to the last, within -wait-backend.
-const (
-	firstRetry = 250 * time.Millisecond
-	maxRetry   = 5 * time.Second
-)
+// firstRetries paces the retries of the first render in exec mode, within
+// -wait-backend.
+var firstRetries = backoff.Policy{Min: 250 * time.Millisecond, Max: 5 * time.Second}
 
 // reloadCoalesce is how long the reload signal waits after the first
 // update that calls for it, so that the resources of one render burst,
@@ -134,13 +132,6 @@ func (c command) exec(ctx context.Context, args []string) int {
 	}
 	if cfg.once {
 		return c.execOnce(p, path, cfg.command, log)
-	}
-	if conf.Watch {
-		// After the first render, every backend a resource uses is open.
-		if label, bad := p.cannotWatch(p.groups(rs)); bad {
-			fmt.Fprintf(stderr, "kvconf exec: %s: backend %q cannot watch for changes; use -interval\n", conf.origin("watch"), label)
-			return exitUsage
-		}
 	}
 	return c.supervise(ctx, supervision{sigs: sigs, pool: p, resources: rs, path: path, exec: cfg, syncOnly: opts.SyncOnly, run: conf.runOptions(log), log: log})
 }
@@ -250,32 +241,27 @@ func (c command) firstRender(ctx context.Context, sigs <-chan os.Signal, p *pool
 
 // renderWithRetry renders every resource once, each from its backend
 // (opened on the first attempt that needs it), retrying with backoff until
-// every resource rendered, wait has passed or ctx is done. It returns the
+// every resource rendered, wait has passed, ctx is done or an error is one
+// no retry can mend ([backoff.IsPermanent]). It returns the
 // last error when it gives up.
 func renderWithRetry(ctx context.Context, p *pool, rs []*resource.Resource, wait time.Duration, log *slog.Logger) error {
 	deadline := time.Now().Add(wait)
-	delay := firstRetry
 	for attempt := 1; ; attempt++ {
 		err := p.once(ctx, rs)
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || backoff.IsPermanent(err) {
 			return err
 		}
-		d := min(delay, time.Until(deadline))
+		d := min(firstRetries.Delay(attempt), time.Until(deadline))
 		if d <= 0 {
 			return err
 		}
 		log.Warn("first render failed; retrying", "attempt", attempt, "in", d, "err", err)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, d) != nil {
 			return err
-		case <-t.C:
 		}
-		delay = min(2*delay, maxRetry)
 	}
 }
 

@@ -272,33 +272,42 @@ func TestWaitFromConfigFile(t *testing.T) {
 	}
 }
 
-func TestWatchNeedsWatcher(t *testing.T) {
-	t.Parallel()
+// TestWatchUnwatchedBackend: -watch (by flag or environment) with a
+// resource on a backend that cannot watch (env) starts the daemon: the
+// env resource is rendered at start and said once not to be watched,
+// while a resource on a file backend is watched. It sets an environment
+// variable, so it does not run in parallel.
+func TestWatchUnwatchedBackend(t *testing.T) {
+	t.Setenv("KVCONF_TEST_UNWATCHED_V", "from-env")
 	tests := []struct {
 		name string
 		args []string
 		env  map[string]string
-		want string
 	}{
-		{name: "flag", args: []string{"-watch"}, want: "flag -watch: "},
-		{name: "environment", env: map[string]string{"KVCONF_WATCH": "true"}, want: "environment KVCONF_WATCH: "},
+		{name: "flag", args: []string{"-watch"}},
+		{name: "environment", env: map[string]string{"KVCONF_WATCH": "true"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			// A resource reads the default backend: it is opened (and
-			// checked) only when one does.
-			dir := t.TempDir()
-			writeFile(t, dir, "templates/t.tmpl", "x")
-			writeFile(t, dir, "conf.d/a.toml", fmt.Sprintf("[template]\nsrc = \"t.tmpl\"\ndest = %q\n", filepath.Join(dir, "out", "a")))
-			args := append([]string{"-config-file", os.DevNull, "-confdir", dir, "-backend", "env"}, tt.args...)
-			var stderr bytes.Buffer
-			code := run(t.Context(), args, envMap(tt.env), io.Discard, &stderr)
-			if code != exitUsage {
-				t.Errorf("exit code = %d, want %d", code, exitUsage)
+			d := newNamedDir(t, "[backends.vars]\ntype = \"env\"\n")
+			writeFile(t, d.dir, "templates/env.tmpl", `{{getv "/kvconf/test/unwatched/v"}}`)
+			writeFile(t, d.dir, "conf.d/two.toml", fmt.Sprintf("[template]\nsrc = \"env.tmpl\"\ndest = %q\nkeys = [\"/kvconf/test/unwatched/v\"]\nbackend = \"vars\"\n",
+				filepath.Join(d.out, "two")))
+			var stderr lockedBuffer
+			stop := startDaemon(t, command{getenv: envMap(tt.env), stdout: io.Discard, stderr: &stderr}, append(d.args("-wait", "0s"), tt.args...))
+			waitUntil(t, "the env resource to be rendered", holds(filepath.Join(d.out, "two"), "from-env"))
+			waitUntil(t, "one to be rendered", holds(filepath.Join(d.out, "one"), "one-a"))
+			writeFile(t, d.dir, "one.yaml", "v: one-b\n")
+			waitUntil(t, "one to follow its watched backend", holds(filepath.Join(d.out, "one"), "one-b"))
+			if code := stop(); code != exitOK {
+				t.Errorf("exit code = %d, want %d:\n%s", code, exitOK, stderr.String())
 			}
-			if want := tt.want + `backend "env" cannot watch for changes`; !strings.Contains(stderr.String(), want) {
-				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), want)
+			out := stderr.String()
+			if n := strings.Count(out, `msg="backend cannot watch; resources render at start, on reload and every interval" backend="vars (env)"`); n != 1 {
+				t.Errorf("the not-watched line for vars (env) was logged %d times, want 1:\n%s", n, out)
+			}
+			if strings.Contains(out, `backend="one (file)" msg="backend cannot watch`) || strings.Contains(out, "cannot watch for changes") {
+				t.Errorf("unexpected refusal or line for the watched backend:\n%s", out)
 			}
 		})
 	}

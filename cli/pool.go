@@ -8,11 +8,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/internal/backoff"
 	"github.com/kvconf/kvconf/resource"
 )
 
@@ -44,6 +44,9 @@ type entry struct {
 	typ   string
 	label string // how messages name it
 	cfg   backends.Config
+	// status counts the backend's transitions down and up over all its
+	// runs (across reloads), for metrics.
+	status resource.BackendStatus
 
 	mu sync.Mutex // serialises Open
 	b  backends.Backend
@@ -216,24 +219,6 @@ func (p *pool) openAll(ctx context.Context, gs []group) (int, []error) {
 	return open, errs
 }
 
-// cannotWatch returns the label of the first open backend of gs that
-// has no watch.
-func (p *pool) cannotWatch(gs []group) (string, bool) {
-	for _, g := range gs {
-		e := p.entries[g.name]
-		e.mu.Lock()
-		b := e.b
-		e.mu.Unlock()
-		if b == nil {
-			continue
-		}
-		if _, ok := b.(backends.Watcher); !ok {
-			return e.label, true
-		}
-	}
-	return "", false
-}
-
 // run keeps the resources up to date until ctx is done: one
 // [resource.Run] per backend, each with its own snapshot and watch. A
 // backend that cannot be opened is retried with backoff while the others
@@ -254,6 +239,7 @@ func (p *pool) run(ctx context.Context, rs []*resource.Resource, ropts resource.
 			}
 			o := ropts
 			o.Logger = ropts.Logger.With("backend", p.entries[grp.name].label)
+			o.Status = &p.entries[grp.name].status
 			return p.label(grp.name, resource.Run(gctx, b, grp.rs, o))
 		})
 	}
@@ -276,12 +262,8 @@ func (p *pool) await(ctx context.Context, name string) (backends.Backend, error)
 		}
 		d := p.retry.Delay(attempt)
 		p.log.Warn("backend open failed; retrying", "backend", p.entries[name].label, "in", d, "err", err)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, d) != nil {
 			return nil, fmt.Errorf("resource: run: %w", context.Cause(ctx))
-		case <-t.C:
 		}
 	}
 }

@@ -196,14 +196,19 @@ func logger(rs []*Resource) *slog.Logger {
 	return rs[0].log
 }
 
-// ErrNoWatcher is returned by [Run] when [RunOptions.Watch] is set and the
-// backend does not implement [backends.Watcher].
+// ErrNoWatcher was returned by [Run] when [RunOptions.Watch] was set and
+// the backend did not implement [backends.Watcher].
+//
+// Deprecated: Run no longer fails so: it renders such a backend's
+// resources at start and every [RunOptions.Interval] instead.
 var ErrNoWatcher = errors.New("resource: backend cannot watch for changes")
 
 // RunOptions configure [Run].
 type RunOptions struct {
 	// Watch waits for changes with the backend's [backends.Watcher]
-	// instead of polling; Run fails with [ErrNoWatcher] if it has none.
+	// instead of polling. A backend that cannot watch (such as env) is
+	// read at start and then every Interval if it is set, never
+	// otherwise, and Run says so once in an info line.
 	Watch bool
 	// Interval is, without Watch, the period of the polls, and must then
 	// be positive. With Watch, it is the period of a full reconciliation:
@@ -214,9 +219,14 @@ type RunOptions struct {
 	// [Wait]), for resources that set no wait of their own. The zero Wait
 	// renders at once.
 	Wait Wait
-	// Retry bounds the backoff between the retries of a failed resource
-	// and those of a failing backend; zero fields mean 1s and 1m.
+	// Retry bounds the backoff between the retries of a failed resource;
+	// zero fields mean 1s and 1m. The retries of a failing backend use
+	// the same bounds but at most 250ms and [ReconnectMax], so that a
+	// backend back from an outage is read again within seconds.
 	Retry Backoff
+	// Status, when not nil, receives the backend's transitions down and
+	// up as Run logs them (see [BackendStatus]), for metrics.
+	Status *BackendStatus
 	// Logger receives Run's messages (backend down and up, failed
 	// renders); nil discards them. Resources also log through their own
 	// [Options.Logger].
@@ -256,9 +266,11 @@ type RenderHook func(name string, res Result, err error)
 // carry on; as a failed reload rolls dest back, the retry renders and runs
 // the hooks again, and a reload that failed without rollback is retried on
 // its own, so that no reload is dropped. When b fails (a snapshot or a
-// watch), every dest is left as it is, the loop retries with backoff and
-// logs one "backend down" warning and, on recovery, one "backend up";
-// watching resumes from the last revision seen.
+// watch), every dest is left as it is, the loop retries with backoff (at
+// most [ReconnectMax] apart) and logs one "backend down" warning with the
+// cause and, once a read succeeds again, one "backend up" (and counts them
+// in [RunOptions.Status]). After a failed watch it reads the prefixes
+// afresh, renders what changed meanwhile, and watches from there.
 //
 // Run returns only after all its goroutines have ended. It returns an error
 // at once for invalid options, and otherwise, once ctx is done, an error

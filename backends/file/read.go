@@ -7,6 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+
+	"github.com/kvconf/kvconf/internal/backoff"
 )
 
 // chunk is how much readFile reads between checks of its context.
@@ -56,9 +58,11 @@ func readFile(ctx context.Context, name string) ([]byte, error) {
 }
 
 // notRegular is the error for name, of mode, which is neither a regular
-// file nor a directory.
+// file nor a directory. No retry mends it, so it is marked permanent:
+// exec mode's first render gives up at once instead of waiting for
+// -wait-backend.
 func notRegular(name string, mode fs.FileMode) error {
-	return fmt.Errorf("file: %s is %s, not a regular file (-file)", name, modeName(mode))
+	return backoff.Permanent(fmt.Errorf("file: %s is %s, not a regular file (-file)", name, modeName(mode)))
 }
 
 // modeName describes the type of mode, for errors.

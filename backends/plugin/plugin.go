@@ -19,7 +19,7 @@
 //
 // When the plugin dies, the requests it had not answered return an error
 // wrapping [ErrPluginExited], and the next call starts it again, after
-// restart_backoff (doubled at each failure in a row, up to
+// restart_backoff (doubled at each failure in a row, ±20%, up to
 // [MaxRestartBackoff]). A plugin's revisions need not survive a restart:
 // kvconf adds to the revisions of each new process the highest revision it
 // returned before, so that revisions only grow, and answers a watch from a
@@ -86,7 +86,7 @@ type Config struct {
 	// empty means [DefaultHandshakeTimeout].
 	HandshakeTimeout string `toml:"handshake_timeout"`
 	// RestartBackoff is the wait before restarting a plugin that died,
-	// doubled at each failure in a row up to [MaxRestartBackoff]; empty
+	// doubled at each failure in a row (±20%) up to [MaxRestartBackoff]; empty
 	// means [DefaultRestartBackoff].
 	RestartBackoff string `toml:"restart_backoff"`
 	// StopTimeout is how long the plugin has to exit once its stdin is
