@@ -151,6 +151,9 @@ func TestHelpListsCompiledInBackends(t *testing.T) {
 	lacking := lackingBackends()
 	for _, name := range lacking {
 		line := fmt.Sprintf("  %s: confd's %s backend is not built into this kvconf: add it as a plugin", name, name)
+		if p, _ := findPlugin(name, pluginDirs(nil), os.Getenv("PATH")); p != "" {
+			line = fmt.Sprintf("  %s: confd's %s backend is the plugin %s, which -backend %s runs", name, name, p, name)
+		}
 		if strings.Count(text, line) != 1 {
 			t.Errorf("help has no one line %q:\n%s", line, text)
 		}
