@@ -3,8 +3,10 @@ package cli
 import (
 	"bytes"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -108,6 +110,27 @@ func TestDiscoveredPluginOptions(t *testing.T) {
 	}
 	if want := "kvconf: backend eureka: flag -table: not an option of plugin " + p + " (it takes nodes, separator)\n"; stderr.String() != want {
 		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+	// The same from KVCONF_PLUGIN_DIR and from the config file's key
+	// plugin_dir, the option set in the environment.
+	cfgFile := writeFile(t, t.TempDir(), "kvconf.toml", "plugin_dir = ["+strconv.Quote(dir)+"]\n")
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{args: []string{"-config-file", os.DevNull}, env: map[string]string{"KVCONF_PLUGIN_DIR": t.TempDir() + "," + dir}},
+		{args: []string{"-config-file", cfgFile}},
+	} {
+		stderr.Reset()
+		args := append(tt.args, "-confdir", t.TempDir(), "-onetime", "-backend", "eureka")
+		env := map[string]string{"KVCONF_TABLE": "t"}
+		maps.Copy(env, tt.env)
+		if code := run(t.Context(), args, envMap(env), io.Discard, &stderr); code != exitUsage {
+			t.Errorf("%v: exit code %d, want %d", tt, code, exitUsage)
+		}
+		if want := "kvconf: backend eureka: environment KVCONF_TABLE: not an option of plugin " + p + " (it takes nodes, separator)\n"; stderr.String() != want {
+			t.Errorf("%v: stderr %q, want %q", tt, stderr.String(), want)
+		}
 	}
 
 	// The generic flags a plugin declares reach it; this one greets and

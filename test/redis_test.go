@@ -90,11 +90,13 @@ func (s *redisServer) stop(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.cmd.Wait() }()
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			t.Logf("redis-server exited: %v", err) // SHUTDOWN exits 0; a kill is worth a note
+		}
 	case <-time.After(30 * time.Second):
 		_ = s.cmd.Process.Kill()
-		<-done
-		t.Fatalf("redis-server did not shut down")
+		t.Fatalf("redis-server did not shut down (killed: %v)", <-done)
 	}
 	s.cmd = nil
 }
@@ -197,10 +199,13 @@ func startKvconf(t *testing.T, args ...string) *kvconfCmd {
 		done := make(chan error, 1)
 		go func() { done <- k.cmd.Wait() }()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil && !t.Failed() {
+				t.Logf("kvconf exited: %v", err) // a test may have made it fail
+			}
 		case <-time.After(30 * time.Second):
 			_ = k.cmd.Process.Kill()
-			<-done
+			t.Errorf("kvconf did not stop on SIGTERM (killed: %v)", <-done)
 		}
 		if t.Failed() {
 			t.Logf("kvconf output:\n%s", k.output())
