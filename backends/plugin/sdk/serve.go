@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
 
@@ -42,11 +43,12 @@ type Optioner interface {
 }
 
 // Serve runs b as a plugin on the process's stdin and stdout until kvconf
-// closes stdin, then exits the process: with status 0, or 1 after writing
-// the error to stderr when the protocol broke (see [ServeIO]).
+// closes stdin, then exits the process: with status 0, or 1 after logging
+// the error to stderr (which is kvconf's) when the protocol broke (see
+// [ServeIO]).
 func Serve(b Backend) {
 	if err := ServeIO(context.Background(), b, os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "plugin:", err)
+		slog.New(slog.NewTextHandler(os.Stderr, nil)).Error("plugin stopped", "err", err)
 		os.Exit(1)
 	}
 	os.Exit(0)
