@@ -89,26 +89,38 @@ func redisMust(t *testing.T, addr string, args ...string) {
 }
 
 // TestPluginRedisConformance runs the backend conformance suite through the
-// plugin backend and the kvconf-backend-redis plugin, on a real Redis.
+// plugin backend and the kvconf-backend-redis plugin, on a real Redis:
+// with the keys stored as named, and with -separator ":" (confd's
+// mapping: /kvconftest/app/db/host is the Redis key kvconftest:app:db:host).
 func TestPluginRedisConformance(t *testing.T) {
 	addr := startRedis(t)
 	bin := redisPlugin(t)
-	backendtest.Run(t, backendtest.Harness{
-		Open: func(t *testing.T) backends.Backend {
-			redisMust(t, addr, "FLUSHALL")
-			c, err := plugin.New(t.Context(), plugin.Config{
-				Command:        []string{bin},
-				Options:        map[string]string{"nodes": addr},
-				RestartBackoff: "50ms",
-			})
-			if err != nil {
-				t.Fatal(err)
+	for _, sep := range []string{"/", ":"} {
+		t.Run("separator "+sep, func(t *testing.T) {
+			redisKey := func(k string) string {
+				if sep == "/" {
+					return k
+				}
+				return strings.ReplaceAll(strings.TrimPrefix(k, "/"), "/", sep)
 			}
-			return c
-		},
-		Put:    func(t *testing.T, k, v string) { redisMust(t, addr, "SET", k, v) },
-		Delete: func(t *testing.T, k string) { redisMust(t, addr, "DEL", k) },
-	})
+			backendtest.Run(t, backendtest.Harness{
+				Open: func(t *testing.T) backends.Backend {
+					redisMust(t, addr, "FLUSHALL")
+					c, err := plugin.New(t.Context(), plugin.Config{
+						Command:        []string{bin},
+						Options:        map[string]string{"nodes": addr, "separator": sep},
+						RestartBackoff: "50ms",
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return c
+				},
+				Put:    func(t *testing.T, k, v string) { redisMust(t, addr, "SET", redisKey(k), v) },
+				Delete: func(t *testing.T, k string) { redisMust(t, addr, "DEL", redisKey(k)) },
+			})
+		})
+	}
 }
 
 // TestPluginRedisKvconf renders a template with kvconf -onetime from a
