@@ -25,6 +25,7 @@
 //	kvconf exec [flags] -- COMMAND [ARGS...]
 //	                          render every resource, then run COMMAND as a child and signal it on each change
 //	kvconf help [exec]        print the usage of kvconf or of exec
+//	kvconf check [flags]      render every resource and run its check_cmd, writing nothing (for CI)
 //
 // Run "kvconf -h" for the flags: kvconf's own, then each compiled-in
 // backend's, which the backends declare ([backends.Flagger]). Unless
@@ -89,6 +90,8 @@ type command struct {
 	// on each receive, as SIGHUP does; tests use it to reload without a
 	// signal.
 	reload <-chan struct{}
+	// ops serves -listen and notifies systemd; nil without either.
+	ops *ops
 	// tuneGC lets a -onetime run tune the garbage collector of the
 	// process (see [gcFloor]); only [Main] sets it, since the settings are
 	// process-wide.
@@ -109,6 +112,9 @@ func (c command) run(ctx context.Context, args []string) int {
 	}
 	if len(args) > 0 && args[0] == "help" {
 		return help(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "check" {
+		return c.checkCommand(ctx, args[1:])
 	}
 	fs := newFlagSet("kvconf")
 	fs.SetOutput(stderr)
@@ -132,18 +138,24 @@ func (c command) run(ctx context.Context, args []string) int {
 		fmt.Fprintf(stdout, "kvconf %s\n", versionString())
 		return exitOK
 	}
-	log := newLogger(cfg.LogLevel, stderr)
+	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
 	if len(cfg.Ignored) > 0 {
 		log.Warn("ignored with -onetime", "settings", joinSources(cfg.Ignored), "onetime", cfg.origin("onetime"))
+	}
+	if c.ops, err = newOps(cfg.Listen, getenv, log); err != nil {
+		fmt.Fprintf(stderr, "kvconf: %v\n", err)
+		return exitUsage
 	}
 
 	opts := cfg.resourceOptions(log)
 	opts.Diff = stdout
+	opts.Observer = c.ops.observer()
 	p, err := newPoolFor(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "kvconf: %v\n", err)
 		return exitUsage
 	}
+	p.ops = c.ops
 	defer p.close()
 	opts.Backends = p.names()
 	rs, err := resource.LoadDir(opts)
@@ -179,6 +191,11 @@ func (c command) run(ctx context.Context, args []string) int {
 	for _, err := range errs {
 		log.Error("backend open failed", "err", err)
 	}
+	if err := c.ops.start(ctx, p, rs); err != nil {
+		fmt.Fprintf(stderr, "kvconf: %v\n", err)
+		return exitFailed
+	}
+	defer c.ops.close()
 	return c.serve(ctx, p, rs, opts, cfg.runOptions(log))
 }
 
@@ -257,7 +274,9 @@ func (c command) awaitReload(done <-chan error, hup <-chan os.Signal, opts resou
 		case <-c.reload:
 		}
 		log.Info("reloading", "confdir", opts.ConfDir)
+		c.ops.reloading()
 		rs, err := resource.LoadDir(opts)
+		c.ops.reloaded(rs, err)
 		if err != nil {
 			log.Error("reload failed", "confdir", opts.ConfDir, "err", err)
 			continue
@@ -361,9 +380,9 @@ func printable(s string) string {
 	}, strings.ToValidUTF8(s, "?"))
 }
 
-// newLogger builds the text logger at level.
-func newLogger(level slog.Level, w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+// newLogger builds the logger at level, in format (see [parseLogFormat]).
+func newLogger(level slog.Level, format string, w io.Writer) *slog.Logger {
+	return slog.New(newHandler(format, w, level))
 }
 
 // help is "kvconf help [exec]": the usage of kvconf or of exec, on

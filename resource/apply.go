@@ -173,7 +173,7 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 	// Made with its capacity, not grown to it: Grow would zero it all,
 	// touching every page before the render writes any.
 	buf := bytes.NewBuffer(make([]byte, 0, r.sizeHint()))
-	if err := r.tmpl.Render(ctx, buf, s.View(r.prefix, r.Config.Keys)); err != nil {
+	if err := r.render(ctx, buf, s.View(r.prefix, r.Config.Keys)); err != nil {
 		return Unchanged, nil, r.fail(StepRender, err) // already "template: name:line:col: ..."
 	}
 	r.lastSize = buf.Len()
@@ -201,6 +201,7 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 	if cur.exists && bytes.Equal(cur.data, want.data) && cur.mode == want.mode &&
 		cur.uid == want.uid && cur.gid == want.gid {
 		r.log.Debug("unchanged", "resource", r.Name, "dest", r.dest)
+		r.observe(EventUnchanged, 0, nil)
 		return Unchanged, nil, nil
 	}
 
@@ -228,7 +229,7 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 			_ = os.Remove(stage)
 			return Unchanged, nil, r.fail(StepCheck, fmt.Errorf("check_cmd: %w", err))
 		}
-		if err := r.runHook(ctx, "check_cmd", cmd); err != nil {
+		if err := r.hook(ctx, "check_cmd", cmd); err != nil {
 			if r.opts.KeepStageFile {
 				r.log.Info("kept stage file", "resource", r.Name, "dest", r.dest, "stage", stage)
 			} else {
@@ -248,6 +249,7 @@ func (r *Resource) commit(u *staged) error {
 		return r.fail(StepWrite, fmt.Errorf("commit: %w", err))
 	}
 	r.log.Info("updated", "resource", r.Name, "dest", r.dest)
+	r.observe(EventWritten, 0, nil)
 	return nil
 }
 
@@ -262,7 +264,7 @@ func (r *Resource) finish(ctx context.Context, u *staged, syncErr error) (Result
 	}
 	cmd, err := hookCommand(r.reload, r.dest, r.dest)
 	if err == nil {
-		err = r.runHook(ctx, "reload_cmd", cmd)
+		err = r.hook(ctx, "reload_cmd", cmd)
 	} else {
 		err = fmt.Errorf("reload_cmd: %w", err)
 	}
@@ -277,6 +279,7 @@ func (r *Resource) finish(ctx context.Context, u *staged, syncErr error) (Result
 		return Updated, r.fail(StepReload, errors.Join(err, fmt.Errorf("rollback of %s: %w", r.dest, rerr)))
 	}
 	r.log.Warn("rolled back", "resource", r.Name, "dest", r.dest)
+	r.observe(EventRolledBack, 0, nil)
 	if cur.exists {
 		return Unchanged, r.fail(StepReload, fmt.Errorf("%w (previous content of %s restored)", err, r.dest))
 	}

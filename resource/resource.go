@@ -142,6 +142,9 @@ type Options struct {
 	Backends []string
 	// Logger receives progress messages; nil discards them.
 	Logger *slog.Logger
+	// Observer, when set, receives the events of every resource (see
+	// [Event]), for metrics and readiness.
+	Observer Observer
 }
 
 // defaultHookTimeout is the hook timeout when neither the resource nor

@@ -130,6 +130,7 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 		if err != nil {
 			failed = append(failed, failure{rs[i], err}) // an *Error of rs[i]
 		}
+		rs[i].observe(EventDone, 0, err)
 	}
 	return failed, nil
 }
@@ -233,6 +234,9 @@ type RunOptions struct {
 	Logger *slog.Logger
 	// OnRender, when set, is called after every render; see [RenderHook].
 	OnRender RenderHook
+	// Observer, when set, receives the events of the backend (see
+	// [BackendEvent]); resources send theirs to [Options.Observer].
+	Observer BackendObserver
 }
 
 // RenderHook is the event hook of [Run]: it is called after every attempt
