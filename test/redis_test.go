@@ -2,7 +2,6 @@ package test
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -161,57 +159,15 @@ func readReply(r *bufio.Reader) (string, error) {
 	return line, nil
 }
 
-// kvconfCmd is a kvconf process of a test, its output collected.
-type kvconfCmd struct {
-	cmd *exec.Cmd
-	mu  sync.Mutex
-	out bytes.Buffer
-}
-
-func (k *kvconfCmd) Write(p []byte) (int, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.out.Write(p)
-}
-
-func (k *kvconfCmd) output() string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.out.String()
-}
-
-// startKvconf runs kvconf with args (the config file an empty one) until
-// the test ends, then stops it with SIGTERM.
-func startKvconf(t *testing.T, args ...string) *kvconfCmd {
+// emptyConfig returns an empty config file, so that a
+// /etc/confd/confd.toml of the machine plays no part.
+func emptyConfig(t *testing.T) string {
 	t.Helper()
-	empty := filepath.Join(t.TempDir(), "confd.toml")
-	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+	p := filepath.Join(t.TempDir(), "confd.toml")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	k := &kvconfCmd{cmd: exec.Command(kvconfBin, args...)}
-	k.cmd.Env = append(os.Environ(), "KVCONF_CONFIG_FILE="+empty)
-	k.cmd.Stdout, k.cmd.Stderr = k, k
-	if err := k.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = k.cmd.Process.Signal(syscall.SIGTERM) // it may have exited
-		done := make(chan error, 1)
-		go func() { done <- k.cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil && !t.Failed() {
-				t.Logf("kvconf exited: %v", err) // a test may have made it fail
-			}
-		case <-time.After(30 * time.Second):
-			_ = k.cmd.Process.Kill()
-			t.Errorf("kvconf did not stop on SIGTERM (killed: %v)", <-done)
-		}
-		if t.Failed() {
-			t.Logf("kvconf output:\n%s", k.output())
-		}
-	})
-	return k
+	return p
 }
 
 // redisConfdir writes a confdir with one resource that renders the keys
@@ -290,7 +246,7 @@ func TestRedisWatchRestart(t *testing.T) {
 	redisPlugin(t)
 	redisMust(t, s.addr, "SET", "/app/a", "1")
 	dir, dest := redisConfdir(t)
-	k := startKvconf(t, "--watch", "--confdir", dir, "--backend", "redis", "--node", s.addr, "--log-level", "debug")
+	k := startKvconf(t, []string{"KVCONF_CONFIG_FILE=" + emptyConfig(t)}, "--watch", "--confdir", dir, "--backend", "redis", "--node", s.addr, "--log-level", "debug")
 	eventually(t, "the first render", func() bool { return fileHas(dest, "/app/a=1\n") })
 
 	redisMust(t, s.addr, "SET", "/app/b", "2")
@@ -312,8 +268,8 @@ func TestRedisWatchRestart(t *testing.T) {
 	})
 	redisMust(t, s.addr, "SET", "/app/d", "4")
 	eventually(t, "the render of a change after the watch resumed", func() bool { return fileHas(dest, "/app/c=3\n/app/d=4\n") })
-	if !strings.Contains(k.output(), "subscription lost") {
-		t.Errorf("kvconf did not log the lost subscription:\n%s", k.output())
+	if !strings.Contains(k.logs(), "subscription lost") {
+		t.Errorf("kvconf did not log the lost subscription:\n%s", k.logs())
 	}
 }
 
@@ -326,9 +282,9 @@ func TestRedisNotificationsOff(t *testing.T) {
 	redisPlugin(t)
 	redisMust(t, s.addr, "SET", "/app/a", "1")
 	dir, dest := redisConfdir(t)
-	k := startKvconf(t, "--watch", "--confdir", dir, "--backend", "redis", "--node", s.addr)
+	k := startKvconf(t, []string{"KVCONF_CONFIG_FILE=" + emptyConfig(t)}, "--watch", "--confdir", dir, "--backend", "redis", "--node", s.addr)
 	want := `keyspace notifications are off (notify-keyspace-events is \"\"): -watch needs at least KA; run CONFIG SET notify-keyspace-events KA`
-	eventually(t, "the error about keyspace notifications", func() bool { return strings.Contains(k.output(), want) })
+	eventually(t, "the error about keyspace notifications", func() bool { return strings.Contains(k.logs(), want) })
 	eventually(t, "the first render, before the watch", func() bool { return fileHas(dest, "/app/a=1\n") })
 }
 
