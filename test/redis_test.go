@@ -2,16 +2,21 @@ package test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/backends/plugin"
 )
 
 // redisServer is a redis-server of the tests, on a loopback port that
@@ -238,8 +243,9 @@ func TestRedisDatabaseSeparatorHash(t *testing.T) {
 
 // TestRedisWatchRestart (issue 18.2): kvconf --watch --backend redis
 // renders each change from keyspace notifications; Redis restarts
-// mid-watch, and the changes made right after it came back (while kvconf
-// has not subscribed again yet) are rendered too: nothing is missed.
+// mid-watch, and the changes made while it was down for kvconf and right
+// after it came back (before kvconf subscribed again) are rendered too:
+// nothing is missed.
 func TestRedisWatchRestart(t *testing.T) {
 	s := &redisServer{dir: t.TempDir(), args: []string{"--appendonly", "yes", "--save", "", "--notify-keyspace-events", "KA"}}
 	s.start(t)
@@ -255,11 +261,17 @@ func TestRedisWatchRestart(t *testing.T) {
 	eventually(t, "the render of a hash", func() bool { return fileHas(dest, "/app/b=2\n/app/h/f=v\n") })
 
 	s.stop(t)
+	// While the server is down for kvconf, its data changes: another
+	// server on the same data dir, on another port, changes it and shuts
+	// down (saving it), then the server comes back on its port.
+	other := &redisServer{dir: s.dir, args: s.args}
+	other.start(t)
+	redisMust(t, other.addr, "SET", "/app/a", "10")
+	redisMust(t, other.addr, "DEL", "/app/b")
+	other.stop(t)
 	s.start(t)
-	// Right after the restart: kvconf's subscription is gone, and it
-	// subscribes again only after its retry backoff.
-	redisMust(t, s.addr, "SET", "/app/a", "10")
-	redisMust(t, s.addr, "DEL", "/app/b")
+	// And right after the restart, before kvconf subscribes again (after
+	// its retry backoff), more changes.
 	redisMust(t, s.addr, "SET", "/app/c", "3")
 	want := "/app/a=10\n/app/c=3\n/app/h/f=v\n"
 	eventually(t, "the render of the changes made across the restart", func() bool {
@@ -331,5 +343,67 @@ func TestRedisBadPassword(t *testing.T) {
 	}
 	if !fileHas(dest, "/app/a=1\n") {
 		t.Errorf("out.conf lacks /app/a")
+	}
+}
+
+// TestRedisPluginWatchResubscribes (issue 18.2): the plugin's own
+// guarantee, without kvconf's re-snapshot after a failed watch: a watch
+// that fails because Redis went away is followed by one that subscribes
+// again and reads its prefixes in full, so that it reports what changed
+// while nothing listened.
+func TestRedisPluginWatchResubscribes(t *testing.T) {
+	s := &redisServer{dir: t.TempDir(), args: []string{"--appendonly", "yes", "--save", "", "--notify-keyspace-events", "KA"}}
+	s.start(t)
+	bin := redisPlugin(t)
+	redisMust(t, s.addr, "SET", "/app/a", "1")
+	c, err := plugin.New(t.Context(), plugin.Config{Command: []string{bin}, Options: map[string]string{"nodes": s.addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() }) // idempotent
+	prefixes := []string{"/app"}
+	snap, err := c.Snapshot(t.Context(), prefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		u   backends.Update
+		err error
+	}
+	watch := func(after uint64) chan result {
+		ch := make(chan result, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(t.Context(), watchTimeout)
+			defer cancel()
+			u, err := c.Watch(ctx, prefixes, after)
+			ch <- result{u, err}
+		}()
+		return ch
+	}
+	// A first watch is subscribed when a change wakes it.
+	redisMust(t, s.addr, "SET", "/app/b", "2")
+	r := <-watch(snap.Rev)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	pending := watch(r.u.Rev)
+	s.stop(t)
+	if r := <-pending; r.err == nil || !strings.Contains(r.err.Error(), "subscription lost") {
+		t.Fatalf("watch across the shutdown = %+v, %v; want the lost subscription", r.u, r.err)
+	}
+	other := &redisServer{dir: s.dir, args: s.args}
+	other.start(t)
+	redisMust(t, other.addr, "SET", "/app/a", "10")
+	redisMust(t, other.addr, "DEL", "/app/b")
+	other.stop(t)
+	s.start(t)
+	r2 := <-watch(r.u.Rev)
+	if r2.err != nil {
+		t.Fatal(r2.err)
+	}
+	want := []backends.Change{{Key: "/app/a", Value: "10"}, {Key: "/app/b", Deleted: true}}
+	slices.SortFunc(r2.u.Changes, func(a, b backends.Change) int { return strings.Compare(a.Key, b.Key) })
+	if r2.u.Full != nil || !slices.Equal(r2.u.Changes, want) {
+		t.Errorf("watch after the restart = %+v, want changes %+v", r2.u, want)
 	}
 }

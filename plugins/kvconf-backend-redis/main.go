@@ -252,29 +252,38 @@ func connect(ctx context.Context, cfg config) (*conn, node, error) {
 }
 
 // command runs f on the command connection, dialling it first if needed;
-// a failure drops the connection.
+// a failure drops the connection. A connection kept from before that
+// fails other than with an error reply (Redis restarted meanwhile, say)
+// is replaced by a new one, once, and f runs again.
 func (r *redis) command(ctx context.Context, f func(c *conn) error) error {
 	r.connMu.Lock()
 	defer r.connMu.Unlock()
-	if r.conn == nil {
-		c, n, err := connect(ctx, r.config())
-		if err != nil {
-			return err
+	for attempt := 0; ; attempt++ {
+		reused := r.conn != nil
+		if !reused {
+			c, n, err := connect(ctx, r.config())
+			if err != nil {
+				return err
+			}
+			r.conn, r.db = c, n.db
 		}
-		r.conn, r.db = c, n.db
-	}
-	c := r.conn
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Now()) })
-	defer stop()
-	if err := f(c); err != nil {
+		c := r.conn
+		stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Now()) })
+		err := f(c)
+		stop()
+		if err == nil {
+			return nil
+		}
 		c.close()
 		r.conn = nil
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return noAuth(c.nc.RemoteAddr().String(), err)
+		var re redisError
+		if !reused || attempt > 0 || errors.As(err, &re) {
+			return noAuth(c.nc.RemoteAddr().String(), err)
+		}
 	}
-	return nil
 }
 
 // Snapshot reads every key under prefixes.
