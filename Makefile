@@ -53,6 +53,7 @@ test-integration:
 ## target (grep -rn '^func Fuzz') is added to FUZZ_TARGETS, as pkg:Name: the script checks the list.
 FUZZTIME ?= 20s
 FUZZ_TARGETS = \
+	./appliers/haproxy:FuzzParseHAProxy \
 	./backends/consul:FuzzIsClean \
 	./backends/consul:FuzzPairs \
 	./backends/consul:FuzzParseListing \

@@ -181,15 +181,15 @@ func (c command) run(ctx context.Context, args []string) int {
 	// ever render: fail as -onetime does. Otherwise the ones that failed
 	// are retried, with backoff, while the others run.
 	gs := p.groups(rs)
-	open, errs := p.openAll(ctx, gs)
-	if open == 0 && len(errs) > 0 {
-		for _, err := range errs {
-			fmt.Fprintf(stderr, "kvconf: %v\n", err)
+	open, failed := p.openAll(ctx, gs)
+	if open == 0 && len(failed) > 0 {
+		for _, f := range failed {
+			fmt.Fprintf(stderr, "kvconf: %v\n", f.err)
 		}
 		return exitFailed
 	}
-	for _, err := range errs {
-		log.Error("backend open failed", "err", err)
+	for _, f := range failed {
+		log.Error("backend open failed", "backend", p.entries[f.name].label, "err", f.err)
 	}
 	if err := c.ops.start(ctx, p, rs); err != nil {
 		fmt.Fprintf(stderr, "kvconf: %v\n", err)
@@ -373,7 +373,7 @@ func flattenJoin(err error) []error {
 // drive the terminal that reads the report.
 func printable(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\t' || (r >= 0x20 && r != 0x7f && !(r >= 0x80 && r < 0xa0)) {
+		if r == '\n' || r == '\t' || (r >= 0x20 && r != 0x7f && (r < 0x80 || r >= 0xa0)) {
 			return r
 		}
 		return '?'

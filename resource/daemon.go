@@ -67,7 +67,7 @@ func newDaemon(b backends.Backend, rs []*Resource, opts RunOptions) (*daemon, er
 	}
 	d.opts.Retry = opts.Retry.WithDefaults()
 	d.reconnect = backoff.Policy{
-		Min: min(d.opts.Retry.Min, reconnectMin),
+		Min: min(d.opts.Retry.Min, reconnectFirst),
 		Max: min(d.opts.Retry.Max, ReconnectMax),
 	}
 	if d.log == nil {
@@ -252,7 +252,7 @@ func (d *daemon) retry(ctx context.Context, read func(context.Context) error) er
 // most [RunOptions.Retry]'s, and never more than ReconnectMax, so that a
 // backend that answers again is read within about ReconnectMax (+20%).
 const (
-	reconnectMin = 250 * time.Millisecond
+	reconnectFirst = 250 * time.Millisecond
 	// ReconnectMax is the longest wait between two attempts to read a
 	// failing backend.
 	ReconnectMax = 2 * time.Second
@@ -504,6 +504,8 @@ func (w *worker) render(ctx context.Context, owed *bool) error {
 	switch {
 	case err == nil && res == Updated:
 		*owed = false // Apply ran reload_cmd
+	// An applier's live change (Applied) does not pay a reload owed from
+	// an earlier attempt: that may be of a change the applier never saw.
 	case err == nil && *owed:
 		if err = w.r.reloadOnly(ctx); err == nil {
 			*owed = false
