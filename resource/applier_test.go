@@ -1,10 +1,14 @@
 package resource
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/kvconf/kvconf/appliers"
 )
 
 // TestApplierLoadErrors checks that a bad [template.apply] table is a load
@@ -150,5 +154,51 @@ func TestApplierEventsAndOnce(t *testing.T) {
 				t.Fatalf("events %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// recordConfig is the "test-record" applier: a small fake, as no real
+// applier reports what it was given. It sends Change.New to the channel
+// its Key names in recorded.
+type recordConfig struct {
+	Key string `toml:"key"`
+}
+
+var recorded sync.Map // key → chan []byte
+
+func init() {
+	appliers.Register("test-record", func() appliers.Config { return new(recordConfig) })
+}
+
+func (c *recordConfig) New() (appliers.Applier, error) { return recordApplier(c.Key), nil }
+
+type recordApplier string
+
+func (a recordApplier) Apply(_ context.Context, c appliers.Change, _ appliers.Env) error {
+	if ch, ok := recorded.Load(string(a)); ok {
+		ch.(chan []byte) <- c.New
+	}
+	return nil
+}
+
+// TestApplierGetsRenderedContent checks that the applier is given what
+// was rendered, not what the stage file's path leads to when it runs:
+// whoever can write dest's directory can swap the stage file, after
+// check_cmd, for a link to a file only root can read (done here by
+// check_cmd itself).
+func TestApplierGetsRenderedContent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	secret := e.write("secret", "root-only\n")
+	ch := make(chan []byte, 1)
+	recorded.Store(t.Name(), ch)
+	r := e.resource("r", "rendered\n", "dest = "+q(e.dest("r")),
+		"check_cmd = "+q("ln -sf "+secret+" {{.src}}"),
+		"[template.apply]", `type = "test-record"`, "key = "+q(t.Name()))
+	if _, err := apply(t, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(<-ch); got != "rendered\n" {
+		t.Fatalf("the applier was given %q, want the rendered content", got)
 	}
 }

@@ -182,17 +182,16 @@ func (r *Resource) applyLive(ctx context.Context, u *staged) bool {
 		return false
 	}
 	start := time.Now()
-	data, err := os.ReadFile(u.stage)
-	if err == nil {
-		c := appliers.Change{Resource: r.Name, Dest: r.dest, Stage: u.stage, New: data}
-		if u.prev.exists {
-			c.Old = u.prev.data
-		}
-		actx, cancel := context.WithTimeout(ctx, r.timeout)
-		err = r.applier.Apply(actx, c, appliers.Env{Run: r.runApplyHook, Signal: r.signal,
-			Logger: r.log.With("resource", r.Name, "applier", r.applierName)})
-		cancel()
+	// The rendered content, not a read of the stage file: whoever can
+	// write dest's directory could have swapped that for a link.
+	c := appliers.Change{Resource: r.Name, Dest: r.dest, Stage: u.stage, New: u.data}
+	if u.prev.exists {
+		c.Old = u.prev.data
 	}
+	actx, cancel := context.WithTimeout(ctx, r.timeout)
+	err := r.applier.Apply(actx, c, appliers.Env{Run: r.runApplyHook, Signal: r.signal,
+		Logger: r.log.With("resource", r.Name, "applier", r.applierName)})
+	cancel()
 	if err != nil {
 		reason := "error"
 		if errors.Is(err, appliers.ErrUnsupported) {
@@ -241,6 +240,7 @@ func (r *Resource) Applier() string { return r.applierName }
 type staged struct {
 	target string // the file written: dest, or the file dest links to
 	stage  string // the stage file, beside target
+	data   []byte // what the stage file was written with
 	prev   state  // what target held before, for a rollback
 }
 
@@ -320,7 +320,7 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 			return Unchanged, nil, r.fail(StepCheck, err)
 		}
 	}
-	return Unchanged, &staged{target: target, stage: stage, prev: cur}, nil
+	return Unchanged, &staged{target: target, stage: stage, data: want.data, prev: cur}, nil
 }
 
 // commit renames u's stage file over dest. It does not sync the directory.
