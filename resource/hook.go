@@ -216,7 +216,8 @@ func quotePaths(cmd, src, dest string) (string, error) {
 	}
 	var b strings.Builder
 	stack := []int{shBare}
-	depth := []int{0} // open parentheses of each $(...) on the stack
+	depth := []int{0}        // open parentheses of each $(...) on the stack
+	cases := []caseState{{}} // the case commands of each $(...) on the stack
 	wordStart := true
 	var pending []heredoc // here-documents whose bodies follow the line
 	for i := 0; i < len(cmd); {
@@ -229,6 +230,9 @@ func quotePaths(cmd, src, dest string) (string, error) {
 			i += n
 			wordStart = false
 			continue
+		}
+		if top == shBare && wordStart && len(cases) > 1 {
+			cases[len(cases)-1].word(cmd[i:])
 		}
 		c := cmd[i]
 		if c == '\\' && top != shSingle && top != shComment && i+1 < len(cmd) && cmd[i+1] == 0 {
@@ -299,6 +303,13 @@ func quotePaths(cmd, src, dest string) (string, error) {
 				stack = append(stack, shBare)
 				depth = append(depth, 1)
 			}
+			cases = append(cases, caseState{})
+			top, c = shBare, '(' // a word starts after $( as after (
+		case c == ';' && top == shBare && i < len(cmd) && cmd[i] == ';' && cases[len(cases)-1].open > 0:
+			// ;; ends a case item: a pattern follows.
+			b.WriteByte(';')
+			i++
+			cases[len(cases)-1].pattern = true
 		case c == '<' && top == shBare && i < len(cmd) && cmd[i] == '<':
 			h, n, err := heredocAt(cmd[i+1:])
 			if err != nil {
@@ -311,17 +322,48 @@ func quotePaths(cmd, src, dest string) (string, error) {
 			}
 		case c == '#' && wordStart && top != shDouble && top != shArith:
 			stack = append(stack, shComment)
+		case top == shBare && len(depth) > 1 && cases[len(cases)-1].pattern && (c == '(' || c == ')'):
+			// A case pattern's parentheses: the ( is optional, the ) ends it.
+			cases[len(cases)-1].pattern = c == '('
 		case (top == shBare || top == shArith) && len(depth) > 1 && c == '(':
 			depth[len(depth)-1]++
 		case (top == shBare || top == shArith) && len(depth) > 1 && c == ')':
 			if depth[len(depth)-1]--; depth[len(depth)-1] == 0 {
 				depth = depth[:len(depth)-1]
+				cases = cases[:len(cases)-1]
 				stack = stack[:len(stack)-1]
 			}
 		}
 		wordStart = top != shDouble && strings.IndexByte(" \t\n;&|()<>", c) >= 0
 	}
 	return b.String(), nil
+}
+
+// caseState follows the case commands in one $(...), where the ) of a
+// pattern does not close the $(...).
+type caseState struct {
+	open    int  // case commands not yet closed by esac
+	awaitIn bool // after "case", before its "in"
+	pattern bool // where a pattern stands, up to its )
+}
+
+// word notes the reserved word of a case command that starts s, if any.
+func (cs *caseState) word(s string) {
+	is := func(w string) bool {
+		return strings.HasPrefix(s, w) && (len(s) == len(w) || strings.IndexByte(" \t\n;&|()<>", s[len(w)]) >= 0)
+	}
+	switch {
+	case cs.open > 0 && is("esac"):
+		cs.open--
+		cs.pattern = false
+	case cs.pattern:
+	case is("case"):
+		cs.open++
+		cs.awaitIn = true
+	case cs.awaitIn && is("in"):
+		cs.awaitIn = false
+		cs.pattern = true
+	}
 }
 
 // heredocAt parses what follows "<<" in s: "<" (a here-string, nil), or

@@ -327,6 +327,8 @@ func TestQuotePathsMoreContexts(t *testing.T) {
 		{"after a here-document", "/bin/sh", "cat <<EOF >/dev/null\n$HOME\nEOF\nprintf '%s' {{.src}} > \"$OUT\"", same, nil},
 		{"after arithmetic", "/bin/sh", "printf '%s' $(( 1 + (2) )){{.src}} > \"$OUT\"", func(p string) string { return "3" + p }, nil},
 		{"in arithmetic", "/bin/sh", "echo $(( {{.src}} )) > \"$OUT\"", nil, func(p string) bool { return !shellSafe(p) }},
+		{"case in $(...)", "/bin/sh", "printf '%s' \"$(case x in (y) ;; x) printf '%s' {{.src}};; esac)\" > \"$OUT\"", same, nil},
+		{"after case in $(...)", "/bin/sh", "x=\"$(case x in x) echo 1;; esac)\"; printf '%s' \"$x {{.src}}\" > \"$OUT\"", func(p string) string { return "1 " + p }, nil},
 		{"bash $'...'", bash, "printf '%s' $'<{{.src}}>' > \"$OUT\"", func(p string) string { return "<" + p + ">" }, nil},
 	}
 	for _, tt := range tests {
