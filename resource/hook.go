@@ -201,9 +201,10 @@ type heredoc struct {
 // command may already put around {{.src}}, with each quote in it closing
 // the quotes, escaped, and opening them again; with \ " $ ` escaped
 // inside "..."; and escaped again for each `...` around it. The scan
-// follows quotes, backslashes, `...`, $(...) and comments; it does not know here-documents, and a path is quoted for
-// the shell that runs the hook only, not for one that the hook runs in
-// turn (sh -c '... {{.src}}').
+// follows quotes, backslashes, `...`, $(...) and the case patterns in
+// it, $((...)), here-documents and comments. A path is quoted for the
+// shell that runs the hook only, not for one that the hook runs in turn
+// (sh -c '... {{.src}}').
 //
 // In a here-document's body a path goes in literally after a quoted
 // delimiter, with \ $ ` escaped after a plain one; in bash's $'...' the
