@@ -191,6 +191,7 @@ type heredoc struct {
 	delim  string
 	strip  bool // <<-: leading tabs are stripped
 	quoted bool // a quoted delimiter: the body is taken literally
+	nested bool // in `...`, which takes a level of backslashes first: no path may go in
 }
 
 // quotePaths replaces the marks in cmd by the paths src and dest, quoted
@@ -243,7 +244,7 @@ func quotePaths(cmd, src, dest string) (string, error) {
 		}
 		b.WriteByte(c)
 		i++
-		if c == '\n' && len(pending) > 0 && (top == shBare || top == shComment) {
+		if c == '\n' && len(pending) > 0 && (top == shBare || top == shComment || top == shBacktick) {
 			var err error
 			if i, err = copyHeredocs(&b, cmd, i, pending, src, dest); err != nil {
 				return "", err
@@ -311,7 +312,7 @@ func quotePaths(cmd, src, dest string) (string, error) {
 			b.WriteByte(';')
 			i++
 			cases[len(cases)-1].pattern = true
-		case c == '<' && top == shBare && i < len(cmd) && cmd[i] == '<':
+		case c == '<' && (top == shBare || top == shBacktick) && i < len(cmd) && cmd[i] == '<':
 			h, n, err := heredocAt(cmd[i+1:])
 			if err != nil {
 				return "", err
@@ -319,6 +320,7 @@ func quotePaths(cmd, src, dest string) (string, error) {
 			b.WriteString(cmd[i : i+1+n])
 			i += 1 + n
 			if h != nil {
+				h.nested = top == shBacktick
 				pending = append(pending, *h)
 			}
 		case c == '#' && wordStart && top != shDouble && top != shArith:
@@ -436,6 +438,9 @@ func copyHeredocs(b *strings.Builder, cmd string, i int, docs []heredoc, src, de
 					line.WriteByte(raw[j])
 					j++
 					continue
+				}
+				if h.nested {
+					return 0, errors.New("{{.src}} or {{.dest}} in a here-document inside `...`: use $(...)")
 				}
 				if strings.ContainsAny(v, "\n\x00") {
 					return 0, fmt.Errorf("path %q in a here-document cannot be quoted", v)
