@@ -39,15 +39,23 @@
 //
 // # Watching
 //
-// [Client.Watch] runs one blocking query per prefix, each listing the
-// prefix once its index passes the revision the caller holds. Consul
-// answers a blocking query with the whole listing of the prefix; Watch
-// compares it with the listing it returned last for that prefix and hands
-// the caller the keys that changed, or a full snapshot when it holds no
-// listing at the caller's revision. The pairs of a new listing that the
-// last one holds share its strings, so that the client and the caller
-// hold one copy of them. Queries on one prefix are at least 100 ms apart,
-// plus up to 25 ms of jitter.
+// [Client.Watch] keeps a session of blocking queries running between
+// calls, at most [maxQueries] of them per set of prefixes whatever their
+// number: key/value prefixes are grouped under common string prefixes (a
+// trie over the prefixes cut into groups of similar weight), each group
+// listed by one blocking query whose listing is split among its prefixes;
+// each query keeps its own index, so that a change under one prefix never
+// cuts short the queries of the others (the agent keeps a cancelled query,
+// and its connection, until its wait ends, which counts against its
+// per-client limit). Watch compares the newest listing of each prefix
+// with the one it returned last and hands the caller the keys that
+// changed, or a full snapshot when it holds no listing at the caller's
+// revision. The pairs of a new listing that the last one holds share its
+// strings, so that the client and the caller hold one copy of them.
+// Queries of one group are at least 100 ms apart, plus up to 25 ms of
+// jitter; a failing query is retried with backoff, and Watch returns its
+// error meanwhile. An agent's refusal over its connection limit (HTTP
+// 429) is logged once, naming limits.http_max_conns_per_client.
 //
 // # Environment
 //
@@ -64,6 +72,7 @@ import (
 	_ "embed" // for Sample
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -144,7 +153,15 @@ type Config struct {
 	// [DefaultRequestTimeout]. A blocking query of Watch may take its wait
 	// time (1 minute) on top of it.
 	RequestTimeout string `toml:"request_timeout"`
+
+	log *slog.Logger // see SetLogger
 }
+
+// SetLogger sets the logger of the client that Open returns; it
+// implements [backends.LogSetter]. The client logs only what the caller
+// cannot see in an error: that the agent refused connections over its
+// limit, once.
+func (c *Config) SetLogger(l *slog.Logger) { c.log = l }
 
 // Sample returns [Sample], the commented sample configuration.
 func (c *Config) Sample() string { return Sample }
@@ -235,10 +252,13 @@ type Client struct {
 	nextCall uint64
 	// By source name (see [source]): a key/value prefix in template form,
 	// "/app/db", or a catalog prefix, "consul:nodes//".
-	listings map[string]*listing  // the last listing returned
-	indexes  map[string]uint64    // its index at its last listing
-	checked  map[string]uint64    // epoch of its last listing
-	lastWait map[string]time.Time // start of its last query in Watch
+	listings map[string]*listing // the last listing returned
+	indexes  map[string]uint64   // its index at its last listing
+	sessions map[string]*session // the watches running, by key (see [sessionKey])
+	running  sync.WaitGroup      // the goroutines of the sessions
+	log      *slog.Logger
+	// limitOnce logs the first refusal over the agent's connection limit.
+	limitOnce sync.Once
 	// By datacenter: the last listing of every service (see
 	// [Client.allServices]).
 	catalogs map[string]*catalogState
@@ -287,14 +307,17 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if token == "" {
 		token = os.Getenv("CONSUL_HTTP_TOKEN")
 	}
+	if cfg.log == nil {
+		cfg.log = slog.New(slog.DiscardHandler)
+	}
 	c := &Client{
 		http:           hc,
 		requestTimeout: timeout,
 		calls:          map[uint64]context.CancelFunc{},
 		listings:       map[string]*listing{},
 		indexes:        map[string]uint64{},
-		checked:        map[string]uint64{},
-		lastWait:       map[string]time.Time{},
+		sessions:       map[string]*session{},
+		log:            cfg.log,
 		catalogs:       map[string]*catalogState{},
 	}
 	c.query = api.QueryOptions{
@@ -323,20 +346,31 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// Close cancels the requests in progress and closes idle connections;
-// calls in progress and later ones return [backends.ErrClosed]. It is
-// idempotent.
+// Close cancels the requests in progress, stops the queries of watches
+// and waits for them, and closes idle connections; calls in progress and
+// later ones return [backends.ErrClosed]. It is idempotent.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return nil
 	}
 	c.closed = true
 	for _, cancel := range c.calls {
 		cancel()
 	}
+	sessions := c.sessions
+	c.sessions = nil
 	c.listings = nil
+	c.mu.Unlock()
+	for _, s := range sessions {
+		s.cancel()
+		s.mu.Lock()
+		close(s.wake) // the calls waiting on it return ErrClosed
+		s.wake = make(chan struct{})
+		s.mu.Unlock()
+	}
+	c.running.Wait()
 	c.http.CloseIdleConnections()
 	return nil
 }
@@ -405,12 +439,19 @@ var errFiltered = errors.New("every key is hidden by ACLs: the ACL token (auth_t
 // order. The body of the listing is decoded by [listingTransport], not by
 // the API library.
 func (c *Client) list(ctx context.Context, p string, wait uint64) ([]backends.KV, uint64, error) {
-	slot := new(listingSlot)
+	var prev []backends.KV
 	c.mu.Lock()
 	if l := c.listings[kvSource{p: p}.name()]; l != nil {
-		slot.prev = l.kvs
+		prev = l.kvs
 	}
 	c.mu.Unlock()
+	return c.listFrom(ctx, p, wait, prev)
+}
+
+// listFrom is [Client.list] with prev, a previous listing of p sorted by
+// key, whose strings the pairs that did not change share.
+func (c *Client) listFrom(ctx context.Context, p string, wait uint64, prev []backends.KV) ([]backends.KV, uint64, error) {
+	slot := &listingSlot{prev: prev}
 	_, meta, err := fetch(withSlot(ctx, slot), c, "", wait, func(cl *api.Client, q *api.QueryOptions) (api.KVPairs, *api.QueryMeta, error) {
 		slot.kvs, slot.err = nil, nil
 		return cl.KV().List(p, q)
@@ -625,7 +666,6 @@ func (c *Client) record(name string, idx uint64) (reset bool) {
 		reset = true
 	}
 	c.indexes[name] = idx
-	c.checked[name] = c.epoch.Load()
 	c.seen(idx)
 	return reset
 }
@@ -649,4 +689,5 @@ var (
 	_ backends.Validator = (*Config)(nil)
 	_ backends.Describer = (*Config)(nil)
 	_ backends.Sampler   = (*Config)(nil)
+	_ backends.LogSetter = (*Config)(nil)
 )
