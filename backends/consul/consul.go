@@ -32,7 +32,9 @@
 // # Listings
 //
 // A key/value prefix is read with one recursive listing, which kvconf
-// decodes as it arrives, keeping the key and the value of each pair only.
+// decodes as it arrives (package
+// github.com/kvconf/kvconf/backends/consul/internal/kvlisting), keeping the
+// key and the value of each pair only.
 // Consul lists keys sorted, so the keys usually come out sorted with no
 // sort: [Client.List] hands them over as a list ([backends.Lister]), and
 // [Client.Snapshot] as a map.
@@ -85,6 +87,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/backends/consul/internal/kvlisting"
 	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
@@ -237,7 +240,9 @@ func (c *Config) Open(ctx context.Context) (backends.Backend, error) {
 // Client reads and watches keys in Consul's KV store and its service
 // catalog. Its methods are safe for concurrent use.
 type Client struct {
-	clients        []*api.Client // one per node, in order
+	clients        []*api.Client               // one per node, in order
+	configs        map[*api.Client]*api.Config // of each client, as the API library completed it
+	decoder        kvlisting.Decoder
 	http           *http.Client
 	query          api.QueryOptions // template of every query's options
 	requestTimeout time.Duration
@@ -301,7 +306,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	// 100,000 keys doubles the time Consul takes to answer, and costs
 	// kvconf the time to inflate it.
 	tr.DisableCompression = true
-	hc := &http.Client{Transport: newListingTransport(tr)}
+	hc := &http.Client{Transport: tr}
 
 	token := cfg.AuthToken
 	if token == "" {
@@ -317,6 +322,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		listings:       map[string]*listing{},
 		indexes:        map[string]uint64{},
 		sessions:       map[string]*session{},
+		configs:        map[*api.Client]*api.Config{},
 		log:            cfg.log,
 		catalogs:       map[string]*catalogState{},
 	}
@@ -342,6 +348,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("consul: node %s: %w", a, err)
 		}
 		c.clients = append(c.clients, cl)
+		c.configs[cl] = acfg
 	}
 	return c, nil
 }
@@ -436,8 +443,7 @@ var errFiltered = errors.New("every key is hidden by ACLs: the ACL token (auth_t
 
 // list lists the Consul prefix p, as a blocking query from index wait
 // when wait > 0 (see [fetch]): "/" + each key and its value, in Consul's
-// order. The body of the listing is decoded by [listingTransport], not by
-// the API library.
+// order (see [Client.getListing]).
 func (c *Client) list(ctx context.Context, p string, wait uint64) ([]backends.KV, uint64, error) {
 	var prev []backends.KV
 	c.mu.Lock()
@@ -446,35 +452,6 @@ func (c *Client) list(ctx context.Context, p string, wait uint64) ([]backends.KV
 	}
 	c.mu.Unlock()
 	return c.listFrom(ctx, p, wait, prev)
-}
-
-// listFrom is [Client.list] with prev, a previous listing of p sorted by
-// key, whose strings the pairs that did not change share.
-func (c *Client) listFrom(ctx context.Context, p string, wait uint64, prev []backends.KV) ([]backends.KV, uint64, error) {
-	slot := &listingSlot{prev: prev}
-	_, meta, err := fetch(withSlot(ctx, slot), c, "", wait, func(cl *api.Client, q *api.QueryOptions) (api.KVPairs, *api.QueryMeta, error) {
-		slot.kvs, slot.err = nil, nil
-		return cl.KV().List(p, q)
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	if slot.err != nil {
-		return nil, 0, slot.err
-	}
-	if len(slot.kvs) == 0 && meta.ResultsFilteredByACLs {
-		return nil, 0, errFiltered
-	}
-	if len(slot.kvs) == 0 && c.query.Token == "" && p != "" {
-		// Consul hides from the anonymous token that ACLs filtered a
-		// listing; reading the prefix as a key tells denied from empty.
-		if _, _, err := fetch(ctx, c, "", 0, func(cl *api.Client, q *api.QueryOptions) (*api.KVPair, *api.QueryMeta, error) {
-			return cl.KV().Get(p, q)
-		}); err != nil {
-			return nil, 0, err
-		}
-	}
-	return slot.kvs, max(meta.LastIndex, 1), nil // index 0 is taken as 1
 }
 
 // each calls f with the API client of each node in turn, from the last

@@ -234,3 +234,12 @@ func TestGroups(t *testing.T) {
 		})
 	}
 }
+
+// kvList returns the pairs of key, value, key, value…
+func kvList(kv ...string) []backends.KV {
+	kvs := []backends.KV{}
+	for i := 0; i < len(kv); i += 2 {
+		kvs = append(kvs, backends.KV{Key: kv[i], Value: kv[i+1]})
+	}
+	return kvs
+}
