@@ -49,7 +49,7 @@ const maxServiceQueries = 3
 
 // retry paces the queries of a group after a failure: an agent that is
 // down, or that refused a connection over its limit (HTTP 429).
-var retry = backoff.Policy{Min: 250 * time.Millisecond, Max: 10 * time.Second}
+var retry = backoff.Policy{Min: 250 * time.Millisecond, Max: 5 * time.Second}
 
 // listing is the content of a source (see [source]) as a caller holds it.
 type listing struct {
@@ -154,6 +154,12 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 			if err != nil {
 				return backends.Update{}, err
 			}
+			// The new store's listings, until the groups read newer ones.
+			s.mu.Lock()
+			for _, l := range ls {
+				s.latest[l.name] = &listing{name: l.name, index: l.index, kvs: l.kvs}
+			}
+			s.mu.Unlock()
 			return backends.Update{Rev: rev, Full: &backends.Snapshot{Rev: rev, KVs: toMap(ls)}}, nil
 		}
 		if err != nil {
@@ -182,9 +188,17 @@ var errReset = errors.New("consul: index reset")
 // s.mu.
 func (c *Client) collect(s *session, after uint64) (backends.Update, bool, error) {
 	for _, g := range s.groups {
-		if g.err != nil {
-			return backends.Update{}, false, g.err
+		if g.err == nil {
+			continue
 		}
+		if s.reported {
+			// Reported once: now Watch waits for the groups to recover,
+			// while they retry with backoff, so that the caller (which
+			// backs off too) does not add its own delays to a recovery.
+			return backends.Update{}, false, nil
+		}
+		s.reported = true
+		return backends.Update{}, false, g.err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -193,7 +207,6 @@ func (c *Client) collect(s *session, after uint64) (backends.Update, bool, error
 	}
 	if s.reset || after > c.highest.Load() {
 		s.reset = false
-		clear(s.latest) // some may be of the old store still
 		clear(c.indexes)
 		clear(c.listings)
 		c.highest.Store(0)
@@ -311,6 +324,9 @@ type session struct {
 	wake   chan struct{}       // closed, and replaced, at each news
 	latest map[string]*listing // by source name: its newest listing
 	reset  bool                // an index went backwards since the last full update
+	// reported is set once Watch has returned a failure of a group, and
+	// cleared once no group fails.
+	reported bool
 }
 
 // group is one query of a session, or three for a datacenter's catalog
@@ -748,6 +764,9 @@ func (s *session) publish(g *group, ls map[string][]backends.KV, idx uint64, res
 	defer s.mu.Unlock()
 	news := g.err != nil || reset || len(ls) > 0
 	g.err = nil
+	if !slices.ContainsFunc(s.groups, func(g *group) bool { return g.err != nil }) {
+		s.reported = false
+	}
 	s.reset = s.reset || reset
 	for name, kvs := range ls {
 		s.latest[name] = &listing{name: name, index: max(idx, 1), kvs: kvs}
