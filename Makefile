@@ -1,19 +1,36 @@
-# kvconf: `make example` renders the bundled example; `make test` runs every test.
+# kvconf: `make build` builds a static bin/kvconf; `make example` renders the bundled example; `make test` runs every test.
 GO ?= go
+# The binary make build writes.
+BIN ?= bin/kvconf
+# The release version -version prints (git describe of a tag); empty, it
+# prints the module version and the VCS revision the go command stamps.
+VERSION ?= $(shell git describe --tags --dirty 2>/dev/null)
+# The VCS revision, its time and whether the tree has changes, stamped
+# with the linker (so that they hold even with GOFLAGS=-buildvcs=false).
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+REVTIME ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+MODIFIED ?= $(shell git diff --quiet HEAD 2>/dev/null || echo true)
+LDFLAGS = -X github.com/kvconf/kvconf/cli.version=$(VERSION) -X github.com/kvconf/kvconf/cli.revision=$(REVISION) \
+	-X github.com/kvconf/kvconf/cli.revTime=$(REVTIME) -X github.com/kvconf/kvconf/cli.modified=$(MODIFIED)
 
-.PHONY: all build example test test-unit test-integration deps vet lint bench clean
+.PHONY: all build version example test test-unit test-integration deps vet lint bench clean
 
 all: build
 
+## build: a static binary (CGO_ENABLED=0: runs on scratch or alpine) in $(BIN)
 build:
-	$(GO) build -o bin/kvconf ./cmd/kvconf
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kvconf
+
+## version: the version make build stamps (empty without a git tag)
+version:
+	@echo "$(VERSION)"
 
 ## example: render conf.d/ from examples/data.yaml into ./out (no server needed)
 example:
 	$(GO) run ./cmd/kvconf -config-file examples/kvconf.toml -onetime
 	@echo; for f in out/*; do echo "== $$f"; cat "$$f"; done
 
-## test: unit and integration tests (installs HAProxy, nginx and keepalived when run as root, builds consul once)
+## test: unit and integration tests (installs haproxy, nginx, keepalived and redis-server from the Debian mirror when run as root, builds consul once from the Go module proxy into ~/.cache/kvconf)
 test: deps vet test-unit test-integration
 
 deps:

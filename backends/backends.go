@@ -183,16 +183,96 @@ func Names() []string {
 	return names
 }
 
-// NewConfig returns a fresh, default Config for the named backend.
+// NewConfig returns a fresh, default Config for the named backend. A name
+// that no backend is registered under is an [*UnknownError].
 func NewConfig(name string) (Config, error) {
 	mu.RLock()
 	newConfig, ok := registry[name]
 	mu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("backends: unknown backend %q (known: %s; missing import of backends/all?)",
-			name, strings.Join(Names(), ", "))
+		return nil, &UnknownError{Name: name, Known: Names()}
 	}
 	return newConfig(), nil
+}
+
+// UnknownError reports a backend name that no backend is registered
+// under. Its message, meant for whoever assembles a binary, hints at the
+// missing import; a command line that knows better (what its users can
+// add, the names its config file defines) tells them with errors.As.
+type UnknownError struct {
+	// Name is the name asked for.
+	Name string
+	// Known lists the registered names, sorted.
+	Known []string
+}
+
+func (e *UnknownError) Error() string {
+	return fmt.Sprintf("backends: unknown backend %q (known: %s; missing import of backends/all?)", e.Name, strings.Join(e.Known, ", "))
+}
+
+// OptionKind is the type of a backend option's value.
+type OptionKind int
+
+// The kinds of [Option].
+const (
+	// StringOption is an option with one text value.
+	StringOption OptionKind = iota
+	// BoolOption is a switch: a flag that takes no value, true or false in the
+	// environment and the config file.
+	BoolOption
+	// ListOption is a list of strings: a flag given once per element,
+	// comma-separated in the environment, a TOML array (or one string) in
+	// the config file.
+	ListOption
+)
+
+// Option declares one option of a backend as a command line takes it: a
+// flag, an environment variable and a key of its config file, which
+// goes into the backend's [Config] under Key. A backend declares its
+// options with [Flagger]; a command line asks for them with [Flags],
+// so that a new backend brings its own flags.
+type Option struct {
+	// Flag is the command-line flag, without dashes, in confd's spelling
+	// where confd has the option: "client-ca-keys". The environment
+	// variable KVCONF_<FLAG> (upper case, dashes as underscores) sets it
+	// too.
+	Flag string
+	// Key is the option's TOML key in the backend's Config, which is
+	// also its key in the config file: "client_cakeys".
+	Key string
+	// Kind is the type of the value.
+	Kind OptionKind
+	// Usage is the one-line help of the option.
+	Usage string
+	// Env lists the other environment variables that set the option,
+	// confd's aliases such as "CONFD_CLIENT_CAKEYS", in order of
+	// precedence after KVCONF_<FLAG>.
+	Env []string
+}
+
+// Flagger is implemented by configs that declare their options for the
+// command line, as flags, environment variables and config file keys;
+// see [Option]. Several backends may declare the same flag: it must then
+// have the same Key and Kind in each, and the value goes to whichever
+// backend is selected.
+type Flagger interface {
+	// Flags returns the backend's options, in the order a help text
+	// lists them.
+	Flags() []Option
+}
+
+// Flags returns the options that the named backend declares with
+// [Flagger], or none if its config does not implement it. A name that no
+// backend is registered under is an [*UnknownError].
+func Flags(name string) ([]Option, error) {
+	cfg, err := NewConfig(name)
+	if err != nil {
+		return nil, err
+	}
+	if f, ok := cfg.(Flagger); ok {
+		return f.Flags(), nil
+	}
+	return nil, nil
 }
 
 // OptionError reports an option that the named backend does not take.
@@ -239,11 +319,33 @@ func Decode(name string, opts map[string]any) (Config, error) {
 	}
 	if v, ok := cfg.(Validator); ok {
 		if err := v.Validate(); err != nil {
-			return nil, fmt.Errorf("backends: %s: %w", name, err)
+			return nil, &InvalidError{Backend: name, Err: err}
 		}
 	}
 	return cfg, nil
 }
+
+// InvalidError reports options that the named backend's [Validator]
+// rejected. Its message is the validator's, which names the backend
+// itself ("file: no file given (option file)"); without that prefix, the
+// backend's name is put in front.
+type InvalidError struct {
+	// Backend is the backend's registered name.
+	Backend string
+	// Err is Validate's error.
+	Err error
+}
+
+func (e *InvalidError) Error() string {
+	msg := e.Err.Error()
+	if strings.HasPrefix(msg, e.Backend+": ") {
+		return msg
+	}
+	return e.Backend + ": " + msg
+}
+
+// Unwrap returns Err.
+func (e *InvalidError) Unwrap() error { return e.Err }
 
 // Open decodes opts for the named backend (see [Decode]) and opens it.
 func Open(ctx context.Context, name string, opts map[string]any) (Backend, error) {

@@ -206,3 +206,34 @@ func TestOptionError(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+func TestUnknownError(t *testing.T) {
+	t.Parallel()
+	_, err := backends.Flags("kvconf-test-nope")
+	var ue *backends.UnknownError
+	if !errors.As(err, &ue) || ue.Name != "kvconf-test-nope" || !slices.Contains(ue.Known, "kvconf-test-a") {
+		t.Errorf("Flags(unknown) = %v, want an *UnknownError naming it and the registered ones", err)
+	}
+	opts, err := backends.Flags("kvconf-test-a")
+	if err != nil || opts != nil {
+		t.Errorf("Flags of a config without Flagger = %v, %v; want none", opts, err)
+	}
+}
+
+// TestInvalidError: a config that fails Validate reads the validator's
+// message once, with the backend named once.
+func TestInvalidError(t *testing.T) {
+	t.Parallel()
+	_, err := backends.Decode("kvconf-test-a", map[string]any{"invalid": true})
+	var ie *backends.InvalidError
+	if !errors.As(err, &ie) || ie.Backend != "kvconf-test-a" || !errors.Is(err, errInvalid) {
+		t.Fatalf("Decode = %v, want an *InvalidError wrapping errInvalid", err)
+	}
+	if got, want := err.Error(), "kvconf-test-a: test: invalid"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	named := &backends.InvalidError{Backend: "file", Err: errors.New("file: no file given")}
+	if got, want := named.Error(), "file: no file given"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}

@@ -24,9 +24,12 @@
 //	kvconf plugins            list the compiled-in backends and function sets
 //	kvconf exec [flags] -- COMMAND [ARGS...]
 //	                          render every resource, then run COMMAND as a child and signal it on each change
+//	kvconf help [exec]        print the usage of kvconf or of exec
 //
-// Run "kvconf -h" for the flags. Unless -onetime is given, kvconf runs until
-// SIGINT or SIGTERM, and SIGHUP reloads conf.d and the templates. In exec
+// Run "kvconf -h" for the flags: kvconf's own, then each compiled-in
+// backend's, which the backends declare ([backends.Flagger]). Unless
+// -onetime is given, kvconf runs until SIGINT or SIGTERM, and SIGHUP
+// reloads conf.d and the templates. In exec
 // mode kvconf runs until COMMAND exits, forwards signals to it (SIGHUP
 // included) and exits with its exit code.
 package cli
@@ -41,21 +44,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/funcs"
 	"github.com/kvconf/kvconf/resource"
 )
-
-// version is set at build time with
-// -ldflags "-X github.com/kvconf/kvconf/cli.version=...".
-var version = ""
 
 // Exit codes.
 const (
@@ -113,12 +108,12 @@ func (c command) run(ctx context.Context, args []string) int {
 	if len(args) > 0 && args[0] == "exec" {
 		return c.exec(ctx, args[1:])
 	}
-	fs, vals := newFlagSet("kvconf")
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kvconf [flags]\n       kvconf backends [NAME]\n       kvconf plugins\n       kvconf exec [flags] -- COMMAND [ARGS...]\n\nFlags (each also settable as KVCONF_<FLAG>; flags win over the environment, which wins over the config file):\n")
-		fs.PrintDefaults()
+	if len(args) > 0 && args[0] == "help" {
+		return help(args[1:], stdout, stderr)
 	}
+	fs := newFlagSet("kvconf")
+	fs.SetOutput(stderr)
+	fs.Usage = func() { usage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -129,40 +124,27 @@ func (c command) run(ctx context.Context, args []string) int {
 		fmt.Fprintf(stderr, "kvconf: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	s, err := resolve(fs, vals, getenv)
+	cfg, err := load(fs, getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "kvconf: %v\n", err)
 		return exitUsage
 	}
-	if s.boolean("version") {
+	if cfg.Version {
 		fmt.Fprintf(stdout, "kvconf %s\n", versionString())
 		return exitOK
 	}
-	log, err := newLogger(s, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "kvconf: %v\n", err)
-		return exitUsage
-	}
-	if err := check(s); err != nil {
-		fmt.Fprintf(stderr, "kvconf: %v\n", err)
-		return exitUsage
+	log := newLogger(cfg.LogLevel, stderr)
+	if len(cfg.Ignored) > 0 {
+		log.Warn("ignored with -onetime", "settings", joinSources(cfg.Ignored), "onetime", cfg.origin("onetime"))
 	}
 
-	opts := resource.Options{
-		ConfDir:       s.str("confdir"),
-		Prefix:        s.str("prefix"),
-		Noop:          s.boolean("noop"),
-		Diff:          stdout,
-		SyncOnly:      s.boolean("sync-only"),
-		KeepStageFile: s.boolean("keep-stage-file"),
-		Logger:        log,
-	}
-	bcfg, err := decodeBackend(s)
+	opts := cfg.resourceOptions(log)
+	opts.Diff = stdout
+	p, err := newPoolFor(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "kvconf: %v\n", err)
 		return exitUsage
 	}
-	p := newPool(s.str("backend"), bcfg, s.named(), log)
 	defer p.close()
 	opts.Backends = p.names()
 	rs, err := resource.LoadDir(opts)
@@ -174,7 +156,7 @@ func (c command) run(ctx context.Context, args []string) int {
 		log.Warn("no template resources", "confdir", opts.ConfDir)
 	}
 
-	if s.boolean("onetime") {
+	if cfg.Onetime {
 		if c.tuneGC {
 			defer gcFloor(oneShotMemory)()
 		}
@@ -198,29 +180,30 @@ func (c command) run(ctx context.Context, args []string) int {
 	for _, err := range errs {
 		log.Error("backend open failed", "err", err)
 	}
-	if s.boolean("watch") {
-		if label, bad := p.cannotWatch(gs); bad {
-			fmt.Fprintf(stderr, "kvconf: %s: backend %q cannot watch for changes; use -interval\n", s.origin("watch"), label)
-			return exitUsage
-		}
-	}
-	return c.serve(ctx, p, rs, opts, runOptions(s, log))
+	return c.serve(ctx, p, rs, opts, cfg.runOptions(log))
 }
 
-// runOptions returns the daemon's settings: -watch, -interval (with
-// -watch, a reconciliation period only when set explicitly) and -wait.
-func runOptions(s settings, log *slog.Logger) resource.RunOptions {
-	wait, _ := resource.ParseWait(s.str("wait")) // checked by check
-	ropts := resource.RunOptions{
-		Watch:    s.boolean("watch"),
-		Interval: s.interval(),
-		Wait:     wait,
-		Logger:   log,
+// joinSources joins sources for a log attribute.
+func joinSources(ss []source) string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = string(s)
 	}
-	if ropts.Watch && !s.isSet("interval") {
-		ropts.Interval = 0 // watch alone: no periodic reconciliation
+	return strings.Join(out, ", ")
+}
+
+// newPoolFor returns the pool of cfg's backends: the default one and the
+// named ones.
+func newPoolFor(cfg *config, log *slog.Logger) (*pool, error) {
+	name, typ, bcfg, err := cfg.defaultBackend()
+	if err != nil {
+		return nil, err
 	}
-	return ropts
+	p := newPool(typ, bcfg, cfg.Named, log)
+	if name != "" {
+		p.alias(name)
+	}
+	return p, nil
 }
 
 // serve runs the resources until ctx is done, and reloads them on SIGHUP
@@ -284,46 +267,6 @@ func (c command) awaitReload(done <-chan error, hup <-chan os.Signal, opts resou
 	}
 }
 
-// check validates settings that the flag package cannot.
-func check(s settings) error {
-	if s.integer("interval") <= 0 {
-		return fmt.Errorf("%s: interval must be a positive number of seconds, got %d", s.origin("interval"), s.integer("interval"))
-	}
-	if s.str("confdir") == "" {
-		return fmt.Errorf("%s: confdir must not be empty", s.origin("confdir"))
-	}
-	if s.boolean("watch") && s.boolean("onetime") {
-		return fmt.Errorf("%s and %s: choose one", s.origin("watch"), s.origin("onetime"))
-	}
-	if _, err := resource.ParseWait(s.str("wait")); err != nil {
-		return fmt.Errorf("%s: %w", s.origin("wait"), err)
-	}
-	return nil
-}
-
-// decodeBackend decodes the backend options that were set into the
-// backend's config, naming the flag, variable or file key behind a
-// rejected option.
-func decodeBackend(s settings) (backends.Config, error) {
-	name := s.str("backend")
-	cfg, err := backends.Decode(name, s.backendOptions())
-	if err == nil {
-		return cfg, nil
-	}
-	var msgs []string
-	for _, e := range unjoin(err) {
-		var oe *backends.OptionError
-		if errors.As(e, &oe) {
-			if st := s.byKey(oe.Key); st != nil {
-				msgs = append(msgs, fmt.Sprintf("%s: not an option of backend %q", st.from, name))
-				continue
-			}
-		}
-		msgs = append(msgs, e.Error())
-	}
-	return nil, fmt.Errorf("backend %s: %s", name, strings.Join(msgs, "; "))
-}
-
 // unjoin splits an errors.Join error into its parts.
 func unjoin(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -332,63 +275,112 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
-// reportFailures lists each failed resource, with the output of a failed
-// check_cmd or reload_cmd under it, and any failure of the whole run (such
-// as the snapshot) on its own.
+// reportFailures lists each failed resource with the step that failed
+// (fetch, render, write, check, reload), its dest and the cause, and under
+// it the end of a failed check_cmd's or reload_cmd's output (the last
+// 4 KiB, withheld for a sensitive resource); then any failure of the
+// whole run, such as a snapshot, naming the resources it left unrendered.
+// total is the number of resources of the run.
 func reportFailures(w io.Writer, err error, total int) {
-	var failed, other []error
-	for _, e := range unjoin(err) {
+	var failed []*resource.Error
+	var other []error
+	for _, e := range flattenJoin(err) {
 		var re *resource.Error
 		if errors.As(e, &re) {
-			failed = append(failed, e)
+			failed = append(failed, re)
 		} else {
 			other = append(other, e)
 		}
 	}
 	for _, e := range other {
 		fmt.Fprintf(w, "kvconf: %s\n", e)
+		var fe *resource.FetchError
+		if errors.As(e, &fe) {
+			fmt.Fprintf(w, "  %d of %d resources not rendered (step fetch): %s\n",
+				len(fe.Resources), total, strings.Join(fe.Resources, ", "))
+		}
 	}
 	if len(failed) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "kvconf: %d of %d resources failed:\n", len(failed), total)
-	for _, e := range failed {
-		fmt.Fprintf(w, "  %s\n", e)
+	for _, re := range failed {
+		step := re.Step
 		var he *resource.HookError
-		if errors.As(e, &he) && len(bytes.TrimSpace(he.Output)) > 0 {
-			out := strings.TrimRight(string(he.Output), "\n")
-			fmt.Fprintf(w, "    %s output:\n      %s\n", he.Hook, strings.ReplaceAll(out, "\n", "\n      "))
+		isHook := errors.As(re.Err, &he)
+		if step == "" && isHook {
+			step = resource.StepCheck
+			if he.Hook == "reload_cmd" {
+				step = resource.StepReload
+			}
+		}
+		if step == "" {
+			step = "apply"
+		}
+		fmt.Fprintf(w, "  resource %s: %s failed, dest %s: %v\n", re.Resource, step, re.Dest, re.Err)
+		switch {
+		case !isHook:
+		case he.Withheld:
+			fmt.Fprintf(w, "    %s output withheld: resource is sensitive\n", he.Hook)
+		case len(bytes.TrimSpace(he.Output)) > 0:
+			size := fmt.Sprintf("%d bytes", he.OutputSize)
+			if he.OutputSize > int64(len(he.Output)) {
+				size = fmt.Sprintf("last %d of %d bytes", len(he.Output), he.OutputSize)
+			}
+			out := printable(strings.TrimRight(string(he.Output), "\n"))
+			fmt.Fprintf(w, "    %s output (%s):\n      %s\n", he.Hook, size, strings.ReplaceAll(out, "\n", "\n      "))
 		}
 	}
 }
 
-// newLogger builds the text logger at the configured level.
-func newLogger(s settings, w io.Writer) (*slog.Logger, error) {
-	var lvl slog.Level
-	switch strings.ToLower(s.str("log-level")) {
-	case "debug":
-		lvl = slog.LevelDebug
-	case "info", "":
-		lvl = slog.LevelInfo
-	case "warn", "warning":
-		lvl = slog.LevelWarn
-	case "error", "fatal", "panic":
-		lvl = slog.LevelError
-	default:
-		return nil, fmt.Errorf("%s: unknown log level %q (want debug, info, warn or error)", s.origin("log-level"), s.str("log-level"))
+// flattenJoin splits err into its parts, through joins of joins (the
+// backends' runs, each joining its resources' errors).
+func flattenJoin(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		if err == nil {
+			return nil
+		}
+		return []error{err}
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flattenJoin(e)...)
+	}
+	return out
 }
 
-// versionString is the -ldflags version, or the module version.
-func versionString() string {
-	if version != "" {
-		return version
+// printable returns s with invalid UTF-8 and control characters other
+// than newline and tab replaced by "?", so that a hook's output cannot
+// drive the terminal that reads the report.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || (r >= 0x20 && r != 0x7f && !(r >= 0x80 && r < 0xa0)) {
+			return r
+		}
+		return '?'
+	}, strings.ToValidUTF8(s, "?"))
+}
+
+// newLogger builds the text logger at level.
+func newLogger(level slog.Level, w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// help is "kvconf help [exec]": the usage of kvconf or of exec, on
+// stdout.
+func help(args []string, stdout, stderr io.Writer) int {
+	switch {
+	case len(args) == 0:
+		usage(stdout, newFlagSet("kvconf"))
+	case len(args) == 1 && args[0] == "exec":
+		f, _ := newExecFlagSet()
+		execUsage(stdout, f)
+	default:
+		fmt.Fprintln(stderr, "Usage: kvconf help [exec]")
+		return exitUsage
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
+	return exitOK
 }
 
 // listBackends prints every compiled-in backend with its description or,
@@ -401,7 +393,7 @@ func listBackends(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 1 {
 		cfg, err := backends.NewConfig(args[0])
 		if err != nil {
-			fmt.Fprintf(stderr, "kvconf: %v\n", err)
+			fmt.Fprintf(stderr, "kvconf backends: %v\n", unknownBackend(args[0], nil))
 			return exitUsage
 		}
 		if sm, ok := cfg.(backends.Sampler); ok {
@@ -443,94 +435,4 @@ func backendDescription(name string) string {
 		return d.Description()
 	}
 	return ""
-}
-
-// oneShotMemory is the memory a -onetime run lets the Go runtime use
-// before it collects garbage, as long as its live heap stays under half of
-// it; see [gcFloor]. With the binary's own pages, that keeps a run over
-// 100,000 small keys at about 50 MiB of resident memory.
-const oneShotMemory = 36 << 20
-
-// gcFloor makes the garbage collector wait until the Go runtime uses limit
-// bytes of memory before it collects, as long as the live heap stays
-// under limit/2; above that, GOGC=100 applies, as by default. It returns
-// a function that puts the previous settings back. It does nothing when
-// GOGC or GOMEMLIMIT is set in the environment: the user's settings win.
-//
-// A -onetime run is short and allocates much more than it keeps (the
-// decoded pages of a snapshot, the temporaries of template execution),
-// so with GOGC=100, whose heap goal is twice the live heap but at least
-// 4 MiB, it collects many times while its live heap is a few MiB. With
-// GOGC off and a memory limit instead, it collects when it reaches the
-// limit only, and the runtime returns freed memory to stay under it; but
-// a fixed limit makes the collector run continuously once the live heap
-// nears it. So after each collection gcFloor looks at the live heap and
-// picks one of the two: the limit while the live heap is under half of
-// it, where both collect about as often, GOGC=100 beyond. The data sets
-// the live heap: a snapshot of 100,000 small keys stays under the limit,
-// a much bigger one goes on with GOGC=100.
-func gcFloor(limit int64) (restore func()) {
-	_, gogc := os.LookupEnv("GOGC")
-	_, memlimit := os.LookupEnv("GOMEMLIMIT")
-	if gogc || memlimit {
-		return func() {}
-	}
-	t := &gcTuner{limit: limit, gogc: debug.SetGCPercent(-1), memlimit: debug.SetMemoryLimit(limit)}
-	t.mu.Lock()
-	t.tune()
-	t.mu.Unlock()
-	return t.stop
-}
-
-// gcTuner switches the collector between a memory limit and GOGC after
-// each collection; see [gcFloor].
-type gcTuner struct {
-	limit    int64
-	gogc     int   // GOGC before the tuner
-	memlimit int64 // memory limit before the tuner
-
-	mu      sync.Mutex
-	stopped bool
-}
-
-// tune sets the collector for the live heap of the last collection and
-// arranges to be called again after the next one. It is called with t.mu
-// held.
-func (t *gcTuner) tune() {
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(sample)
-	var live uint64
-	if sample[0].Value.Kind() == metrics.KindUint64 {
-		live = sample[0].Value.Uint64()
-	}
-	if live < uint64(t.limit/2) {
-		debug.SetMemoryLimit(t.limit)
-		debug.SetGCPercent(-1)
-	} else {
-		debug.SetGCPercent(t.gogc)
-		debug.SetMemoryLimit(t.memlimit)
-	}
-	// A cleanup runs once the collector found its object unreachable:
-	// after the next collection.
-	runtime.AddCleanup(new(gcSentinel), func(t *gcTuner) {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		if !t.stopped {
-			t.tune()
-		}
-	}, t)
-}
-
-// gcSentinel is the object whose cleanup marks a collection. It holds a
-// pointer so that it is not batched with other tiny objects, whose
-// cleanups may not run.
-type gcSentinel struct{ _ *int }
-
-// stop ends the tuning and puts back the settings it found.
-func (t *gcTuner) stop() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.stopped = true
-	debug.SetGCPercent(t.gogc)
-	debug.SetMemoryLimit(t.memlimit)
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kvconf/kvconf/internal/backoff"
 	"github.com/kvconf/kvconf/internal/supervise"
 	"github.com/kvconf/kvconf/resource"
 )
@@ -25,12 +26,9 @@ const (
 	defaultKillTimeout = 10 * time.Second
 )
 
-// Retry delays of the first render in exec mode: they double from the
-// first to the last, within -wait-backend.
-const (
-	firstRetry = 250 * time.Millisecond
-	maxRetry   = 5 * time.Second
-)
+// firstRetries paces the retries of the first render in exec mode, within
+// -wait-backend.
+var firstRetries = backoff.Policy{Min: 250 * time.Millisecond, Max: 5 * time.Second}
 
 // reloadCoalesce is how long the reload signal waits after the first
 // update that calls for it, so that the resources of one render burst,
@@ -54,16 +52,9 @@ type execConfig struct {
 // the command as a forwarded SIGTERM does.
 func (c command) exec(ctx context.Context, args []string) int {
 	stderr := c.stderr
-	fs, vals := newFlagSet("kvconf exec")
+	fs, ef := newExecFlagSet()
 	fs.SetOutput(stderr)
-	waitBackend := fs.Duration("wait-backend", defaultWaitBackend, "exec: how long to retry the first render while the backend or a resource fails")
-	reloadSig := fs.String("reload-signal", "SIGHUP", "exec: signal sent to COMMAND when a dest without reload_cmd changes (SIGUSR2, USR2, ...)")
-	killTimeout := fs.Duration("kill-timeout", defaultKillTimeout, "exec: how long COMMAND has to exit after SIGTERM or SIGINT before it gets SIGKILL")
-	once := fs.Bool("once", false, "exec: render once, then replace kvconf with COMMAND (no supervision)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kvconf exec [flags] -- COMMAND [ARGS...]\n\nRenders every resource, then runs COMMAND and sends it -reload-signal when a dest\nwithout reload_cmd changes; forwards signals to it and exits with its exit code.\n\nFlags (each also settable as KVCONF_<FLAG>):\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { execUsage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -74,15 +65,15 @@ func (c command) exec(ctx context.Context, args []string) int {
 		fmt.Fprintf(stderr, "kvconf exec: %v\n", err)
 		return exitUsage
 	}
-	origins, err := applyExecEnv(fs, c.getenv)
+	origins, err := applyExecEnv(fs.FlagSet, c.getenv)
 	if err != nil {
 		return usage(err)
 	}
-	s, err := resolve(fs, vals, c.getenv)
+	conf, err := load(fs, c.getenv)
 	if err != nil {
 		return usage(err)
 	}
-	if s.boolean("version") {
+	if conf.Version {
 		fmt.Fprintf(c.stdout, "kvconf %s\n", versionString())
 		return exitOK
 	}
@@ -90,8 +81,8 @@ func (c command) exec(ctx context.Context, args []string) int {
 	if err != nil {
 		return usage(err)
 	}
-	cfg := execConfig{waitBackend: *waitBackend, killTimeout: *killTimeout, once: *once, command: command}
-	if cfg.reloadSignal, err = supervise.ParseSignal(*reloadSig); err != nil {
+	cfg := execConfig{waitBackend: *ef.waitBackend, killTimeout: *ef.killTimeout, once: *ef.once, command: command}
+	if cfg.reloadSignal, err = supervise.ParseSignal(*ef.reloadSignal); err != nil {
 		return usage(fmt.Errorf("%s: %w", origins["reload-signal"], err))
 	}
 	for name, d := range map[string]time.Duration{"wait-backend": cfg.waitBackend, "kill-timeout": cfg.killTimeout} {
@@ -99,31 +90,18 @@ func (c command) exec(ctx context.Context, args []string) int {
 			return usage(fmt.Errorf("%s: %s is negative", origins[name], d))
 		}
 	}
-	log, err := newLogger(s, stderr)
-	if err != nil {
-		return usage(err)
-	}
-	if err := check(s); err != nil {
-		return usage(err)
-	}
-	for _, name := range []string{"onetime", "noop"} {
-		if s.boolean(name) {
-			return usage(fmt.Errorf("%s: not available with exec (use -once to render once and run COMMAND)", s.origin(name)))
+	for name, on := range map[string]bool{"onetime": conf.Onetime, "noop": conf.Noop} {
+		if on {
+			return usage(fmt.Errorf("%s: not available with exec (use -once to render once and run COMMAND)", conf.origin(name)))
 		}
 	}
-	opts := resource.Options{
-		ConfDir:       s.str("confdir"),
-		Prefix:        s.str("prefix"),
-		SyncOnly:      s.boolean("sync-only"),
-		KeepStageFile: s.boolean("keep-stage-file"),
-		Diff:          c.stdout,
-		Logger:        log,
-	}
-	bcfg, err := decodeBackend(s)
+	log := newLogger(conf.LogLevel, stderr)
+	opts := conf.resourceOptions(log)
+	opts.Diff = c.stdout
+	p, err := newPoolFor(conf, log)
 	if err != nil {
 		return usage(err)
 	}
-	p := newPool(s.str("backend"), bcfg, s.named(), log)
 	opts.Backends = p.names()
 	rs, err := resource.LoadDir(opts)
 	if err != nil {
@@ -155,14 +133,25 @@ func (c command) exec(ctx context.Context, args []string) int {
 	if cfg.once {
 		return c.execOnce(p, path, cfg.command, log)
 	}
-	if s.boolean("watch") {
-		// After the first render, every backend a resource uses is open.
-		if label, bad := p.cannotWatch(p.groups(rs)); bad {
-			fmt.Fprintf(stderr, "kvconf exec: %s: backend %q cannot watch for changes; use -interval\n", s.origin("watch"), label)
-			return exitUsage
-		}
+	return c.supervise(ctx, supervision{sigs: sigs, pool: p, resources: rs, path: path, exec: cfg, syncOnly: opts.SyncOnly, run: conf.runOptions(log), log: log})
+}
+
+// execFlags are where the values of the flags of exec alone land.
+type execFlags struct {
+	waitBackend, killTimeout *time.Duration
+	reloadSignal             *string
+	once                     *bool
+}
+
+// newExecFlagSet returns the flags of "kvconf exec": kvconf's and its own.
+func newExecFlagSet() (*flags, execFlags) {
+	fs := newFlagSet("kvconf exec")
+	return fs, execFlags{
+		waitBackend:  fs.Duration("wait-backend", defaultWaitBackend, "exec: how long to retry the first render while the backend or a resource fails"),
+		reloadSignal: fs.String("reload-signal", "SIGHUP", "exec: signal sent to COMMAND when a dest without reload_cmd changes (SIGUSR2, USR2, ...)"),
+		killTimeout:  fs.Duration("kill-timeout", defaultKillTimeout, "exec: how long COMMAND has to exit after SIGTERM or SIGINT before it gets SIGKILL"),
+		once:         fs.Bool("once", false, "exec: render once, then replace kvconf with COMMAND (no supervision)"),
 	}
-	return c.supervise(ctx, sigs, p, rs, path, cfg, opts, runOptions(s, log), log)
 }
 
 // applyExecEnv sets each exec flag that is not on the command line from
@@ -252,32 +241,27 @@ func (c command) firstRender(ctx context.Context, sigs <-chan os.Signal, p *pool
 
 // renderWithRetry renders every resource once, each from its backend
 // (opened on the first attempt that needs it), retrying with backoff until
-// every resource rendered, wait has passed or ctx is done. It returns the
+// every resource rendered, wait has passed, ctx is done or an error is one
+// no retry can mend ([backoff.IsPermanent]). It returns the
 // last error when it gives up.
 func renderWithRetry(ctx context.Context, p *pool, rs []*resource.Resource, wait time.Duration, log *slog.Logger) error {
 	deadline := time.Now().Add(wait)
-	delay := firstRetry
 	for attempt := 1; ; attempt++ {
 		err := p.once(ctx, rs)
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || backoff.IsPermanent(err) {
 			return err
 		}
-		d := min(delay, time.Until(deadline))
+		d := min(firstRetries.Delay(attempt), time.Until(deadline))
 		if d <= 0 {
 			return err
 		}
 		log.Warn("first render failed; retrying", "attempt", attempt, "in", d, "err", err)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, d) != nil {
 			return err
-		case <-t.C:
 		}
-		delay = min(2*delay, maxRetry)
 	}
 }
 
@@ -313,11 +297,24 @@ func (c command) initExec(args []string, log *slog.Logger) int {
 	return code
 }
 
+// supervision is what [command.supervise] runs.
+type supervision struct {
+	sigs      <-chan os.Signal // the signals to forward
+	pool      *pool            // the backends, open after the first render
+	resources []*resource.Resource
+	path      string     // COMMAND, looked up
+	exec      execConfig // the exec flags and COMMAND's arguments
+	syncOnly  bool       // -sync-only: no reload_cmd runs, so COMMAND is signalled
+	run       resource.RunOptions
+	log       *slog.Logger
+}
+
 // supervise starts the command, keeps the resources up to date while it
 // runs, reloads it when a dest without reload_cmd changes and returns its
 // exit code once it has exited.
-func (c command) supervise(ctx context.Context, sigs <-chan os.Signal, p *pool, rs []*resource.Resource, path string, cfg execConfig, opts resource.Options, ropts resource.RunOptions, log *slog.Logger) int {
-	cmd := exec.Command(path)
+func (c command) supervise(ctx context.Context, sv supervision) int {
+	cfg, log, p, rs, ropts := sv.exec, sv.log, sv.pool, sv.resources, sv.run
+	cmd := exec.Command(sv.path)
 	cmd.Args = cfg.command
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	child, err := supervise.Start(cmd)
@@ -332,7 +329,7 @@ func (c command) supervise(ctx context.Context, sigs <-chan os.Signal, p *pool, 
 	hasReload := map[string]bool{}
 	for _, r := range rs {
 		// reload_cmd runs unless -sync-only; then the child is signalled.
-		hasReload[r.Name] = r.Config.ReloadCmd != "" && !opts.SyncOnly
+		hasReload[r.Name] = r.Config.ReloadCmd != "" && !sv.syncOnly
 	}
 	ropts.OnRender = func(name string, res resource.Result, _ error) {
 		if res != resource.Updated {
@@ -362,7 +359,7 @@ func (c command) supervise(ctx context.Context, sigs <-chan os.Signal, p *pool, 
 		}
 	})
 	wg.Go(func() { rel.run(runCtx) })
-	code := supervise.Supervise(supCtx, child, supervise.Options{Signals: sigs, KillTimeout: cfg.killTimeout, Logger: log})
+	code := supervise.Supervise(supCtx, child, supervise.Options{Signals: sv.sigs, KillTimeout: cfg.killTimeout, Logger: log})
 	stopRun()
 	wg.Wait()
 	log.Info("exited", "command", cfg.command[0], "pid", pid, "code", code)

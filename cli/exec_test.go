@@ -51,22 +51,22 @@ func TestExecUsage(t *testing.T) {
 	}
 }
 
-// TestExecWatchNeedsWatcher: -watch with a backend that cannot watch is
-// a usage error naming the flag, and the command does not start.
-func TestExecWatchNeedsWatcher(t *testing.T) {
+// TestExecWatchUnwatchedBackend: -watch with a backend that cannot watch
+// renders its resources and starts the command.
+func TestExecWatchUnwatchedBackend(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	writeFile(t, dir, "templates/t.tmpl", "x")
 	writeFile(t, dir, "conf.d/a.toml", "[template]\nsrc = \"t.tmpl\"\ndest = \""+filepath.Join(dir, "out", "a")+"\"\n")
 	marker := filepath.Join(dir, "ran")
-	var stderr strings.Builder
-	code := run(t.Context(), []string{"exec", "-config-file", os.DevNull, "-backend", "env", "-confdir", dir, "-watch", "--", "touch", marker},
-		envMap(nil), io.Discard, &stderr)
-	if code != exitUsage || !strings.Contains(stderr.String(), `flag -watch: backend "env" cannot watch for changes`) {
-		t.Errorf("exit code %d, stderr:\n%s", code, stderr.String())
-	}
-	if _, err := os.Stat(marker); err == nil {
-		t.Error("the command ran")
+	var stderr lockedBuffer
+	stop := startDaemon(t, command{getenv: envMap(nil), stdout: io.Discard, stderr: &stderr},
+		[]string{"exec", "-config-file", os.DevNull, "-backend", "env", "-confdir", dir, "-watch", "--", "sh", "-c", "touch " + marker + "; exec sleep 60"})
+	waitUntil(t, "the command to run", func() bool { _, err := os.Stat(marker); return err == nil })
+	waitUntil(t, "the resource to be rendered", holds(filepath.Join(dir, "out", "a"), "x"))
+	stop()
+	if strings.Contains(stderr.String(), "cannot watch for changes") {
+		t.Errorf("-watch refused:\n%s", stderr.String())
 	}
 }
 

@@ -204,7 +204,7 @@ func TestNamedBackendsErrors(t *testing.T) {
 		{name: "missing type", extraCfg: "[backends.meta]\nfile = [\"x\"]\n",
 			want: []string{"kvconf.toml: [backends.meta]: key \"type\": want the backend's type"}},
 		{name: "unknown type", extraCfg: "[backends.meta]\ntype = \"nope\"\n",
-			want: []string{"kvconf.toml: [backends.meta]: backends: unknown backend \"nope\""}},
+			want: []string{"kvconf.toml: [backends.meta]: key \"type\": unknown backend \"nope\" (built in: "}},
 		{name: "unknown backend in resource", resource: "[template]\nsrc = \"t.tmpl\"\ndest = \"/tmp/x\"\nbackend = \"three\"\n",
 			want: []string{`conf.d/bad.toml: template.backend: unknown backend "three" (configured: "one", "two")`}},
 		{name: "unknown function set", resource: "[template]\nsrc = \"t.tmpl\"\ndest = \"/tmp/x\"\nfuncs = [\"confd\", \"mine\"]\n",

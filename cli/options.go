@@ -5,10 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -25,27 +25,31 @@ const (
 	kList // repeatable flag; comma-separated in the environment
 )
 
-// option is one setting: a flag, its confd.toml key, its environment
-// variables and, for backend options, the key the backend decodes.
+// option is one setting: a flag, its config file key and its environment
+// variables. The core options are kvconf's own; the backend options come
+// from the backends' declarations ([backends.Flagger]).
 type option struct {
-	flag    string   // flag name, e.g. "client-ca-keys"
-	key     string   // confd.toml key, e.g. "client_cakeys"
-	env     []string // extra environment names (confd's), after KVCONF_<FLAG>
-	kind    kind
-	def     string // default, in flag syntax
-	usage   string
-	backend bool // passed to the backend as option key
+	flag  string   // flag name, e.g. "client-ca-keys"
+	key   string   // config file key, e.g. "client_cakeys"; "" for none
+	env   []string // extra environment names (confd's), after KVCONF_<FLAG>
+	kind  kind
+	def   string // default, in flag syntax
+	usage string
+	// backend marks an option of one or more compiled-in backends: its
+	// value goes to the selected backend, under key.
+	backend bool
+	// lacking, when set, is the confd backend, not built in, whose
+	// option this is: it is recognised only to say so.
+	lacking string
 }
 
-// options lists every setting kvconf takes, in confd's names. Backend
-// options are passed to the selected backend, which rejects the ones it
-// does not take.
-var options = []option{
+// coreOptions are kvconf's own settings, in confd's names.
+var coreOptions = []option{
 	{flag: "confdir", key: "confdir", def: "/etc/confd", usage: "directory holding conf.d/ and templates/"},
 	{flag: "config-file", key: "", def: "/etc/confd/confd.toml", usage: "kvconf/confd config file (TOML); a missing default file is ignored"},
-	{flag: "backend", key: "backend", def: "etcd", usage: "backend to use"},
+	{flag: "backend", key: "backend", def: "etcd", usage: "the default backend: a compiled-in one (kvconf backends lists them) or a [backends.NAME] table of the config file"},
 	{flag: "prefix", key: "prefix", usage: "key prefix joined before every resource's prefix"},
-	{flag: "onetime", key: "onetime", kind: kBool, usage: "render every resource once and exit"},
+	{flag: "onetime", key: "onetime", kind: kBool, usage: "render every resource once and exit (-watch and -interval are then ignored)"},
 	{flag: "interval", key: "interval", kind: kInt, def: "600", usage: "seconds between polls of the backend; with -watch, between full reconciliations (none unless set)"},
 	{flag: "watch", key: "watch", kind: kBool, usage: "wait for changes instead of polling (backends with watch support only)"},
 	{flag: "wait", key: "wait", usage: "let changes settle before rendering: min[:max] such as 2s:10s (max defaults to 4×min); resources may set their own"},
@@ -54,36 +58,139 @@ var options = []option{
 	{flag: "keep-stage-file", key: "keep-stage-file", kind: kBool, usage: "keep staged files"},
 	{flag: "log-level", key: "log-level", def: "info", usage: "log level: debug, info, warn or error"},
 	{flag: "version", kind: kBool, usage: "print version and exit"},
+}
 
-	{flag: "node", key: "nodes", kind: kList, backend: true, usage: "backend node address (repeatable)"},
-	{flag: "file", key: "file", kind: kList, backend: true, usage: "YAML or JSON file or directory for the file backend (repeatable)"},
-	{flag: "filter", key: "filter", backend: true, usage: "glob of file names taken from -file directories (file backend)"},
-	{flag: "scheme", key: "scheme", backend: true, usage: "URI scheme for nodes found by DNS SRV (http or https)"},
-	{flag: "srv-domain", key: "srv_domain", backend: true, usage: "domain to look up backend nodes in by DNS SRV"},
-	{flag: "srv-record", key: "srv_record", backend: true, usage: "SRV record to look up backend nodes in, e.g. _etcd-client._tcp.example.com"},
-	{flag: "client-cert", key: "client_cert", env: []string{"CONFD_CLIENT_CERT"}, backend: true, usage: "TLS client certificate file"},
-	{flag: "client-key", key: "client_key", env: []string{"CONFD_CLIENT_KEY"}, backend: true, usage: "TLS client key file"},
-	{flag: "client-ca-keys", key: "client_cakeys", env: []string{"CONFD_CLIENT_CAKEYS"}, backend: true, usage: "TLS CA certificate file"},
-	{flag: "client-insecure", key: "client_insecure", kind: kBool, backend: true, usage: "skip TLS certificate verification"},
-	{flag: "basic-auth", key: "basic_auth", kind: kBool, backend: true, usage: "authenticate with -username and -password"},
-	{flag: "username", key: "username", backend: true, usage: "user name to authenticate as"},
-	{flag: "password", key: "password", backend: true, usage: "password to authenticate with"},
-	{flag: "auth-token", key: "auth_token", backend: true, usage: "auth token (e.g. a Consul ACL token)"},
-	{flag: "auth-type", key: "auth_type", backend: true, usage: "Vault auth method"},
-	{flag: "app-id", key: "app_id", backend: true, usage: "Vault app-id"},
-	{flag: "user-id", key: "user_id", backend: true, usage: "Vault user-id"},
-	{flag: "role-id", key: "role_id", backend: true, usage: "Vault role-id"},
-	{flag: "secret-id", key: "secret_id", backend: true, usage: "Vault secret-id"},
-	{flag: "path", key: "path", backend: true, usage: "Vault mount path of the auth method"},
-	{flag: "table", key: "table", backend: true, usage: "DynamoDB table"},
-	{flag: "separator", key: "separator", backend: true, usage: "separator that replaces / in keys (Redis)"},
-	{flag: "header", key: "headers", kind: kList, backend: true, usage: "extra HTTP request header \"Name: value\" (repeatable; metadata backend); values are never logged"},
-	{flag: "request-timeout", key: "request_timeout", backend: true, usage: "time limit of each backend request, such as 10s (etcd, consul, metadata)"},
-	{flag: "consul-datacenter", key: "datacenter", backend: true, usage: "Consul datacenter to read from (consul backend; default: the agent's)"},
-	{flag: "consul-consistency", key: "consistency", backend: true, usage: "consistency of Consul reads: default, stale or consistent (consul backend)"},
-	{flag: "metadata-mode", key: "metadata_mode", backend: true, usage: "how the metadata backend watches: auto, longpoll, conditional or poll"},
-	{flag: "metadata-poll-interval", key: "metadata_poll_interval", backend: true, usage: "time between reads of the metadata backend's conditional and poll modes, such as 5s"},
-	{flag: "metadata-max-wait", key: "metadata_max_wait", backend: true, usage: "longest wait of a metadata long poll on the server, in whole seconds, such as 60s"},
+// confdBackends lists confd's backends, each with the flags that only it
+// takes. The ones no backend of this binary is registered under are "not
+// built in" ([lackingBackends]): -help says how to add them, and their
+// flags are recognised only to say so.
+var confdBackends = []struct {
+	name  string
+	flags []string
+}{
+	{name: "consul"},
+	{name: "dynamodb", flags: []string{"table"}},
+	{name: "env"},
+	{name: "etcd"},
+	{name: "etcdv3"},
+	{name: "file"},
+	{name: "rancher"},
+	{name: "redis", flags: []string{"separator"}},
+	{name: "ssm"},
+	{name: "vault", flags: []string{"auth-type", "app-id", "user-id", "role-id", "secret-id", "path"}},
+	{name: "zookeeper"},
+}
+
+// lackingBackends returns confd's backends that are not compiled in,
+// sorted.
+func lackingBackends() []string {
+	have := backends.Names()
+	var out []string
+	for _, b := range confdBackends {
+		if !slices.Contains(have, b.name) {
+			out = append(out, b.name)
+		}
+	}
+	return out
+}
+
+// notBuiltIn is the one line that says a confd backend is not compiled in
+// and how to add it.
+func notBuiltIn(name string) string {
+	return fmt.Sprintf("confd's %s backend is not built into this kvconf: add it as a plugin "+
+		"([backends.%s] with type = \"plugin\" and command = [\"kvconf-backend-%s\"]) or build a kvconf with it (docs/plugins.md)",
+		name, name, name)
+}
+
+// backendGroup is a compiled-in backend and the options it declares;
+// names holds the names it is registered under with the same options
+// (etcd and etcdv3).
+type backendGroup struct {
+	names []string
+	opts  []backends.Option
+}
+
+// backendGroups returns the compiled-in backends with their options, the
+// names that share their options merged, sorted by name.
+func backendGroups() []backendGroup {
+	var out []backendGroup
+	for _, name := range backends.Names() {
+		opts, err := backends.Flags(name)
+		if err != nil {
+			continue // registered a moment ago: cannot happen
+		}
+		if i := slices.IndexFunc(out, func(g backendGroup) bool { return sameOptions(g.opts, opts) && sameConfigType(g.names[0], name) }); i >= 0 {
+			out[i].names = append(out[i].names, name)
+			continue
+		}
+		out = append(out, backendGroup{names: []string{name}, opts: opts})
+	}
+	return out
+}
+
+// sameOptions reports whether a and b declare the same flags, keys and
+// kinds.
+func sameOptions(a, b []backends.Option) bool {
+	return slices.EqualFunc(a, b, func(x, y backends.Option) bool {
+		return x.Flag == y.Flag && x.Key == y.Key && x.Kind == y.Kind
+	})
+}
+
+// sameConfigType reports whether the backends registered as a and b have
+// configs of the same type, as the names of one backend do.
+func sameConfigType(a, b string) bool {
+	ca, err1 := backends.NewConfig(a)
+	cb, err2 := backends.NewConfig(b)
+	return err1 == nil && err2 == nil && fmt.Sprintf("%T", ca) == fmt.Sprintf("%T", cb)
+}
+
+// allOptions returns every option the command line takes: the core ones,
+// the options of every compiled-in backend (each flag once, as the first
+// backend in name order declares it) and the confd options of backends
+// that are not built in.
+func allOptions() []option {
+	out := slices.Clone(coreOptions)
+	seen := map[string]bool{}
+	for _, o := range coreOptions {
+		seen[o.flag] = true
+	}
+	for _, g := range backendGroups() {
+		for _, bo := range g.opts {
+			if seen[bo.Flag] || bo.Flag == "" {
+				continue
+			}
+			seen[bo.Flag] = true
+			out = append(out, option{flag: bo.Flag, key: bo.Key, env: bo.Env, kind: backendKind(bo.Kind), usage: bo.Usage, backend: true})
+		}
+	}
+	for _, name := range lackingBackends() {
+		for _, b := range confdBackends {
+			if b.name != name {
+				continue
+			}
+			for _, f := range b.flags {
+				if seen[f] {
+					continue
+				}
+				seen[f] = true
+				out = append(out, option{flag: f, key: strings.ReplaceAll(f, "-", "_"), lacking: name,
+					usage: "an option of confd's " + name + " backend, which is not built in"})
+			}
+		}
+	}
+	return out
+}
+
+// backendKind is the option kind of a backend option's kind.
+func backendKind(k backends.OptionKind) kind {
+	switch k {
+	case backends.BoolOption:
+		return kBool
+	case backends.ListOption:
+		return kList
+	default:
+		return kString
+	}
 }
 
 // envName is the KVCONF_ environment variable of a flag.
@@ -94,22 +201,16 @@ func envName(flagName string) string {
 // source says where a setting's value came from, for error messages.
 type source string
 
-// setting is the resolved value of one option.
+// setting is the merged value of one option.
 type setting struct {
 	opt   *option
 	value any // string, bool, int or []string
 	from  source
 }
 
-// settings is the merged configuration: defaults < config file < env < flags.
+// settings holds every option's merged value, by flag name: defaults <
+// config file < env < flags. Only [load] reads it, to build a [config].
 type settings map[string]*setting
-
-func (s settings) str(name string) string    { v, _ := s[name].value.(string); return v }
-func (s settings) boolean(name string) bool  { v, _ := s[name].value.(bool); return v }
-func (s settings) integer(name string) int   { v, _ := s[name].value.(int); return v }
-func (s settings) list(name string) []string { v, _ := s[name].value.([]string); return v }
-func (s settings) isSet(name string) bool    { return s[name].from != "default" }
-func (s settings) origin(name string) source { return s[name].from }
 
 // parseValue converts text in flag/env syntax to an option's value type.
 func parseValue(o *option, text string) (any, error) {
@@ -143,36 +244,42 @@ func (l listFlag) String() string {
 
 func (l listFlag) Set(s string) error { *l.v = append(*l.v, s); return nil }
 
-// newFlagSet declares every option on a fresh FlagSet. Values land in the
-// returned map, keyed by flag name.
-func newFlagSet(name string) (*flag.FlagSet, map[string]any) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	vals := map[string]any{}
-	for i := range options {
-		o := &options[i]
+// flags is a FlagSet with every option declared on it, and where their
+// values land.
+type flags struct {
+	*flag.FlagSet
+	opts []option
+	vals map[string]any // by flag name: *string, *bool, *int or *[]string
+}
+
+// newFlagSet declares every option of [allOptions] on a fresh FlagSet.
+func newFlagSet(name string) *flags {
+	f := &flags{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), opts: allOptions(), vals: map[string]any{}}
+	for i := range f.opts {
+		o := &f.opts[i]
 		switch o.kind {
 		case kBool:
-			vals[o.flag] = fs.Bool(o.flag, false, o.usage)
+			f.vals[o.flag] = f.Bool(o.flag, false, o.usage)
 		case kInt:
 			d, _ := strconv.Atoi(o.def)
-			vals[o.flag] = fs.Int(o.flag, d, o.usage)
+			f.vals[o.flag] = f.Int(o.flag, d, o.usage)
 		case kList:
 			v := new([]string)
-			fs.Var(listFlag{v}, o.flag, o.usage)
-			vals[o.flag] = v
+			f.Var(listFlag{v}, o.flag, o.usage)
+			f.vals[o.flag] = v
 		default:
-			vals[o.flag] = fs.String(o.flag, o.def, o.usage)
+			f.vals[o.flag] = f.String(o.flag, o.def, o.usage)
 		}
 	}
-	return fs, vals
+	return f
 }
 
 // resolve merges defaults, the config file, the environment and the flags
 // that were set on the command line, in that order of precedence.
-func resolve(fs *flag.FlagSet, vals map[string]any, getenv func(string) (string, bool)) (settings, error) {
+func (f *flags) resolve(getenv func(string) (string, bool)) (settings, []namedBackend, error) {
 	s := settings{}
-	for i := range options {
-		o := &options[i]
+	for i := range f.opts {
+		o := &f.opts[i]
 		v, err := parseValue(o, o.def)
 		if err != nil || o.def == "" && o.kind != kString {
 			v = zero(o.kind)
@@ -180,22 +287,24 @@ func resolve(fs *flag.FlagSet, vals map[string]any, getenv func(string) (string,
 		s[o.flag] = &setting{opt: o, value: v, from: "default"}
 	}
 	cmdline := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { cmdline[f.Name] = true })
+	f.Visit(func(fl *flag.Flag) { cmdline[fl.Name] = true })
 
 	// The config file's own path comes from the flag or the environment.
 	if err := applyEnv(s, getenv, "config-file"); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if cmdline["config-file"] {
-		s["config-file"].value, s["config-file"].from = *vals["config-file"].(*string), "flag -config-file"
+		s["config-file"].value, s["config-file"].from = *f.vals["config-file"].(*string), "flag -config-file"
 	}
-	if err := applyFile(s, s.str("config-file"), s.isSet("config-file")); err != nil {
-		return nil, err
+	cf := s["config-file"]
+	named, err := applyFile(s, cf.value.(string), cf.from != "default")
+	if err != nil {
+		return nil, nil, err
 	}
-	for i := range options {
-		if name := options[i].flag; name != "config-file" {
+	for i := range f.opts {
+		if name := f.opts[i].flag; name != "config-file" {
 			if err := applyEnv(s, getenv, name); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
@@ -204,7 +313,7 @@ func resolve(fs *flag.FlagSet, vals map[string]any, getenv func(string) (string,
 		if !ok {
 			continue // a flag of a subcommand, not an option
 		}
-		switch p := vals[name].(type) {
+		switch p := f.vals[name].(type) {
 		case *string:
 			st.value = *p
 		case *bool:
@@ -216,7 +325,7 @@ func resolve(fs *flag.FlagSet, vals map[string]any, getenv func(string) (string,
 		}
 		st.from = source("flag -" + name)
 	}
-	return s, nil
+	return s, named, nil
 }
 
 func zero(k kind) any {
@@ -251,19 +360,20 @@ func applyEnv(s settings, getenv func(string) (string, bool), name string) error
 	return nil
 }
 
-// applyFile sets options from a confd.toml file. A missing file is an
-// error only when it was asked for explicitly.
-func applyFile(s settings, path string, explicit bool) error {
+// applyFile sets options from a confd.toml file, and returns its named
+// backends. A missing file is an error only when it was asked for
+// explicitly.
+func applyFile(s settings, path string, explicit bool) ([]namedBackend, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if os.IsNotExist(err) && !explicit {
-			return nil
+			return nil, nil
 		}
-		return fmt.Errorf("config file: %w", err)
+		return nil, fmt.Errorf("config file: %w", err)
 	}
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
+		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	byKey := map[string]*setting{}
 	for _, st := range s {
@@ -276,43 +386,29 @@ func applyFile(s settings, path string, explicit bool) error {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var named []namedBackend
 	for _, k := range keys {
 		if k == namedKey {
-			named, err := decodeNamed(path, raw[k])
-			if err != nil {
-				return err
+			if named, err = decodeNamed(path, raw[k]); err != nil {
+				return nil, err
 			}
-			s[namedKey] = &setting{opt: &namedOption, value: named, from: source("config file " + path)}
 			continue
 		}
 		st, ok := byKey[k]
 		if !ok {
-			return fmt.Errorf("config file %s: unknown key %q", path, k)
+			return nil, fmt.Errorf("config file %s: unknown key %q", path, k)
 		}
 		v, err := fileValue(st.opt, raw[k])
 		if err != nil {
-			return fmt.Errorf("config file %s: key %q: %w", path, k, err)
+			return nil, fmt.Errorf("config file %s: key %q: %w", path, k, err)
 		}
 		st.value, st.from = v, source("config file key "+k)
 	}
-	return nil
+	return named, nil
 }
 
 // namedKey is the config file's table of named backends, [backends.NAME].
-// Its decoded []namedBackend is kept in settings under this name, with
-// namedOption, which is neither a flag nor a backend option.
 const namedKey = "backends"
-
-var namedOption = option{flag: namedKey}
-
-// named returns the named backends of the config file, sorted by name.
-func (s settings) named() []namedBackend {
-	if st, ok := s[namedKey]; ok {
-		v, _ := st.value.([]namedBackend)
-		return v
-	}
-	return nil
-}
 
 // decodeNamed decodes the [backends.NAME] tables of the config file at
 // path: each has a type key, a registered backend name, and that backend's
@@ -352,11 +448,15 @@ func decodeNamed(path string, v any) ([]namedBackend, error) {
 		if err != nil {
 			for _, e := range unjoin(err) {
 				var oe *backends.OptionError
-				if errors.As(e, &oe) {
+				var ue *backends.UnknownError
+				switch {
+				case errors.As(e, &oe):
 					errs = append(errs, fmt.Errorf("%s: key %q: not an option of backend %q", where, oe.Key, typ))
-					continue
+				case errors.As(e, &ue):
+					errs = append(errs, fmt.Errorf("%s: key \"type\": %w", where, unknownBackend(typ, nil)))
+				default:
+					errs = append(errs, &layerError{msg: where + ": " + backendProblem(typ, e, tableKeys(opts)), err: e})
 				}
-				errs = append(errs, fmt.Errorf("%s: %w", where, e))
 			}
 			continue
 		}
@@ -366,6 +466,15 @@ func decodeNamed(path string, v any) ([]namedBackend, error) {
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
+}
+
+// tableKeys returns how an error names the keys of a [backends.NAME]
+// table: every key mentioned is one of the table, set or not.
+func tableKeys(set map[string]any) func(key string) (string, bool) {
+	return func(key string) (string, bool) {
+		_, ok := set[key]
+		return fmt.Sprintf("key %q", key), ok
+	}
 }
 
 // fileValue converts a decoded TOML value to an option's value type.
@@ -404,28 +513,3 @@ func fileValue(o *option, v any) (any, error) {
 		return nil, fmt.Errorf("want a string, got %T", v)
 	}
 }
-
-// backendOptions returns the backend options that were set anywhere,
-// keyed by their TOML names.
-func (s settings) backendOptions() map[string]any {
-	out := map[string]any{}
-	for _, st := range s {
-		if st.opt.backend && st.from != "default" {
-			out[st.opt.key] = st.value
-		}
-	}
-	return out
-}
-
-// byKey returns the setting of a confd.toml key.
-func (s settings) byKey(key string) *setting {
-	for _, st := range s {
-		if st.opt.key == key {
-			return st
-		}
-	}
-	return nil
-}
-
-// duration returns the interval as a duration.
-func (s settings) interval() time.Duration { return time.Duration(s.integer("interval")) * time.Second }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -68,27 +69,24 @@ log-level = "warn"
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			fs, vals := newFlagSet("test")
+			fs := newFlagSet("test")
 			if err := fs.Parse(tt.args); err != nil {
 				t.Fatal(err)
 			}
-			s, err := resolve(fs, vals, envMap(tt.env))
+			c, err := load(fs, envMap(tt.env))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := s.str("prefix"); got != tt.wantPrefix {
+			if got := c.Prefix; got != tt.wantPrefix {
 				t.Errorf("prefix = %q, want %q", got, tt.wantPrefix)
 			}
-			if got := s.origin("prefix"); got != tt.wantFrom {
+			if got := c.origin("prefix"); got != tt.wantFrom {
 				t.Errorf("prefix from %q, want %q", got, tt.wantFrom)
 			}
-			if got := s.list("node"); !reflect.DeepEqual(got, tt.wantNodes) {
-				t.Errorf("nodes = %q, want %q", got, tt.wantNodes)
+			if got := c.Interval; got != time.Duration(tt.wantIntvl)*time.Second {
+				t.Errorf("interval = %s, want %ds", got, tt.wantIntvl)
 			}
-			if got := s.integer("interval"); got != tt.wantIntvl {
-				t.Errorf("interval = %d, want %d", got, tt.wantIntvl)
-			}
-			if got := s.backendOptions()["nodes"]; !reflect.DeepEqual(got, tt.wantNodes) {
+			if got := c.BackendOpts["nodes"]; !reflect.DeepEqual(got, tt.wantNodes) {
 				t.Errorf("backend option nodes = %v, want %q", got, tt.wantNodes)
 			}
 		})
@@ -97,29 +95,29 @@ log-level = "warn"
 
 func TestDefaults(t *testing.T) {
 	t.Parallel()
-	fs, vals := newFlagSet("test")
+	fs := newFlagSet("test")
 	if err := fs.Parse([]string{"-config-file", filepath.Join(t.TempDir(), "absent-but-explicit.toml")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := resolve(fs, vals, envMap(nil)); err == nil || !strings.Contains(err.Error(), "absent-but-explicit.toml") {
+	if _, err := load(fs, envMap(nil)); err == nil || !strings.Contains(err.Error(), "absent-but-explicit.toml") {
 		t.Fatalf("explicit missing config file: err = %v, want one naming the file", err)
 	}
 
-	fs, vals = newFlagSet("test")
+	fs = newFlagSet("test")
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
 	// The default /etc/confd/confd.toml is read when it exists; point the
 	// default elsewhere through the environment to keep the test hermetic.
-	if _, err := resolve(fs, vals, envMap(map[string]string{"KVCONF_CONFIG_FILE": filepath.Join(t.TempDir(), "none.toml")})); err == nil {
+	if _, err := load(fs, envMap(map[string]string{"KVCONF_CONFIG_FILE": filepath.Join(t.TempDir(), "none.toml")})); err == nil {
 		t.Fatalf("a missing config file named in the environment must be an error")
 	}
 
-	fs, vals = newFlagSet("test")
+	fs = newFlagSet("test")
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
-	s, err := resolve(fs, vals, func(k string) (string, bool) {
+	c, err := load(fs, func(k string) (string, bool) {
 		if k == "KVCONF_CONFIG_FILE" {
 			return os.DevNull, true
 		}
@@ -128,14 +126,14 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"confdir": "/etc/confd", "backend": "etcd", "interval": 600, "log-level": "info", "onetime": false}
-	for k, v := range want {
-		if got := s[k].value; got != v {
-			t.Errorf("default %s = %v, want %v", k, got, v)
-		}
+	want := config{ConfigFile: os.DevNull, ConfDir: "/etc/confd", Backend: "etcd", Interval: 600 * time.Second, LogLevel: slog.LevelInfo}
+	got := *c
+	got.from, got.keyFrom, got.keyFlag, got.BackendOpts = nil, nil, nil, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
 	}
-	if len(s.backendOptions()) != 0 {
-		t.Errorf("backend options set by default: %v", s.backendOptions())
+	if len(c.BackendOpts) != 0 {
+		t.Errorf("backend options set by default: %v", c.BackendOpts)
 	}
 }
 
@@ -176,12 +174,12 @@ func TestUsageErrors(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{name: "backend option the backend lacks", args: []string{"-backend", "file", "-file", data, "-table", "t"},
-			want: []string{"flag -table", `not an option of backend "file"`}},
+		{name: "backend option the backend lacks", args: []string{"-backend", "file", "-file", data, "-node", "n"},
+			want: []string{"flag -node", `not an option of backend "file"`}},
 		{name: "confd env name routed to backend", args: []string{"-backend", "env"}, env: map[string]string{"CONFD_CLIENT_CERT": "/c.pem"},
 			want: []string{"environment CONFD_CLIENT_CERT", `not an option of backend "env"`}},
-		{name: "unknown backend", args: []string{"-backend", "zookeeper"},
-			want: []string{`unknown backend "zookeeper"`, "env", "file"}},
+		{name: "unknown backend", args: []string{"-backend", "nope"},
+			want: []string{`flag -backend: unknown backend "nope" (built in: `, "env", "file"}},
 		{name: "bad log level", args: []string{"-backend", "env", "-log-level", "loud"},
 			want: []string{"flag -log-level", `"loud"`}},
 		{name: "bad interval", args: []string{"-backend", "env"}, env: map[string]string{"KVCONF_INTERVAL": "0"},
@@ -274,33 +272,42 @@ func TestWaitFromConfigFile(t *testing.T) {
 	}
 }
 
-func TestWatchNeedsWatcher(t *testing.T) {
-	t.Parallel()
+// TestWatchUnwatchedBackend: -watch (by flag or environment) with a
+// resource on a backend that cannot watch (env) starts the daemon: the
+// env resource is rendered at start and said once not to be watched,
+// while a resource on a file backend is watched. It sets an environment
+// variable, so it does not run in parallel.
+func TestWatchUnwatchedBackend(t *testing.T) {
+	t.Setenv("KVCONF_TEST_UNWATCHED_V", "from-env")
 	tests := []struct {
 		name string
 		args []string
 		env  map[string]string
-		want string
 	}{
-		{name: "flag", args: []string{"-watch"}, want: "flag -watch: "},
-		{name: "environment", env: map[string]string{"KVCONF_WATCH": "true"}, want: "environment KVCONF_WATCH: "},
+		{name: "flag", args: []string{"-watch"}},
+		{name: "environment", env: map[string]string{"KVCONF_WATCH": "true"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			// A resource reads the default backend: it is opened (and
-			// checked) only when one does.
-			dir := t.TempDir()
-			writeFile(t, dir, "templates/t.tmpl", "x")
-			writeFile(t, dir, "conf.d/a.toml", fmt.Sprintf("[template]\nsrc = \"t.tmpl\"\ndest = %q\n", filepath.Join(dir, "out", "a")))
-			args := append([]string{"-config-file", os.DevNull, "-confdir", dir, "-backend", "env"}, tt.args...)
-			var stderr bytes.Buffer
-			code := run(t.Context(), args, envMap(tt.env), io.Discard, &stderr)
-			if code != exitUsage {
-				t.Errorf("exit code = %d, want %d", code, exitUsage)
+			d := newNamedDir(t, "[backends.vars]\ntype = \"env\"\n")
+			writeFile(t, d.dir, "templates/env.tmpl", `{{getv "/kvconf/test/unwatched/v"}}`)
+			writeFile(t, d.dir, "conf.d/two.toml", fmt.Sprintf("[template]\nsrc = \"env.tmpl\"\ndest = %q\nkeys = [\"/kvconf/test/unwatched/v\"]\nbackend = \"vars\"\n",
+				filepath.Join(d.out, "two")))
+			var stderr lockedBuffer
+			stop := startDaemon(t, command{getenv: envMap(tt.env), stdout: io.Discard, stderr: &stderr}, append(d.args("-wait", "0s"), tt.args...))
+			waitUntil(t, "the env resource to be rendered", holds(filepath.Join(d.out, "two"), "from-env"))
+			waitUntil(t, "one to be rendered", holds(filepath.Join(d.out, "one"), "one-a"))
+			writeFile(t, d.dir, "one.yaml", "v: one-b\n")
+			waitUntil(t, "one to follow its watched backend", holds(filepath.Join(d.out, "one"), "one-b"))
+			if code := stop(); code != exitOK {
+				t.Errorf("exit code = %d, want %d:\n%s", code, exitOK, stderr.String())
 			}
-			if want := tt.want + `backend "env" cannot watch for changes`; !strings.Contains(stderr.String(), want) {
-				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), want)
+			out := stderr.String()
+			if n := strings.Count(out, `msg="backend cannot watch; resources render at start, on reload and every interval" backend="vars (env)"`); n != 1 {
+				t.Errorf("the not-watched line for vars (env) was logged %d times, want 1:\n%s", n, out)
+			}
+			if strings.Contains(out, `backend="one (file)" msg="backend cannot watch`) || strings.Contains(out, "cannot watch for changes") {
+				t.Errorf("unexpected refusal or line for the watched backend:\n%s", out)
 			}
 		})
 	}

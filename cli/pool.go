@@ -8,11 +8,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/internal/backoff"
 	"github.com/kvconf/kvconf/resource"
 )
 
@@ -30,8 +30,12 @@ type namedBackend struct {
 // until close, across SIGHUP reloads; each has its own snapshot and watch.
 type pool struct {
 	entries map[string]*entry // by name; "" is the default backend
-	log     *slog.Logger
-	retry   resource.Backoff // between attempts to open a backend in daemon mode
+	// def, when not "", is the named backend that is also the default
+	// one (-backend names a [backends.NAME] table): resources without a
+	// backend key read it, and share its snapshot and watch.
+	def   string
+	log   *slog.Logger
+	retry resource.Backoff // between attempts to open a backend in daemon mode
 }
 
 // entry is one backend of a pool.
@@ -40,6 +44,9 @@ type entry struct {
 	typ   string
 	label string // how messages name it
 	cfg   backends.Config
+	// status counts the backend's transitions down and up over all its
+	// runs (across reloads), for metrics.
+	status resource.BackendStatus
 
 	mu sync.Mutex // serialises Open
 	b  backends.Backend
@@ -53,6 +60,21 @@ func newPool(typ string, cfg backends.Config, named []namedBackend, log *slog.Lo
 		p.entries[n.name] = &entry{name: n.name, typ: n.typ, label: fmt.Sprintf("%s (%s)", n.name, n.typ), cfg: n.cfg}
 	}
 	return p
+}
+
+// alias makes the named backend the default one too.
+func (p *pool) alias(name string) {
+	p.def = name
+	p.entries[""] = p.entries[name]
+}
+
+// canon returns the name under which the backend a resource names is
+// grouped: the named backend for the default one when it is an alias.
+func (p *pool) canon(name string) string {
+	if name == "" && p.def != "" {
+		return p.def
+	}
+	return name
 }
 
 // names returns the names resources may give: "" (the default) and every
@@ -79,7 +101,7 @@ func (p *pool) get(ctx context.Context, name string) (backends.Backend, error) {
 	}
 	b, err := e.cfg.Open(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("backend %s: %w", e.label, err)
+		return nil, e.wrap(err)
 	}
 	e.b = b
 	p.log.Debug("backend opened", "backend", e.label)
@@ -89,6 +111,9 @@ func (p *pool) get(ctx context.Context, name string) (backends.Backend, error) {
 // close closes every backend that was opened.
 func (p *pool) close() {
 	for _, n := range p.names() {
+		if n == "" && p.def != "" {
+			continue // the named one
+		}
 		e := p.entries[n]
 		e.mu.Lock()
 		if e.b != nil {
@@ -99,6 +124,13 @@ func (p *pool) close() {
 		}
 		e.mu.Unlock()
 	}
+}
+
+// wrap prefixes err, an error of the backend, with its label, once: a
+// message that starts with the backend's type already ("file: open
+// x.yaml: ...") loses that prefix.
+func (e *entry) wrap(err error) error {
+	return &layerError{msg: "backend " + e.label + ": " + strings.TrimPrefix(err.Error(), e.typ+": "), err: err}
 }
 
 // group is the resources that read one backend.
@@ -112,7 +144,8 @@ type group struct {
 func (p *pool) groups(rs []*resource.Resource) []group {
 	by := map[string][]*resource.Resource{}
 	for _, r := range rs {
-		by[r.Config.Backend] = append(by[r.Config.Backend], r)
+		n := p.canon(r.Config.Backend)
+		by[n] = append(by[n], r)
 	}
 	var out []group
 	for _, n := range p.names() {
@@ -165,7 +198,7 @@ func (p *pool) label(name string, err error) error {
 	for i, e := range parts {
 		var re *resource.Error
 		if !errors.As(e, &re) {
-			parts[i] = fmt.Errorf("backend %s: %w", p.entries[name].label, e)
+			parts[i] = p.entries[name].wrap(e)
 		}
 	}
 	return errors.Join(parts...)
@@ -184,24 +217,6 @@ func (p *pool) openAll(ctx context.Context, gs []group) (int, []error) {
 		open++
 	}
 	return open, errs
-}
-
-// cannotWatch returns the label of the first open backend of gs that
-// has no watch.
-func (p *pool) cannotWatch(gs []group) (string, bool) {
-	for _, g := range gs {
-		e := p.entries[g.name]
-		e.mu.Lock()
-		b := e.b
-		e.mu.Unlock()
-		if b == nil {
-			continue
-		}
-		if _, ok := b.(backends.Watcher); !ok {
-			return e.label, true
-		}
-	}
-	return "", false
 }
 
 // run keeps the resources up to date until ctx is done: one
@@ -224,6 +239,7 @@ func (p *pool) run(ctx context.Context, rs []*resource.Resource, ropts resource.
 			}
 			o := ropts
 			o.Logger = ropts.Logger.With("backend", p.entries[grp.name].label)
+			o.Status = &p.entries[grp.name].status
 			return p.label(grp.name, resource.Run(gctx, b, grp.rs, o))
 		})
 	}
@@ -246,12 +262,8 @@ func (p *pool) await(ctx context.Context, name string) (backends.Backend, error)
 		}
 		d := p.retry.Delay(attempt)
 		p.log.Warn("backend open failed; retrying", "backend", p.entries[name].label, "in", d, "err", err)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, d) != nil {
 			return nil, fmt.Errorf("resource: run: %w", context.Cause(ctx))
-		case <-t.C:
 		}
 	}
 }

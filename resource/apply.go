@@ -17,10 +17,15 @@ import (
 	"github.com/kvconf/kvconf/funcs"
 )
 
-// Error is the failure of one resource: its file name and the cause.
+// Error is the failure of one resource: its file name, the step that
+// failed and the cause.
 type Error struct {
 	// Resource is the resource's name, its file path relative to the confdir.
 	Resource string
+	// Dest is the resource's dest.
+	Dest string
+	// Step is the step that failed, or "" when unknown.
+	Step Step
 	// Err is the cause.
 	Err error
 }
@@ -29,6 +34,32 @@ func (e *Error) Error() string { return "resource " + e.Resource + ": " + e.Err.
 
 // Unwrap returns Err.
 func (e *Error) Unwrap() error { return e.Err }
+
+// Step names a step of bringing a dest up to date, for reports.
+type Step string
+
+// The steps, in their order.
+const (
+	// StepFetch reads the keys from the backend (see [FetchError]).
+	StepFetch Step = "fetch"
+	// StepRender renders the template.
+	StepRender Step = "render"
+	// StepWrite reads dest, writes the stage file, or renames it over
+	// dest.
+	StepWrite Step = "write"
+	// StepCheck runs check_cmd.
+	StepCheck Step = "check"
+	// StepReload runs reload_cmd, and the rollback when it fails.
+	StepReload Step = "reload"
+)
+
+// fail returns err, when not nil, as an [*Error] of r at step.
+func (r *Resource) fail(step Step, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Resource: r.Name, Dest: r.dest, Step: step, Err: err}
+}
 
 // Result is what [Resource.Apply] did to dest.
 type Result int
@@ -91,25 +122,23 @@ type state struct {
 //     untouched, the stage file is removed (kept with
 //     [Options.KeepStageFile]) and the error is a [*HookError].
 //  6. Rename the stage file over dest and sync the directory.
-//
-// When dest is a symbolic link, the file it points to is written (and
-// created if missing) and the link stays: a dest in nginx's sites-enabled
-// that links to sites-available updates the file in sites-available.
 //  7. Unless [Options.SyncOnly], run reload_cmd. When it fails and
 //     rollback is on (the default), dest's previous content, mode and
 //     owner are restored the same atomic way (or dest is removed if it did
 //     not exist), and the error says so.
 //
-// Errors start with "resource NAME: ". Apply calls on one resource are
-// serialised.
+// When dest is a symbolic link, the file it points to is written (and
+// created if missing, in a directory that exists) and the link stays: a
+// dest in nginx's sites-enabled that links to sites-available updates the
+// file in sites-available. A link is followed only when it is safe to (see
+// [LinkError]).
+//
+// Errors are [*Error]s, whose messages start with "resource NAME: ". Apply
+// calls on one resource are serialised.
 func (r *Resource) Apply(ctx context.Context, s *funcs.Store) (Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	res, err := r.apply(ctx, s)
-	if err != nil {
-		return res, &Error{Resource: r.Name, Err: err}
-	}
-	return res, nil
+	return r.apply(ctx, s)
 }
 
 func (r *Resource) apply(ctx context.Context, s *funcs.Store) (Result, error) {
@@ -138,22 +167,23 @@ type staged struct {
 // prepare runs the steps of [Resource.Apply] up to the commit: it renders,
 // compares with dest and, when dest must change, writes and syncs the
 // stage file and runs check_cmd on it. It returns the staged update to
-// commit, or nil with the result and error of Apply.
+// commit, or nil with the result and error of Apply. Errors are [*Error]s,
+// as are those of commit and finish.
 func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged, error) {
 	// Made with its capacity, not grown to it: Grow would zero it all,
 	// touching every page before the render writes any.
 	buf := bytes.NewBuffer(make([]byte, 0, r.sizeHint()))
 	if err := r.tmpl.Render(ctx, buf, s.View(r.prefix, r.Config.Keys)); err != nil {
-		return Unchanged, nil, err // already "template: name:line:col: ..."
+		return Unchanged, nil, r.fail(StepRender, err) // already "template: name:line:col: ..."
 	}
 	r.lastSize = buf.Len()
 	target, err := linkTarget(r.dest)
 	if err != nil {
-		return Unchanged, nil, err
+		return Unchanged, nil, r.fail(StepWrite, err)
 	}
 	cur, err := readState(target, buf.Bytes())
 	if err != nil {
-		return Unchanged, nil, err
+		return Unchanged, nil, r.fail(StepWrite, err)
 	}
 	want := state{exists: true, data: buf.Bytes(), mode: defaultMode, uid: r.uid, gid: r.gid}
 	switch {
@@ -177,16 +207,18 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 	if r.opts.Noop {
 		if r.opts.Diff != nil {
 			if _, err := io.WriteString(r.opts.Diff, r.diff(cur, want)); err != nil {
-				return WouldUpdate, nil, fmt.Errorf("diff: %w", err)
+				return WouldUpdate, nil, r.fail(StepWrite, fmt.Errorf("diff: %w", err))
 			}
 		}
 		r.log.Info("would update", "resource", r.Name, "dest", r.dest)
 		return WouldUpdate, nil, nil
 	}
 
-	stage, err := writeStage(target, want)
+	// A new dest's missing directory is made, as consul-template does;
+	// never that of a file a link points to.
+	stage, err := writeStage(target, want, target == r.dest)
 	if err != nil {
-		return Unchanged, nil, err
+		return Unchanged, nil, r.fail(StepWrite, err)
 	}
 	if r.check != nil && !r.opts.SyncOnly {
 		cmd, err := hookCommand(r.check, stage, r.dest)
@@ -194,7 +226,7 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 			// The stage file is ours and holds nothing dest needs; a
 			// failure to remove it leaves a dot file behind, no worse.
 			_ = os.Remove(stage)
-			return Unchanged, nil, fmt.Errorf("check_cmd: %w", err)
+			return Unchanged, nil, r.fail(StepCheck, fmt.Errorf("check_cmd: %w", err))
 		}
 		if err := r.runHook(ctx, "check_cmd", cmd); err != nil {
 			if r.opts.KeepStageFile {
@@ -202,7 +234,7 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 			} else {
 				_ = os.Remove(stage) // as above
 			}
-			return Unchanged, nil, err
+			return Unchanged, nil, r.fail(StepCheck, err)
 		}
 	}
 	return Unchanged, &staged{target: target, stage: stage, prev: cur}, nil
@@ -213,7 +245,7 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 func (r *Resource) commit(u *staged) error {
 	if err := os.Rename(u.stage, u.target); err != nil {
 		_ = os.Remove(u.stage) // as in prepare
-		return fmt.Errorf("commit: %w", err)
+		return r.fail(StepWrite, fmt.Errorf("commit: %w", err))
 	}
 	r.log.Info("updated", "resource", r.Name, "dest", r.dest)
 	return nil
@@ -226,7 +258,7 @@ func (r *Resource) commit(u *staged) error {
 // reported with its result.
 func (r *Resource) finish(ctx context.Context, u *staged, syncErr error) (Result, error) {
 	if r.reload == nil || r.opts.SyncOnly {
-		return Updated, syncErr
+		return Updated, r.fail(StepWrite, syncErr)
 	}
 	cmd, err := hookCommand(r.reload, r.dest, r.dest)
 	if err == nil {
@@ -235,28 +267,60 @@ func (r *Resource) finish(ctx context.Context, u *staged, syncErr error) (Result
 		err = fmt.Errorf("reload_cmd: %w", err)
 	}
 	if err == nil {
-		return Updated, syncErr
+		return Updated, r.fail(StepWrite, syncErr)
 	}
 	if r.Config.Rollback != nil && !*r.Config.Rollback {
-		return Updated, errors.Join(err, syncErr)
+		return Updated, r.fail(StepReload, errors.Join(err, syncErr))
 	}
 	cur := u.prev
 	if rerr := restore(u.target, cur); rerr != nil {
-		return Updated, errors.Join(err, fmt.Errorf("rollback of %s: %w", r.dest, rerr))
+		return Updated, r.fail(StepReload, errors.Join(err, fmt.Errorf("rollback of %s: %w", r.dest, rerr)))
 	}
 	r.log.Warn("rolled back", "resource", r.Name, "dest", r.dest)
 	if cur.exists {
-		return Unchanged, fmt.Errorf("%w (previous content of %s restored)", err, r.dest)
+		return Unchanged, r.fail(StepReload, fmt.Errorf("%w (previous content of %s restored)", err, r.dest))
 	}
-	return Unchanged, fmt.Errorf("%w (removed %s, which did not exist before)", err, r.dest)
+	return Unchanged, r.fail(StepReload, fmt.Errorf("%w (removed %s, which did not exist before)", err, r.dest))
 }
 
 // maxLinks bounds the chain of symbolic links linkTarget follows.
 const maxLinks = 40
 
+// LinkError reports a dest that is a symbolic link (or a chain of them)
+// that Apply does not follow, as whoever could change it could make kvconf
+// write, as root, any file.
+//
+// A link is followed when it is owned by root or by kvconf's user, and the
+// directory holding it is owned by one of them too and writable by no one
+// else (no write bit for group or others, sticky or not). That is stricter
+// than the kernel's fs.protected_symlinks, which trusts, outside sticky
+// world-writable directories, any link, and inside them one owned by the
+// directory's owner: a user who owns dest's directory can write there but
+// should not be able to make root write elsewhere. Each link of a chain is
+// checked; the directories of a link's target are never created.
+type LinkError struct {
+	// Dest is the resource's dest.
+	Dest string
+	// Link is the link not followed: dest, or a link dest leads to.
+	Link string
+	// Reason says why, such as "it is owned by uid 65534".
+	Reason string
+}
+
+func (e *LinkError) Error() string {
+	via := ""
+	if e.Link != e.Dest {
+		via = " via " + e.Link
+	}
+	return fmt.Sprintf("dest %s is a symbolic link%s that kvconf does not follow: %s "+
+		"(a link must be owned by root and in a directory only root can write; "+
+		"otherwise set dest to the file itself)", e.Dest, via, e.Reason)
+}
+
 // linkTarget returns the file that writing dest should replace: dest
-// itself, or, when dest is a symbolic link (or a chain of them), the file
-// at the end of the chain, which may not exist yet.
+// itself, or, when dest is a symbolic link (or a chain of them) that is
+// safe to follow (see [LinkError]), the file at the end of the chain,
+// which may not exist yet.
 func linkTarget(dest string) (string, error) {
 	p := dest
 	for range maxLinks {
@@ -266,6 +330,11 @@ func linkTarget(dest string) (string, error) {
 		}
 		if err != nil {
 			return "", fmt.Errorf("read dest: %w", err)
+		}
+		if reason, err := unsafeLink(p, fi); err != nil {
+			return "", fmt.Errorf("read dest: %w", err)
+		} else if reason != "" {
+			return "", &LinkError{Dest: dest, Link: p, Reason: reason}
 		}
 		link, err := os.Readlink(p)
 		if err != nil {
@@ -277,6 +346,38 @@ func linkTarget(dest string) (string, error) {
 		p = link
 	}
 	return "", fmt.Errorf("read dest: %s: more than %d symbolic links", dest, maxLinks)
+}
+
+// unsafeLink returns why the symbolic link p, whose Lstat is fi, must not
+// be followed, or "" when it may be: see [LinkError]. As the directory
+// holding p can be written by trusted users only, p cannot change between
+// this check and the read of the link.
+func unsafeLink(p string, fi fs.FileInfo) (string, error) {
+	uid, _ := fileOwner(fi)
+	if uid < 0 {
+		return "", nil // no file owners on this system
+	}
+	euid := os.Geteuid()
+	trusted := func(id int) bool { return id == 0 || id == euid }
+	who := "root"
+	if euid != 0 {
+		who = fmt.Sprintf("root or uid %d (kvconf's user)", euid)
+	}
+	if !trusted(uid) {
+		return fmt.Sprintf("it is owned by uid %d, not by %s", uid, who), nil
+	}
+	dir := filepath.Dir(p)
+	dfi, err := os.Stat(dir)
+	if err != nil {
+		return "", err
+	}
+	if duid, _ := fileOwner(dfi); !trusted(duid) {
+		return fmt.Sprintf("its directory %s is owned by uid %d, not by %s", dir, duid, who), nil
+	}
+	if m := dfi.Mode(); m.Perm()&0o022 != 0 {
+		return fmt.Sprintf("its directory %s (mode %04o) can be written by others than its owner", dir, octal(m)), nil
+	}
+	return "", nil
 }
 
 // sizeHint returns how many bytes a render of r is likely to take: those
@@ -300,20 +401,30 @@ const maxSizeHint = 1 << 30
 
 // readState returns what the file at p holds. When it holds exactly like
 // (the new content), its data is like itself: the file is compared a
-// piece at a time, and an unchanged dest costs no copy in memory.
+// piece at a time, and an unchanged dest costs no copy in memory. p is
+// opened without following a symbolic link (linkTarget resolved those)
+// and without blocking on a FIFO; what is at p must be a regular file.
 func readState(p string, like []byte) (state, error) {
 	st := state{uid: -1, gid: -1}
-	fi, err := os.Stat(p)
+	f, err := openNoFollow(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}
+	if isLinkErr(err) {
+		return st, fmt.Errorf("read dest: %s became a symbolic link", p)
+	}
+	if err != nil {
+		return st, fmt.Errorf("read dest: %w", err)
+	}
+	defer func() { _ = f.Close() }() // read-only: nothing to lose on Close
+	fi, err := f.Stat()
 	if err != nil {
 		return st, fmt.Errorf("read dest: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
 		return st, fmt.Errorf("read dest: %s is not a regular file", p)
 	}
-	data, err := readData(p, fi.Size(), like)
+	data, err := readData(f, fi.Size(), like)
 	if err != nil {
 		return st, fmt.Errorf("read dest: %w", err)
 	}
@@ -322,14 +433,9 @@ func readState(p string, like []byte) (state, error) {
 	return st, nil
 }
 
-// readData returns the content of the file at p, of size bytes when it
-// was looked at: like when they are the same, else a copy read whole.
-func readData(p string, size int64, like []byte) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = f.Close() }() // read-only: nothing to lose on Close
+// readData returns the content of f, of size bytes when it was looked
+// at: like when they are the same, else a copy read whole.
+func readData(f *os.File, size int64, like []byte) ([]byte, error) {
 	if size == int64(len(like)) {
 		same, err := holds(f, like)
 		if err != nil || same {
@@ -343,7 +449,7 @@ func readData(p string, size int64, like []byte) ([]byte, error) {
 	if size < maxSizeHint {
 		b.Grow(int(size) + bytes.MinRead)
 	}
-	_, err = b.ReadFrom(f)
+	_, err := b.ReadFrom(f)
 	return b.Bytes(), err
 }
 
@@ -373,12 +479,16 @@ func holds(f io.Reader, data []byte) (bool, error) {
 }
 
 // writeStage writes st to a new stage file next to dest and returns its
-// path. Owner and mode are set before the content is written, so that the
-// content is never readable by more than the final mode allows.
-func writeStage(dest string, st state) (string, error) {
-	// Like consul-template, create a missing parent directory.
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return "", fmt.Errorf("stage: %w", err)
+// path; with mkdir, it first makes dest's directory if it is missing.
+// Owner and mode are set before the content is written, so that the
+// content is never readable by more than the final mode allows. The stage
+// file is created with O_EXCL, so a link planted at its name is an error,
+// never followed.
+func writeStage(dest string, st state, mkdir bool) (string, error) {
+	if mkdir {
+		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+			return "", fmt.Errorf("stage: %w", err)
+		}
 	}
 	f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*")
 	if err != nil {
@@ -431,7 +541,7 @@ func restore(dest string, st state) error {
 		}
 		return syncDir(filepath.Dir(dest))
 	}
-	stage, err := writeStage(dest, st)
+	stage, err := writeStage(dest, st, false)
 	if err != nil {
 		return err
 	}
@@ -468,6 +578,12 @@ func (r *Resource) diff(cur, want state) string {
 		if cur.uid != want.uid || cur.gid != want.gid {
 			fmt.Fprintf(&b, "# %s: owner %d:%d -> %d:%d\n", r.dest, cur.uid, cur.gid, want.uid, want.gid)
 		}
+	}
+	if r.Config.Sensitive {
+		if !cur.exists || !bytes.Equal(cur.data, want.data) {
+			fmt.Fprintf(&b, "# %s: content differs; diff withheld: resource is sensitive\n", r.dest)
+		}
+		return b.String()
 	}
 	b.WriteString(udiff.Unified(from, r.dest, string(cur.data), string(want.data)))
 	return b.String()

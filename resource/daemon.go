@@ -12,6 +12,7 @@ import (
 
 	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/funcs"
+	"github.com/kvconf/kvconf/internal/backoff"
 )
 
 // daemon is the state of one [Run]: one backend, its fetch loop and one
@@ -23,14 +24,16 @@ import (
 // key. Workers only read cur, so every render sees one complete update:
 // never a failed or partial fetch.
 type daemon struct {
-	b        backends.Backend
-	w        backends.Watcher // nil without RunOptions.Watch
-	opts     RunOptions       // Retry has its defaults
-	log      *slog.Logger
-	prefixes []string            // MergePrefixes of the resources
-	index    *iradix.Tree[[]int] // each resource prefix → the workers that read it
-	workers  []*worker
-	cur      atomic.Pointer[current]
+	b         backends.Backend
+	w         backends.Watcher // nil without RunOptions.Watch, or when b cannot watch
+	unwatched bool             // RunOptions.Watch is set but b cannot watch
+	opts      RunOptions       // Retry has its defaults
+	reconnect backoff.Policy   // between attempts to read a failing backend
+	log       *slog.Logger
+	prefixes  []string            // MergePrefixes of the resources
+	index     *iradix.Tree[[]int] // each resource prefix → the workers that read it
+	workers   []*worker
+	cur       atomic.Pointer[current]
 
 	// Owned by the fetch loop.
 	rev     uint64 // last revision seen
@@ -50,11 +53,8 @@ type current struct {
 func newDaemon(b backends.Backend, rs []*Resource, opts RunOptions) (*daemon, error) {
 	d := &daemon{b: b, opts: opts, log: opts.Logger, prefixes: MergePrefixes(rs)}
 	if opts.Watch {
-		w, ok := b.(backends.Watcher)
-		if !ok {
-			return nil, ErrNoWatcher
-		}
-		d.w = w
+		d.w, _ = b.(backends.Watcher)
+		d.unwatched = d.w == nil
 	}
 	switch {
 	case opts.Interval < 0:
@@ -66,6 +66,10 @@ func newDaemon(b backends.Backend, rs []*Resource, opts RunOptions) (*daemon, er
 		return nil, fmt.Errorf("resource: run: wait %s: %w", opts.Wait, err)
 	}
 	d.opts.Retry = opts.Retry.WithDefaults()
+	d.reconnect = backoff.Policy{
+		Min: min(d.opts.Retry.Min, reconnectMin),
+		Max: min(d.opts.Retry.Max, ReconnectMax),
+	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -106,8 +110,17 @@ func (d *daemon) fetch(ctx context.Context) error {
 	for _, w := range d.workers {
 		w.notify()
 	}
-	if d.w != nil {
+	switch {
+	case d.w != nil:
 		return d.watch(ctx)
+	case d.unwatched:
+		// Said once per Run: at start and after each reload.
+		d.log.Info("backend cannot watch; resources render at start, on reload and every interval",
+			"resources", len(d.workers), "interval", d.opts.Interval)
+		if d.opts.Interval == 0 {
+			<-ctx.Done()
+			return ctx.Err()
+		}
 	}
 	return d.poll(ctx)
 }
@@ -155,6 +168,7 @@ func (d *daemon) watch(ctx context.Context) error {
 		if !next.IsZero() {
 			wctx, cancel = context.WithDeadline(ctx, next)
 		}
+		began := time.Now()
 		u, err := d.w.Watch(wctx, d.prefixes, d.rev)
 		cancel()
 		if ctx.Err() != nil {
@@ -164,9 +178,12 @@ func (d *daemon) watch(ctx context.Context) error {
 			if wctx.Err() != nil {
 				continue // time to reconcile
 			}
+			if time.Since(began) > d.reconnect.Max {
+				fails = 0 // the watch worked for a while: a new failure
+			}
 			fails++
 			d.failed(err, fails)
-			if err := sleep(ctx, d.opts.Retry.Delay(fails)); err != nil {
+			if err := d.resync(ctx, fails); err != nil {
 				return err
 			}
 			continue
@@ -175,6 +192,26 @@ func (d *daemon) watch(ctx context.Context) error {
 		d.recovered()
 		d.update(u)
 	}
+}
+
+// resync reads the prefixes again after a failed watch, the fails-th in a
+// row, and installs what it read: the changes made while the watch was
+// down are found whether or not the watch could resume, and the backend
+// counts as up again as soon as it answers a read, even when no key
+// changes after it. A watch that fails again at once (while reads work)
+// is paced by the reconnection backoff.
+func (d *daemon) resync(ctx context.Context, fails int) error {
+	if fails > 1 {
+		if err := sleep(ctx, d.reconnect.Delay(fails-1)); err != nil {
+			return err
+		}
+	}
+	snap, err := d.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	d.replace(snap, false)
+	return nil
 }
 
 // snapshot reads the prefixes, retrying with backoff until it succeeds or
@@ -188,30 +225,40 @@ func (d *daemon) snapshot(ctx context.Context) (backends.Snapshot, error) {
 	return snap, err
 }
 
-// retry calls read until it succeeds, with backoff between the failures,
-// or until ctx is done (then it returns ctx's error).
+// retry calls read until it succeeds, with the reconnection backoff
+// between the failures, or until ctx is done (then it returns ctx's
+// error).
 func (d *daemon) retry(ctx context.Context, read func(context.Context) error) error {
-	for fails := 1; ; fails++ {
+	err := backoff.Retry(ctx, d.reconnect, func(ctx context.Context) error {
 		err := read(ctx)
-		if ctx.Err() != nil {
+		if err != nil && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err == nil {
-			d.recovered()
-			return nil
-		}
-		d.failed(err, fails)
-		if err := sleep(ctx, d.opts.Retry.Delay(fails)); err != nil {
-			return err
-		}
+		return err
+	}, func(n int, err error, _ time.Duration) { d.failed(err, n) })
+	if err != nil {
+		return ctx.Err()
 	}
+	d.recovered()
+	return nil
 }
+
+// Bounds of the backoff between attempts to read a failing backend: at
+// most [RunOptions.Retry]'s, and never more than ReconnectMax, so that a
+// backend that answers again is read within about ReconnectMax (+20%).
+const (
+	reconnectMin = 250 * time.Millisecond
+	// ReconnectMax is the longest wait between two attempts to read a
+	// failing backend.
+	ReconnectMax = 2 * time.Second
+)
 
 // failed notes a backend error: a warning when the backend goes down,
 // nothing more while it stays down but a debug line.
 func (d *daemon) failed(err error, attempt int) {
 	if !d.down {
 		d.down = true
+		d.opts.Status.wentDown()
 		d.log.Warn("backend down", "rev", d.rev, "err", err)
 		return
 	}
@@ -222,8 +269,64 @@ func (d *daemon) failed(err error, attempt int) {
 func (d *daemon) recovered() {
 	if d.down {
 		d.down = false
+		d.opts.Status.cameUp()
 		d.log.Info("backend up", "rev", d.rev)
 	}
+}
+
+// BackendStatus is what a [Run] knows of its backend's health: whether it
+// is down now, and how many times it went down and came back up. Run
+// updates it when [RunOptions.Status] points to it, at the moments it logs
+// "backend down" and "backend up"; a metrics exporter or a health check
+// may read it at any time (its methods are safe for concurrent use). The
+// zero BackendStatus is ready to use: up, no transitions. One status
+// serves one backend; across reloads (a new Run on the same backend) the
+// counts go on.
+type BackendStatus struct {
+	down  atomic.Bool
+	downs atomic.Uint64
+	ups   atomic.Uint64
+	since atomic.Int64 // Unix nanoseconds of the last transition; 0 for none
+}
+
+// Down reports whether the backend is down: its last read or watch failed
+// and no read succeeded since.
+func (s *BackendStatus) Down() bool { return s.down.Load() }
+
+// Downs returns how many times the backend went down.
+func (s *BackendStatus) Downs() uint64 { return s.downs.Load() }
+
+// Ups returns how many times the backend came back up after being down.
+func (s *BackendStatus) Ups() uint64 { return s.ups.Load() }
+
+// Since returns the time of the last transition, down or up; the zero
+// time if there was none.
+func (s *BackendStatus) Since() time.Time {
+	ns := s.since.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// wentDown records a transition to down; a nil s records nothing.
+func (s *BackendStatus) wentDown() {
+	if s == nil {
+		return
+	}
+	s.since.Store(time.Now().UnixNano())
+	s.down.Store(true)
+	s.downs.Add(1)
+}
+
+// cameUp records a transition to up; a nil s records nothing.
+func (s *BackendStatus) cameUp() {
+	if s == nil {
+		return
+	}
+	s.since.Store(time.Now().UnixNano())
+	s.down.Store(false)
+	s.ups.Add(1)
 }
 
 // update applies one result of Watch.

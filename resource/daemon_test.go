@@ -386,7 +386,10 @@ func TestRunBackendOutage(t *testing.T) {
 			if tt.atStart {
 				e.fake.Fail(errDown)
 			}
-			e.start(e.fake, []*Resource{r}, e.runOptions())
+			opts := e.runOptions()
+			var st BackendStatus
+			opts.Status = &st
+			e.start(e.fake, []*Resource{r}, opts)
 			if !tt.atStart {
 				waitFor(t, e.dest("a"), "v1")
 				e.fake.Fail(errDown)
@@ -403,8 +406,15 @@ func TestRunBackendOutage(t *testing.T) {
 			} else if got := readFile(t, e.dest("a")); got != "v1" {
 				t.Errorf("dest holds %q during the outage, want v1", got)
 			}
+			if !st.Down() || st.Downs() != 1 || st.Ups() != 0 || st.Since().IsZero() {
+				t.Errorf("status during the outage: down %v, %d downs, %d ups, since %v; want down, 1, 0, set",
+					st.Down(), st.Downs(), st.Ups(), st.Since())
+			}
 			e.fake.Recover()
 			waitFor(t, e.dest("a"), "v2")
+			if st.Down() || st.Downs() != 1 || st.Ups() != 1 {
+				t.Errorf("status after the outage: down %v, %d downs, %d ups; want up, 1, 1", st.Down(), st.Downs(), st.Ups())
+			}
 			e.fake.Set("/k", "v3") // and the watch goes on
 			waitFor(t, e.dest("a"), "v3")
 			out := e.logs.String()
@@ -418,6 +428,28 @@ func TestRunBackendOutage(t *testing.T) {
 				t.Errorf("the backend down line lacks its level or error:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestRunBackendUpWithoutChange: a backend back from an outage counts as
+// up as soon as it answers a read, though no key changed: the up line
+// does not wait for the next change to end the watch.
+func TestRunBackendUpWithoutChange(t *testing.T) {
+	t.Parallel()
+	e := newDaemonEnv(t)
+	e.fake.Set("/k", "v1")
+	r := e.resource("a", `{{getv "/k"}}`, "dest = "+q(e.dest("a")), `keys = ["/k"]`)
+	opts := e.runOptions()
+	var st BackendStatus
+	opts.Status = &st
+	e.start(e.fake, []*Resource{r}, opts)
+	waitFor(t, e.dest("a"), "v1")
+	e.fake.Fail(errors.New("connection refused"))
+	eventually(t, deadline, "the outage", func() bool { return st.Down() })
+	e.fake.Recover()
+	eventually(t, deadline, "backend up", func() bool { return strings.Contains(e.logs.String(), `msg="backend up"`) })
+	if st.Down() || st.Ups() != 1 {
+		t.Errorf("status: down %v, %d ups; want up, 1", st.Down(), st.Ups())
 	}
 }
 
@@ -529,6 +561,55 @@ func TestRunReconcile(t *testing.T) {
 	waitFor(t, e.dest("a"), "a2")
 }
 
+// TestRunUnwatched: with Watch, a backend that cannot watch does not stop
+// Run: its resources render at start, and then every Interval when it is
+// set (never otherwise); Run says once that they are not watched.
+func TestRunUnwatched(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		interval time.Duration
+	}{
+		{"no interval", 0},
+		{"interval", 10 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newDaemonEnv(t)
+			f, be := newBackend(map[string]string{"/k": "v1"}) // be has no Watch
+			r := e.resource("a", `{{getv "/k"}}`, "dest = "+q(e.dest("a")), `keys = ["/k"]`)
+			opts := e.runOptions()
+			opts.Interval = tt.interval
+			stop := e.start(be, []*Resource{r}, opts)
+			waitFor(t, e.dest("a"), "v1")
+			f.Set("/k", "v2")
+			if tt.interval > 0 {
+				waitFor(t, e.dest("a"), "v2")
+			} else {
+				// Nothing reads the backend again: wait for a few
+				// would-be polls and check dest kept the first value.
+				time.Sleep(50 * time.Millisecond)
+				if got := readFile(t, e.dest("a")); got != "v1" {
+					t.Errorf("dest = %q without interval, want v1", got)
+				}
+				be.mu.Lock()
+				n := be.snaps
+				be.mu.Unlock()
+				if n != 1 {
+					t.Errorf("%d snapshots without interval, want 1", n)
+				}
+			}
+			if err := stop(); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run returned %v, want context.Canceled", err)
+			}
+			if n := strings.Count(e.logs.String(), `msg="backend cannot watch; resources render at start, on reload and every interval"`); n != 1 {
+				t.Errorf("the not-watched line was logged %d times, want 1:\n%s", n, e.logs.String())
+			}
+		})
+	}
+}
+
 func TestRunOptionErrors(t *testing.T) {
 	t.Parallel()
 	_, noWatch := newBackend(nil)
@@ -539,7 +620,6 @@ func TestRunOptionErrors(t *testing.T) {
 		is   error
 		want string
 	}{
-		{name: "watch without watcher", b: noWatch, opts: RunOptions{Watch: true}, is: ErrNoWatcher},
 		{name: "poll without interval", b: noWatch, opts: RunOptions{}, want: "interval must be positive"},
 		{name: "negative interval", b: backendtest.NewFake(), opts: RunOptions{Watch: true, Interval: -time.Second}, want: "negative"},
 		{name: "bad wait", b: backendtest.NewFake(), opts: RunOptions{Watch: true, Wait: Wait{Min: 2 * time.Second, Max: time.Second}},

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"strings"
 	"sync"
+	texttemplate "text/template"
 	"time"
 )
 
-// maxHookOutput is how much of a hook's combined output a [HookError] keeps.
+// maxHookOutput is how much of a hook's combined output a [HookError]
+// keeps: its last 4 KiB, where a failing command says why.
 const maxHookOutput = 4 << 10
 
 // hookWaitDelay is how long a hook's output pipe may stay open after the
@@ -20,7 +23,8 @@ const hookWaitDelay = time.Second
 // HookError reports a check_cmd or reload_cmd that failed: it exited
 // non-zero, timed out or could not start. Its message names the hook, the
 // command and the cause, but never the output, which may echo rendered
-// content; callers that want to show it read Output.
+// content; callers that want to show it read Output, which is empty and
+// Withheld set for a resource marked sensitive.
 type HookError struct {
 	// Hook is "check_cmd" or "reload_cmd".
 	Hook string
@@ -30,9 +34,15 @@ type HookError struct {
 	// ExitCode is the command's exit status, or -1 when it did not exit
 	// normally (killed, timed out, not started).
 	ExitCode int
-	// Output is the start of the command's combined stdout and stderr, at
-	// most 4 KiB.
+	// Output is the end of the command's combined stdout and stderr: its
+	// last 4 KiB at most, of OutputSize bytes in all.
 	Output []byte
+	// OutputSize is how many bytes of output the command wrote; more than
+	// len(Output) when Output holds only the end.
+	OutputSize int64
+	// Withheld is set when the resource is sensitive: its hooks' output
+	// is not kept, as it may quote rendered secrets, and Output is empty.
+	Withheld bool
 	// Err is the cause: an *exec.ExitError, or an error wrapping
 	// context.DeadlineExceeded when the hook timed out, or the context's
 	// error when the caller gave up.
@@ -55,8 +65,12 @@ func (r *Resource) runHook(ctx context.Context, hook, command string) error {
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(hctx, "/bin/sh", "-c", command)
-	out := &headBuffer{max: maxHookOutput}
-	cmd.Stdout, cmd.Stderr = out, out
+	out := &tailBuffer{max: maxHookOutput}
+	if !r.Config.Sensitive {
+		// Of a sensitive resource, the output goes to /dev/null: what is
+		// never kept cannot leak into a log or a report.
+		cmd.Stdout, cmd.Stderr = out, out
+	}
 	cmd.WaitDelay = hookWaitDelay
 	setProcessGroup(cmd)
 	r.log.Debug("running hook", "resource", r.Name, "dest", r.dest, "hook", hook)
@@ -71,7 +85,8 @@ func (r *Resource) runHook(ctx context.Context, hook, command string) error {
 		r.log.Debug("hook done", "resource", r.Name, "dest", r.dest, "hook", hook, "elapsed", time.Since(start))
 		return nil
 	}
-	he := &HookError{Hook: hook, Cmd: command, ExitCode: -1, Output: out.buf, Err: err}
+	he := &HookError{Hook: hook, Cmd: command, ExitCode: -1, Output: out.bytes(), OutputSize: out.total,
+		Withheld: r.Config.Sensitive, Err: err}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		he.ExitCode = ee.ExitCode()
@@ -111,16 +126,229 @@ func (r *Resource) graceOnDone(ctx context.Context, cmd *exec.Cmd, kill context.
 	}
 }
 
-// headBuffer keeps the first max bytes written to it and drops the rest,
-// so that a chatty hook neither blocks nor fills memory.
-type headBuffer struct {
-	buf []byte
-	max int
+// tailBuffer keeps the last max bytes written to it and counts them all,
+// so that a chatty hook neither blocks nor fills memory, and the end of
+// its output, where a failing command says why, is kept.
+type tailBuffer struct {
+	buf   []byte // the last max bytes are the tail; at most 2*max long
+	max   int
+	total int64
 }
 
-func (b *headBuffer) Write(p []byte) (int, error) {
-	if room := b.max - len(b.buf); room > 0 {
-		b.buf = append(b.buf, p[:min(room, len(p))]...)
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.total += int64(len(p))
+	if len(p) >= b.max {
+		b.buf = append(b.buf[:0], p[len(p)-b.max:]...)
+		return len(p), nil
 	}
+	if len(b.buf)+len(p) > 2*b.max {
+		// Keep the last max bytes only; copy handles the overlap.
+		b.buf = b.buf[:copy(b.buf, b.buf[len(b.buf)-b.max:])]
+	}
+	b.buf = append(b.buf, p...)
 	return len(p), nil
+}
+
+// bytes returns the last max bytes written, or nil when none were.
+func (b *tailBuffer) bytes() []byte {
+	if len(b.buf) > b.max {
+		return b.buf[len(b.buf)-b.max:]
+	}
+	return b.buf
+}
+
+// Marks stand for {{.src}} and {{.dest}} while a hook's command is
+// expanded, until [quotePaths] puts the quoted paths in their place. No
+// command can hold them: a NUL byte cannot be passed to /bin/sh.
+const (
+	srcMark  = "\x00src\x00"
+	destMark = "\x00dest\x00"
+)
+
+// hookCommand expands a hook's command, with src and dest quoted for the
+// shell where they stand (see [quotePaths]).
+func hookCommand(t *texttemplate.Template, src, dest string) (string, error) {
+	var b strings.Builder
+	if err := t.Execute(&b, map[string]string{"src": srcMark, "dest": destMark}); err != nil {
+		return "", err
+	}
+	return quotePaths(b.String(), src, dest), nil
+}
+
+// Shell quoting states of [quotePaths].
+const (
+	shBare     = iota // outside quotes, or in $(...)
+	shSingle          // in '...'
+	shDouble          // in "..."
+	shBacktick        // in `...`
+	shComment         // after # at the start of a word, to the end of the line
+)
+
+// quotePaths replaces the marks in cmd by the paths src and dest, quoted
+// for /bin/sh so that each stays one word, taken literally, whatever it
+// holds (a space, a quote, a ;, a $): a path of only letters, digits and
+// "/._-+,:@%" goes in as it is; any other is quoted for where its mark
+// stands: in single quotes when bare; inside '...', which a confd
+// command may already put around {{.src}}, with each quote in it closing
+// the quotes, escaped, and opening them again; with \ " $ ` escaped
+// inside "..."; and escaped again for each `...` around it. The scan
+// follows quotes, backslashes, `...`, $(...) and comments; it does not know here-documents, and a path is quoted for
+// the shell that runs the hook only, not for one that the hook runs in
+// turn (sh -c '... {{.src}}').
+func quotePaths(cmd, src, dest string) string {
+	if !strings.Contains(cmd, "\x00") {
+		return cmd
+	}
+	var b strings.Builder
+	stack := []int{shBare}
+	depth := []int{0} // open parentheses of each $(...) on the stack
+	wordStart := true
+	for i := 0; i < len(cmd); {
+		top := stack[len(stack)-1]
+		if v, n := markAt(cmd[i:], src, dest); n > 0 {
+			b.WriteString(quoteAt(v, stack))
+			i += n
+			wordStart = false
+			continue
+		}
+		c := cmd[i]
+		if c == '\\' && top != shSingle && top != shComment && i+1 < len(cmd) && cmd[i+1] == 0 {
+			// A backslash before a path would escape its quoting: drop it.
+			i++
+			continue
+		}
+		b.WriteByte(c)
+		i++
+		switch top {
+		case shComment:
+			if c == '\n' {
+				stack = stack[:len(stack)-1]
+				wordStart = true
+			}
+			continue
+		case shSingle:
+			if c == '\'' {
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		}
+		switch {
+		case c == '\\':
+			// The next byte is taken literally.
+			if i < len(cmd) {
+				b.WriteByte(cmd[i])
+				i++
+			}
+		case c == '"' && top == shDouble:
+			stack = stack[:len(stack)-1]
+		case c == '`' && top == shBacktick:
+			stack = stack[:len(stack)-1]
+		case c == '"':
+			stack = append(stack, shDouble)
+		case c == '`':
+			stack = append(stack, shBacktick)
+		case c == '\'' && top != shDouble:
+			stack = append(stack, shSingle)
+		case c == '$' && i < len(cmd) && cmd[i] == '(':
+			b.WriteByte('(')
+			i++
+			stack = append(stack, shBare)
+			depth = append(depth, 1)
+		case c == '#' && wordStart && top != shDouble:
+			stack = append(stack, shComment)
+		case top == shBare && len(depth) > 1 && c == '(':
+			depth[len(depth)-1]++
+		case top == shBare && len(depth) > 1 && c == ')':
+			if depth[len(depth)-1]--; depth[len(depth)-1] == 0 {
+				depth = depth[:len(depth)-1]
+				stack = stack[:len(stack)-1]
+			}
+		}
+		wordStart = top != shDouble && strings.IndexByte(" \t\n;&|()<>", c) >= 0
+	}
+	return b.String()
+}
+
+// markAt returns the path whose mark starts s, and the mark's length, or
+// 0 when no mark does.
+func markAt(s, src, dest string) (string, int) {
+	switch {
+	case strings.HasPrefix(s, srcMark):
+		return src, len(srcMark)
+	case strings.HasPrefix(s, destMark):
+		return dest, len(destMark)
+	}
+	return "", 0
+}
+
+// quoteAt returns p quoted for where it stands: for the state on top of
+// stack, then escaped for each `...` around it, innermost first, as the
+// shell removes one level of backslashes from a `...` before it runs it.
+func quoteAt(p string, stack []int) string {
+	q := quoteFor(p, stack[len(stack)-1])
+	if shellSafe(p) {
+		return q
+	}
+	for i := len(stack) - 1; i > 0; i-- {
+		if stack[i] != shBacktick {
+			continue
+		}
+		inDouble := stack[i-1] == shDouble
+		var b strings.Builder
+		for _, c := range []byte(q) {
+			if c == '\\' || c == '`' || c == '$' || (inDouble && c == '"') {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(c)
+		}
+		q = b.String()
+	}
+	return q
+}
+
+// quoteFor returns p quoted for the shell state where it stands.
+func quoteFor(p string, state int) string {
+	if shellSafe(p) {
+		return p
+	}
+	switch state {
+	case shSingle:
+		return strings.ReplaceAll(p, "'", `'\''`)
+	case shDouble:
+		var b strings.Builder
+		for _, c := range []byte(p) {
+			if c == '\\' || c == '"' || c == '$' || c == '`' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(c)
+		}
+		return b.String()
+	case shComment:
+		// Never run, but a newline would end the comment.
+		return strings.Map(func(r rune) rune {
+			if r == '\n' {
+				return ' '
+			}
+			return r
+		}, p)
+	}
+	return "'" + strings.ReplaceAll(p, "'", `'\''`) + "'"
+}
+
+// shellSafe reports whether p is the same word to /bin/sh bare, in '...'
+// and in "...": it is not empty and holds only letters, digits and
+// "/._-+,:@%".
+func shellSafe(p string) bool {
+	if p == "" {
+		return false
+	}
+	for _, c := range []byte(p) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("/._-+,:@%", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -1,11 +1,15 @@
 package resource
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	texttemplate "text/template"
 	"time"
 
 	"github.com/kvconf/kvconf/funcs"
@@ -66,4 +70,226 @@ func TestHookGrace(t *testing.T) {
 			noStageFiles(t, filepath.Dir(dest))
 		})
 	}
+}
+
+// nastyPaths are paths a dest or a link target may have, each of which
+// breaks an unquoted or naively quoted command, or runs one.
+var nastyPaths = []string{
+	"/etc/app/plain.conf",
+	"/srv/my app/app.conf",
+	"/srv/it's/app.conf",
+	`/srv/say "hi"/app.conf`,
+	"/srv/x;id>PWNED;#/f",
+	"/srv/$(id)/`id`/${HOME}/f",
+	`/srv/back\slash\\/f`,
+	"/srv/glob*?[a]/~f",
+	"/srv/new\nline/f",
+	"/srv/'\"'\"/f",
+	"-rf /",
+}
+
+// TestQuotePathsShell expands commands that put {{.src}} in every shell
+// context a confd command may use (bare, in '...', in "...", in $(...),
+// in `...`, glued to other text) with paths holding every special
+// character, runs each with /bin/sh, and checks that the command saw the
+// path, whole and literal, and ran nothing else.
+func TestQuotePathsShell(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cmd  string // prints one argument to $OUT
+		want func(p string) string
+	}{
+		{"bare", `printf '%s' {{.src}} > "$OUT"`, same},
+		{"single quotes", `printf '%s' '{{.src}}' > "$OUT"`, same},
+		{"double quotes", `printf '%s' "{{.src}}" > "$OUT"`, same},
+		{"inside a word in double quotes", `printf '%s' "file={{.src}}." > "$OUT"`, func(p string) string { return "file=" + p + "." }},
+		{"glued to text", `printf '%s' x{{.src}}.bak > "$OUT"`, func(p string) string { return "x" + p + ".bak" }},
+		{"escaped by the user", `printf '%s' \{{.src}} > "$OUT"`, same},
+		{"command substitution", `printf '%s' "$(printf '%s|' {{.src}})" > "$OUT"`, func(p string) string { return p + "|" }},
+		{"nested parentheses", `printf '%s' "$( (printf '%s|' "{{.src}}") )" > "$OUT"`, func(p string) string { return p + "|" }},
+		{"backticks", "printf '%s' \"`printf '%s|' {{.src}}`\" > \"$OUT\"", func(p string) string { return p + "|" }},
+		{"backticks, single quotes", "x=`printf '%s|' '{{.src}}'`; printf '%s' \"$x\" > \"$OUT\"", func(p string) string { return p + "|" }},
+		{"after a comment", "# {{.src}}\nprintf '%s' {{.src}} > \"$OUT\"", same},
+		{"src and dest", `printf '%s' {{.src}}"<>"{{.dest}} > "$OUT"`, func(p string) string { return p + "<>" + p }},
+	}
+	for _, tt := range tests {
+		tmpl, err := parseHook("check_cmd", tt.cmd)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		for _, p := range nastyPaths {
+			t.Run(tt.name+"/"+p, func(t *testing.T) {
+				t.Parallel()
+				cmd, err := hookCommand(tmpl, p, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dir := t.TempDir()
+				out := filepath.Join(dir, "out")
+				sh := exec.Command("/bin/sh", "-c", cmd)
+				sh.Dir = dir // where "id>PWNED" would write
+				sh.Env = append(os.Environ(), "OUT="+out)
+				if b, err := sh.CombinedOutput(); err != nil {
+					t.Fatalf("sh -c %q: %v\n%s", cmd, err, b)
+				}
+				if got, want := readFile(t, out), tt.want(p); got != want {
+					t.Errorf("sh -c %q\nsaw  %q\nwant %q", cmd, got, want)
+				}
+				if exists(t, filepath.Join(dir, "PWNED")) {
+					t.Errorf("sh -c %q ran id", cmd)
+				}
+			})
+		}
+	}
+}
+
+func same(p string) string { return p }
+
+// TestHookPaths applies resources whose dest, and so stage file, is in
+// directories with a space, quotes, or a shell command in their names
+// (@M@ stands for the path of a marker file that the command would make):
+// check_cmd and reload_cmd each see the right path, a command in a name
+// does not run, and dest is written.
+func TestHookPaths(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{
+		"my app", `it's "quoted"`, "x;id>@M@;#", "$(touch @M@)", "`touch @M@`", `a\b`, "-n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			marker := filepath.Join(e.dir, "PWNED")
+			dir := filepath.Join(e.out, strings.ReplaceAll(name, "@M@", marker))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			dest := filepath.Join(dir, "app.conf")
+			log := shq(filepath.Join(e.dir, "hooks.log"))
+			r := e.resource("app", "new\n", "dest = "+q(dest),
+				// The check reads the stage file through {{.src}}: a
+				// wrong path fails it.
+				"check_cmd = "+q(`grep -q new {{.src}} && printf 'check %s\n%s\n' {{.src}} "{{.dest}}" >> `+log),
+				"reload_cmd = "+q(`printf 'reload %s\n%s\n' '{{.src}}' {{.dest}} >> `+log))
+			if res, err := apply(t, r, nil); err != nil || res != Updated {
+				t.Fatalf("Apply = %v, %v; want Updated", res, err)
+			}
+			if c := readFile(t, dest); c != "new\n" {
+				t.Errorf("dest holds %q", c)
+			}
+			lines := strings.Split(strings.TrimSuffix(readFile(t, filepath.Join(e.dir, "hooks.log")), "\n"), "\n")
+			if len(lines) != 4 {
+				t.Fatalf("hook log:\n%s", strings.Join(lines, "\n"))
+			}
+			stage := strings.TrimPrefix(lines[0], "check ")
+			if filepath.Dir(stage) != dir || !strings.HasPrefix(filepath.Base(stage), ".app.conf.") {
+				t.Errorf("check_cmd saw src %q, want a stage file in %q", stage, dir)
+			}
+			for i, want := range []string{"", dest, "reload " + dest, dest} {
+				if i > 0 && lines[i] != want {
+					t.Errorf("hook log line %d = %q, want %q", i+1, lines[i], want)
+				}
+			}
+			if exists(t, marker) {
+				t.Error("a command in dest's directory name ran")
+			}
+			noStageFiles(t, dir)
+		})
+	}
+}
+
+// shq quotes s for /bin/sh.
+func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// TestHookOutputTail checks that a failing hook's error keeps the end of
+// a long output, where the cause is, and counts all of it.
+func TestHookOutputTail(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	// 10,000 lines of 7 bytes, then the cause.
+	check := `yes abcdef | head -n 10000; echo "the cause" >&2; exit 1`
+	r := e.resource("app", "x", "dest = "+q(e.dest("app.conf")), "check_cmd = "+q(check))
+	_, err := apply(t, r, nil)
+	var he *HookError
+	if !errors.As(err, &he) {
+		t.Fatalf("Apply = %v, want a *HookError", err)
+	}
+	if len(he.Output) != maxHookOutput || he.OutputSize != 70010 {
+		t.Errorf("output: %d bytes kept of %d, want %d of 70010", len(he.Output), he.OutputSize, maxHookOutput)
+	}
+	if !strings.HasSuffix(string(he.Output), "abcdef\nthe cause\n") {
+		t.Errorf("output does not end with the cause: ...%q", he.Output[len(he.Output)-40:])
+	}
+	if he.Withheld {
+		t.Error("output withheld from a resource that is not sensitive")
+	}
+}
+
+// TestTailBuffer writes pieces of every size and checks that the buffer
+// holds the last max bytes.
+func TestTailBuffer(t *testing.T) {
+	t.Parallel()
+	var all []byte
+	b := &tailBuffer{max: 64}
+	for i := range 300 {
+		p := bytes.Repeat([]byte{byte('a' + i%26)}, i%130)
+		all = append(all, p...)
+		if n, err := b.Write(p); n != len(p) || err != nil {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+		want := all[max(0, len(all)-64):]
+		if !bytes.Equal(b.bytes(), want) || b.total != int64(len(all)) {
+			t.Fatalf("after %d writes: %q (total %d), want %q (total %d)", i+1, b.bytes(), b.total, want, len(all))
+		}
+	}
+}
+
+// FuzzQuotePaths runs commands with {{.src}} in several shell contexts,
+// with any path, through /bin/sh: the command must see the path whole and
+// literal. Seeds: nastyPaths.
+func FuzzQuotePaths(f *testing.F) {
+	for _, p := range nastyPaths {
+		f.Add(p)
+	}
+	cmds := []string{
+		`printf '%s' {{.src}} > "$OUT"`,
+		`printf '%s' '{{.src}}' > "$OUT"`,
+		`printf '%s' "{{.src}}" > "$OUT"`,
+		"x=`printf '%s|' \"{{.src}}\"`; printf '%s' \"${x%|}\" > \"$OUT\"",
+		`x="$(printf '%s|' '{{.src}}')"; printf '%s' "${x%|}" > "$OUT"`,
+	}
+	var tmpls []*texttemplate.Template
+	for _, c := range cmds {
+		t, err := parseHook("check_cmd", c)
+		if err != nil {
+			f.Fatal(err)
+		}
+		tmpls = append(tmpls, t)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if strings.IndexByte(p, 0) >= 0 {
+			t.Skip("no path holds a NUL byte")
+		}
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out")
+		for _, tmpl := range tmpls {
+			cmd, err := hookCommand(tmpl, p, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sh := exec.Command("/bin/sh", "-c", cmd)
+			sh.Dir = dir
+			sh.Env = []string{"OUT=" + out, "PATH=" + os.Getenv("PATH")}
+			if b, err := sh.CombinedOutput(); err != nil {
+				t.Fatalf("sh -c %q: %v\n%s", cmd, err, b)
+			}
+			if got := readFile(t, out); got != p {
+				t.Fatalf("sh -c %q\nsaw  %q\nwant %q", cmd, got, p)
+			}
+			ents, err := os.ReadDir(dir)
+			if err != nil || len(ents) != 1 {
+				t.Fatalf("sh -c %q made files: %v %v", cmd, ents, err)
+			}
+		}
+	})
 }

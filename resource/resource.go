@@ -13,13 +13,14 @@
 //	mode = "0644"                   # octal; default: dest's mode, else 0644
 //	owner = "haproxy"               # or uid = 99; default: dest's owner
 //	group = "haproxy"               # or gid = 99; default: dest's group
-//	check_cmd = "haproxy -c -f {{.src}}"
+//	check_cmd = "haproxy -c -f {{.src}}"   # paths are shell-quoted
 //	reload_cmd = "systemctl reload haproxy"
 //	rollback = true                 # restore dest if reload_cmd fails
 //	timeout = "60s"                 # per hook
 //	wait = "2s:10s"                 # let changes settle (daemon only)
 //	backend = "meta"                # a named backend; default: the run's default backend
 //	funcs = ["sprig", "confd"]      # the function sets of the template, in order
+//	sensitive = true                # keep hook output and diffs out of logs and reports
 //
 // Apply never leaves dest half-written: the new content is written to a
 // stage file in dest's directory and renamed over dest, and dest is touched
@@ -99,6 +100,11 @@ type Config struct {
 	// sets win on shared names). Nil means [Options.Sets]; an empty list
 	// gives the template no functions but include.
 	Funcs []string `toml:"funcs"`
+	// Sensitive marks a resource whose output holds secrets: the output
+	// of its hooks is not kept (see [HookError.Withheld]) and its diffs
+	// are not shown, so that neither reaches a log, a report or -noop's
+	// output.
+	Sensitive bool `toml:"sensitive"`
 }
 
 // Options are the settings shared by every resource of a run.
@@ -556,15 +562,6 @@ func parseHook(name, cmd string) (*texttemplate.Template, error) {
 		return nil, err
 	}
 	return t, nil
-}
-
-// hookCommand expands a hook's command.
-func hookCommand(t *texttemplate.Template, src, dest string) (string, error) {
-	var b strings.Builder
-	if err := t.Execute(&b, map[string]string{"src": src, "dest": dest}); err != nil {
-		return "", err
-	}
-	return b.String(), nil
 }
 
 // LoadDir loads every *.toml file under ConfDir/conf.d, in subdirectories

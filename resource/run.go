@@ -18,8 +18,9 @@ import (
 // Once reads the keys of every resource from b in one snapshot (of
 // [MergePrefixes]) and applies every resource to it, several at a time
 // (see [onceWorkers]). One resource's failure does not stop the others;
-// the result joins their errors, each starting with "resource NAME: ". A
-// failed snapshot fails them all.
+// the result joins their errors, [*Error]s whose messages start with
+// "resource NAME: ". A failed snapshot fails them all, with a
+// [*FetchError] that names them.
 //
 // Each resource goes through the steps of [Resource.Apply], but the
 // resources commit together: every update is staged (synced) and checked
@@ -37,6 +38,20 @@ func Once(ctx context.Context, b backends.Backend, rs []*Resource) error {
 	}
 	return errors.Join(append(errs, err)...)
 }
+
+// FetchError is the failure of [Once] to read its resources' keys from the
+// backend: none of Resources was rendered.
+type FetchError struct {
+	// Resources names the resources that were not rendered.
+	Resources []string
+	// Err is the backend's error.
+	Err error
+}
+
+func (e *FetchError) Error() string { return "resource: snapshot: " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *FetchError) Unwrap() error { return e.Err }
 
 // onceWorkers is how many resources [Once] applies at a time: more than
 // the cores, since a write waits on fsync and a hook on its command, and
@@ -57,7 +72,11 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 	}
 	s, rev, err := readStore(ctx, b, MergePrefixes(rs))
 	if err != nil {
-		return nil, fmt.Errorf("resource: snapshot: %w", err)
+		names := make([]string, len(rs))
+		for i, r := range rs {
+			names[i] = r.Name
+		}
+		return nil, &FetchError{Resources: names, Err: err}
 	}
 	logger(rs).Debug("snapshot", "rev", rev, "keys", s.Len())
 	// Resources are independent (no two share a dest): stage them on every
@@ -109,7 +128,7 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 	}
 	for i, err := range errs {
 		if err != nil {
-			failed = append(failed, failure{rs[i], &Error{Resource: rs[i].Name, Err: err}})
+			failed = append(failed, failure{rs[i], err}) // an *Error of rs[i]
 		}
 	}
 	return failed, nil
@@ -177,14 +196,19 @@ func logger(rs []*Resource) *slog.Logger {
 	return rs[0].log
 }
 
-// ErrNoWatcher is returned by [Run] when [RunOptions.Watch] is set and the
-// backend does not implement [backends.Watcher].
+// ErrNoWatcher was returned by [Run] when [RunOptions.Watch] was set and
+// the backend did not implement [backends.Watcher].
+//
+// Deprecated: Run no longer fails so: it renders such a backend's
+// resources at start and every [RunOptions.Interval] instead.
 var ErrNoWatcher = errors.New("resource: backend cannot watch for changes")
 
 // RunOptions configure [Run].
 type RunOptions struct {
 	// Watch waits for changes with the backend's [backends.Watcher]
-	// instead of polling; Run fails with [ErrNoWatcher] if it has none.
+	// instead of polling. A backend that cannot watch (such as env) is
+	// read at start and then every Interval if it is set, never
+	// otherwise, and Run says so once in an info line.
 	Watch bool
 	// Interval is, without Watch, the period of the polls, and must then
 	// be positive. With Watch, it is the period of a full reconciliation:
@@ -195,23 +219,33 @@ type RunOptions struct {
 	// [Wait]), for resources that set no wait of their own. The zero Wait
 	// renders at once.
 	Wait Wait
-	// Retry bounds the backoff between the retries of a failed resource
-	// and those of a failing backend; zero fields mean 1s and 1m.
+	// Retry bounds the backoff between the retries of a failed resource;
+	// zero fields mean 1s and 1m. The retries of a failing backend use
+	// the same bounds but at most 250ms and [ReconnectMax], so that a
+	// backend back from an outage is read again within seconds.
 	Retry Backoff
+	// Status, when not nil, receives the backend's transitions down and
+	// up as Run logs them (see [BackendStatus]), for metrics.
+	Status *BackendStatus
 	// Logger receives Run's messages (backend down and up, failed
 	// renders); nil discards them. Resources also log through their own
 	// [Options.Logger].
 	Logger *slog.Logger
-	// OnRender, when set, is an observation hook, meant for tests,
-	// benchmarks and metrics: it is called after every attempt to bring a
-	// resource up to date (each [Resource.Apply], and each retry of a
-	// reload_cmd that failed without rollback) with the resource's name,
-	// the result and the error. It is called from the resource's own
-	// goroutine, concurrently for different resources, so it must be safe
-	// for concurrent use and return promptly; it cannot change what Run
-	// does.
-	OnRender func(name string, res Result, err error)
+	// OnRender, when set, is called after every render; see [RenderHook].
+	OnRender RenderHook
 }
+
+// RenderHook is the event hook of [Run]: it is called after every attempt
+// to bring a resource up to date (each [Resource.Apply], and each retry of
+// a reload_cmd that failed without rollback) with the resource's name
+// (its file), the result and the error. [Updated] means dest changed and
+// its hooks ran; kvconf exec signals its command on it, and tests,
+// benchmarks and metrics count renders with it. It is called from the
+// resource's own goroutine, concurrently for different resources and
+// after the resource's hooks returned, so it must be safe for concurrent
+// use and return promptly (hand slow work to another goroutine); it
+// cannot change what Run does.
+type RenderHook func(name string, res Result, err error)
 
 // Run keeps the resources' dests up to date with b until ctx is done.
 //
@@ -232,9 +266,11 @@ type RunOptions struct {
 // carry on; as a failed reload rolls dest back, the retry renders and runs
 // the hooks again, and a reload that failed without rollback is retried on
 // its own, so that no reload is dropped. When b fails (a snapshot or a
-// watch), every dest is left as it is, the loop retries with backoff and
-// logs one "backend down" warning and, on recovery, one "backend up";
-// watching resumes from the last revision seen.
+// watch), every dest is left as it is, the loop retries with backoff (at
+// most [ReconnectMax] apart) and logs one "backend down" warning with the
+// cause and, once a read succeeds again, one "backend up" (and counts them
+// in [RunOptions.Status]). After a failed watch it reads the prefixes
+// afresh, renders what changed meanwhile, and watches from there.
 //
 // Run returns only after all its goroutines have ended. It returns an error
 // at once for invalid options, and otherwise, once ctx is done, an error

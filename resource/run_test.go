@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -194,4 +195,79 @@ func TestOnceCommitsTogether(t *testing.T) {
 	}
 	noStageFiles(t, e.out)
 	noStageFiles(t, sub)
+}
+
+// TestOnceReportsEveryFailure applies five resources of which three fail
+// at different steps: each failure is its own *Error, with the resource,
+// its dest, the step and the hook's output.
+func TestOnceReportsEveryFailure(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var rs []*Resource
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
+		fields := []string{"dest = " + q(e.dest(name))}
+		tmpl := name + "\n"
+		switch name {
+		case "b":
+			fields = append(fields, `check_cmd = "echo b is bad >&2; exit 1"`)
+		case "c":
+			tmpl = `{{getv "/missing"}}`
+		case "e":
+			fields = append(fields, `reload_cmd = "echo e did not reload; exit 2"`)
+		}
+		rs = append(rs, e.resource(name, tmpl, fields...))
+	}
+	_, be := newBackend(nil)
+	err := Once(t.Context(), be, rs)
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("Once = %v, want joined errors", err)
+	}
+	type fail struct {
+		step   Step
+		output string
+	}
+	got := map[string]fail{}
+	for _, part := range j.Unwrap() {
+		var re *Error
+		if !errors.As(part, &re) {
+			t.Fatalf("error %v is no *Error", part)
+		}
+		f := fail{step: re.Step}
+		var he *HookError
+		if errors.As(part, &he) {
+			f.output = string(he.Output)
+		}
+		got[re.Resource] = f
+		name := strings.TrimSuffix(strings.TrimPrefix(re.Resource, "conf.d/"), ".toml")
+		if re.Dest != e.dest(name) {
+			t.Errorf("%s: dest %s, want %s", re.Resource, re.Dest, e.dest(name))
+		}
+	}
+	want := map[string]fail{
+		"conf.d/b.toml": {StepCheck, "b is bad\n"},
+		"conf.d/c.toml": {StepRender, ""},
+		"conf.d/e.toml": {StepReload, "e did not reload\n"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("failures %v, want %v", got, want)
+	}
+}
+
+// TestOnceFetchError checks that a failed snapshot names the resources it
+// left unrendered.
+func TestOnceFetchError(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.resource("a", "a", "dest = "+q(e.dest("a")))
+	b := e.resource("b", "b", "dest = "+q(e.dest("b")))
+	f, be := newBackend(nil)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err := Once(t.Context(), be, []*Resource{a, b})
+	var fe *FetchError
+	if !errors.As(err, &fe) || !slices.Equal(fe.Resources, []string{"conf.d/a.toml", "conf.d/b.toml"}) || !errors.Is(err, backends.ErrClosed) {
+		t.Fatalf("Once = %v, want a *FetchError for a and b", err)
+	}
 }

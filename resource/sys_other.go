@@ -11,6 +11,12 @@ import (
 // fileOwner returns -1, -1: file owners are a Unix notion.
 func fileOwner(fs.FileInfo) (uid, gid int) { return -1, -1 }
 
+// openNoFollow opens the file p for reading.
+func openNoFollow(p string) (*os.File, error) { return os.Open(p) }
+
+// isLinkErr reports false: [openNoFollow] follows links here.
+func isLinkErr(error) bool { return false }
+
 // setProcessGroup leaves cmd as it is.
 func setProcessGroup(*exec.Cmd) {}
 

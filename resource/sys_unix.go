@@ -19,6 +19,17 @@ func fileOwner(fi fs.FileInfo) (uid, gid int) {
 	return int(st.Uid), int(st.Gid)
 }
 
+// openNoFollow opens the file p for reading without following a symbolic
+// link at p (the error is then ELOOP, see [isLinkErr]) and without
+// blocking when p is a FIFO.
+func openNoFollow(p string) (*os.File, error) {
+	return os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+}
+
+// isLinkErr reports whether err is [openNoFollow]'s error for a symbolic
+// link.
+func isLinkErr(err error) bool { return errors.Is(err, syscall.ELOOP) }
+
 // setProcessGroup starts cmd in its own process group and makes its
 // cancellation kill the whole group.
 func setProcessGroup(cmd *exec.Cmd) {

@@ -1,6 +1,7 @@
 package all_test
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -84,5 +85,54 @@ func TestSamples(t *testing.T) {
 				t.Errorf("config %T has no description", cfg)
 			}
 		})
+	}
+}
+
+// TestFlagsDecode checks the options every registered backend declares
+// for the command line: each key is an option of the backend's config,
+// with a value of the declared kind, and a flag that several backends
+// declare has the same key and kind in each.
+func TestFlagsDecode(t *testing.T) {
+	t.Parallel()
+	type decl struct {
+		backend, key string
+		kind         backends.OptionKind
+	}
+	byFlag := map[string]decl{}
+	for _, name := range backends.Names() {
+		opts, err := backends.Flags(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range opts {
+			if o.Flag == "" || o.Key == "" || o.Usage == "" {
+				t.Errorf("%s: option %+v lacks a flag, key or usage", name, o)
+			}
+			if d, ok := byFlag[o.Flag]; ok && (d.key != o.Key || d.kind != o.Kind) {
+				t.Errorf("flag -%s: key %q kind %d in %s, key %q kind %d in %s", o.Flag, d.key, d.kind, d.backend, o.Key, o.Kind, name)
+			}
+			byFlag[o.Flag] = decl{backend: name, key: o.Key, kind: o.Kind}
+			var v any
+			switch o.Kind {
+			case backends.BoolOption:
+				v = false
+			case backends.ListOption:
+				v = []string{}
+			default:
+				v = ""
+			}
+			_, err := backends.Decode(name, map[string]any{o.Key: v})
+			// A validation error is about the value; any other means
+			// the key or kind does not match the config.
+			var ie *backends.InvalidError
+			if err != nil && !errors.As(err, &ie) {
+				t.Errorf("%s: declared option -%s (key %q) does not decode into its config: %v", name, o.Flag, o.Key, err)
+			}
+		}
+	}
+	for _, f := range []string{"node", "file", "username", "password", "auth-token", "client-cert", "consul-datacenter", "metadata-mode"} {
+		if _, ok := byFlag[f]; !ok {
+			t.Errorf("no backend declares -%s", f)
+		}
 	}
 }

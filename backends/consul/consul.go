@@ -88,6 +88,7 @@ import (
 
 	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/backends/consul/internal/kvlisting"
+	"github.com/kvconf/kvconf/internal/redact"
 	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
@@ -245,6 +246,7 @@ type Client struct {
 	decoder        kvlisting.Decoder
 	http           *http.Client
 	query          api.QueryOptions // template of every query's options
+	secrets        []string         // token and password, kept out of errors
 	requestTimeout time.Duration
 
 	cur     atomic.Int32  // index in clients of the node to ask first
@@ -325,6 +327,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		configs:        map[*api.Client]*api.Config{},
 		log:            cfg.log,
 		catalogs:       map[string]*catalogState{},
+		secrets:        append(redact.Basic(cfg.Username, cfg.Password), token),
 	}
 	c.query = api.QueryOptions{
 		Datacenter:        cfg.Datacenter,
@@ -424,7 +427,9 @@ func (c *Client) check(ctx context.Context, op string) error {
 
 // fail wraps err, from an operation op, as ctx's error when ctx is done,
 // as [backends.ErrClosed] when the client was closed, and otherwise with a
-// hint when Consul refused the ACL token.
+// hint when Consul refused the ACL token. The token and password are
+// masked: an error quotes the answer's body, which a proxy may fill with
+// the request's headers.
 func (c *Client) fail(ctx context.Context, op string, err error) error {
 	if c.isClosed() {
 		return fmt.Errorf("consul: %s: %w", op, backends.ErrClosed)
@@ -433,9 +438,9 @@ func (c *Client) fail(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("consul: %s: %w", op, ctx.Err())
 	}
 	if se, ok := errors.AsType[api.StatusError](err); ok && se.Code == http.StatusForbidden {
-		return fmt.Errorf("consul: %s: permission denied: the ACL token (auth_token or CONSUL_HTTP_TOKEN) may not read it: %w", op, err)
+		return redact.Error(fmt.Errorf("consul: %s: permission denied: the ACL token (auth_token or CONSUL_HTTP_TOKEN) may not read it: %w", op, err), c.secrets...)
 	}
-	return fmt.Errorf("consul: %s: %w", op, err)
+	return redact.Error(fmt.Errorf("consul: %s: %w", op, err), c.secrets...)
 }
 
 // errFiltered is wrapped by errors of listings that Consul's ACLs emptied.

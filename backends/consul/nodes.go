@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/kvconf/kvconf/internal/redact"
 )
 
 // defaultPort is Consul's HTTP port, given to nodes written without one.
@@ -48,10 +50,10 @@ func parseNode(n, scheme, from string) (address, error) {
 	if strings.Contains(n, "://") {
 		u, err := url.Parse(n)
 		if err != nil {
-			return address{}, fmt.Errorf("consul: node %q (%s): %w", in, from, err)
+			return address{}, fmt.Errorf("consul: node %q (%s): %w", redact.URL(in), from, redact.Error(err, redact.Secrets(in)...))
 		}
 		if u.Scheme != "http" && u.Scheme != "https" {
-			return address{}, fmt.Errorf("consul: node %q (%s): scheme %q is not http or https", in, from, u.Scheme)
+			return address{}, fmt.Errorf("consul: node %q (%s): scheme %q is not http or https", redact.URL(in), from, u.Scheme)
 		}
 		if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
 			// The user part is not echoed: it may hold a password.
@@ -63,14 +65,14 @@ func parseNode(n, scheme, from string) (address, error) {
 	if err != nil {
 		h, port = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), defaultPort
 		if (strings.Contains(h, ":") && net.ParseIP(h) == nil) || strings.ContainsAny(h, "[]/@ ") {
-			return address{}, fmt.Errorf("consul: node %q (%s): bad host", in, from)
+			return address{}, fmt.Errorf("consul: node %q (%s): bad host", redact.URL(in), from)
 		}
 	}
 	if h == "" {
-		return address{}, fmt.Errorf("consul: node %q (%s): no host", in, from)
+		return address{}, fmt.Errorf("consul: node %q (%s): no host", redact.URL(in), from)
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return address{}, fmt.Errorf("consul: node %q (%s): bad port %q", in, from, port)
+		return address{}, fmt.Errorf("consul: node %q (%s): bad port %q", redact.URL(in), from, port)
 	}
 	return address{scheme: scheme, host: net.JoinHostPort(h, port)}, nil
 }

@@ -109,7 +109,10 @@ type Config struct {
 	Password  string `toml:"password"`
 	// DialTimeout bounds the authentication at [New], in the syntax of
 	// [time.ParseDuration]; empty means [DefaultDialTimeout]. It also
-	// bounds the answer to a keepalive probe of a watch connection.
+	// bounds the answer to a keepalive probe of a watch connection, and
+	// how long a read waits for a connection: a read that finds none
+	// ready within it fails with an [UnreachableError] that names the
+	// endpoints and the cause, such as "connection refused".
 	DialTimeout string `toml:"dial_timeout"`
 	// RequestTimeout bounds each read request (one page of a snapshot),
 	// in the syntax of [time.ParseDuration]; empty means
@@ -219,6 +222,7 @@ func (c *Config) Open(ctx context.Context) (backends.Backend, error) {
 // with every change to any key.
 type Client struct {
 	cli            *clientv3.Client
+	link           *link // the connection's dial errors and ready wait
 	requestTimeout time.Duration
 	stop           context.CancelFunc // cancels the etcd client's context
 	done           chan struct{}      // closed by Close
@@ -231,8 +235,10 @@ type Client struct {
 // (see [Config.Validate]). It looks up the nodes by DNS SRV if asked to,
 // reads the TLS files and, with basic_auth, authenticates (within the dial
 // timeout), but it does not wait for a connection otherwise: an
-// unreachable cluster is reported by the first call that needs it. ctx
-// bounds New only.
+// unreachable cluster is reported by the first call that needs it, within
+// the dial timeout. After a lost connection the client tries again at
+// least every 2 s (gRPC's default backoff grows to 2 minutes). ctx bounds
+// New only.
 func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("etcd: open: %w", err)
@@ -263,6 +269,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		TLS:                  tc,
 		Logger:               zapLogger(cfg.Logger),
 	}
+	l := &link{endpoints: eps, wait: dial}
+	ccfg.DialOptions = l.dialOptions()
 	if cfg.BasicAuth {
 		ccfg.Username, ccfg.Password = cfg.Username, cfg.Password
 	}
@@ -282,7 +290,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		stop()
 		return nil, fmt.Errorf("etcd: open: %w", err)
 	}
-	return &Client{cli: cli, requestTimeout: request, stop: stop, done: make(chan struct{})}, nil
+	return &Client{cli: cli, link: l, requestTimeout: request, stop: stop, done: make(chan struct{})}, nil
 }
 
 // isClosed reports whether Close was called.

@@ -281,4 +281,10 @@ func TestLogBridge(t *testing.T) {
 		}
 	}
 	zapLogger(nil).Error("discarded") // must not panic
+	// The client's warning for each failed attempt is kvconf's debug.
+	buf.Reset()
+	lg.Warn("retrying of unary invoker failed", zap.String("error", "refused"))
+	if buf.Len() != 0 {
+		t.Errorf("a per-attempt warning logged at level info: %s", buf.String())
+	}
 }

@@ -35,14 +35,14 @@ func (c *slogCore) With(fields []zapcore.Field) zapcore.Core {
 }
 
 func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if c.Enabled(e.Level) {
+	if c.h.Enabled(context.Background(), entryLevel(e)) {
 		return ce.AddCore(e, c)
 	}
 	return ce
 }
 
 func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
-	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, 0)
+	r := slog.NewRecord(e.Time, entryLevel(e), e.Message, 0)
 	if e.LoggerName != "" {
 		r.AddAttrs(slog.String("logger", e.LoggerName))
 	}
@@ -51,6 +51,18 @@ func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 }
 
 func (c *slogCore) Sync() error { return nil }
+
+// entryLevel returns the slog level of a zap entry: its own, or debug for
+// the etcd client's message about one failed attempt of a request. kvconf
+// reports an outage itself, once ("backend down", with the cause) and
+// when it ends; the client's, a warning for every attempt while the
+// server is down, would repeat it every few seconds.
+func entryLevel(e zapcore.Entry) slog.Level {
+	if e.Message == "retrying of unary invoker failed" {
+		return slog.LevelDebug
+	}
+	return slogLevel(e.Level)
+}
 
 // slogLevel maps a zap level to the nearest slog level.
 func slogLevel(l zapcore.Level) slog.Level {

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/kvconf/kvconf/internal/redact"
 )
 
 // defaultPort is etcd's client port, given to nodes written without one.
@@ -40,13 +42,13 @@ func node(n, scheme string) (string, error) {
 	if strings.Contains(n, "://") {
 		u, err := url.Parse(n)
 		if err != nil {
-			return "", fmt.Errorf("etcd: node %q: %w", in, err)
+			return "", fmt.Errorf("etcd: node %q: %w", redact.URL(in), redact.Error(err, redact.Secrets(in)...))
 		}
 		if u.Scheme != "http" && u.Scheme != "https" {
-			return "", fmt.Errorf("etcd: node %q: scheme %q is not http or https", in, u.Scheme)
+			return "", fmt.Errorf("etcd: node %q: scheme %q is not http or https", redact.URL(in), u.Scheme)
 		}
 		if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-			return "", fmt.Errorf("etcd: node %q: want scheme://host:port only", in)
+			return "", fmt.Errorf("etcd: node %q: want scheme://host:port only", redact.URL(in))
 		}
 		scheme, host = u.Scheme, u.Host
 	}
@@ -56,14 +58,14 @@ func node(n, scheme string) (string, error) {
 		// or not.
 		h, port = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), defaultPort
 		if (strings.Contains(h, ":") && net.ParseIP(h) == nil) || strings.ContainsAny(h, "[]/ ") {
-			return "", fmt.Errorf("etcd: node %q: bad host", in)
+			return "", fmt.Errorf("etcd: node %q: bad host", redact.URL(in))
 		}
 	}
 	if h == "" {
-		return "", fmt.Errorf("etcd: node %q: no host", in)
+		return "", fmt.Errorf("etcd: node %q: no host", redact.URL(in))
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return "", fmt.Errorf("etcd: node %q: bad port %q", in, port)
+		return "", fmt.Errorf("etcd: node %q: bad port %q", redact.URL(in), port)
 	}
 	return scheme + "://" + net.JoinHostPort(h, port), nil
 }

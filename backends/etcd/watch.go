@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/kvconf/kvconf/backends"
 )
@@ -26,8 +28,9 @@ var errStreamClosed = errors.New("watch stream closed")
 type stream struct {
 	ps     []string // result of merge
 	lo, hi uint64
-	ch     clientv3.WatchChan
-	close  context.CancelFunc // ends the watch
+	ch     clientv3.WatchChan      // nil until the watch is open
+	opened chan clientv3.WatchChan // delivers ch once; nil after
+	close  context.CancelFunc      // ends the watch
 }
 
 // Watch implements [backends.Watcher]. It blocks until a key under
@@ -52,8 +55,10 @@ type stream struct {
 // snapshot of prefixes instead. The watch requires a leader: when the
 // member it reads from loses its cluster's leader, or when the watch fails
 // otherwise, Watch returns an error and a later call starts a new watch.
-// While etcd cannot be reached, the etcd client reconnects and Watch keeps
-// waiting, until ctx is done.
+// A watch that stays silent is checked (see [watchSilence]): when etcd
+// cannot be reached, Watch returns an error (an [UnreachableError] when no
+// connection came up within the dial timeout) within a few seconds, and a
+// watch that etcd answers no more while etcd answers reads is restarted.
 func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (backends.Update, error) {
 	if err := ctx.Err(); err != nil {
 		return backends.Update{}, fmt.Errorf("etcd: watch: %w", err)
@@ -81,6 +86,9 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 	if s == nil {
 		s = c.open(ps, after)
 	}
+	quiet := time.NewTimer(watchSilence)
+	defer quiet.Stop()
+	asked := false // a progress report was requested since the last response
 	for {
 		select {
 		case <-ctx.Done():
@@ -89,7 +97,33 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 		case <-c.done:
 			s.close()
 			return backends.Update{}, fmt.Errorf("etcd: watch: %w", backends.ErrClosed)
+		case <-quiet.C:
+			if !asked && c.connected() {
+				c.requestProgress(ctx)
+				asked = true
+				quiet.Reset(progressWait)
+				continue
+			}
+			// No connection, or no answer on the watch: ask the server.
+			if err := c.probe(ctx, ps); err != nil {
+				s.close()
+				if ctx.Err() != nil {
+					return backends.Update{}, fmt.Errorf("etcd: watch %q: %w", prefixes, ctx.Err())
+				}
+				return backends.Update{}, c.fail(fmt.Sprintf("watch %q", prefixes), err)
+			}
+			if asked {
+				// The server answers but the watch did not: it is stuck
+				// (in gRPC's picker, say). Start it again where it was.
+				s = c.reopen(s)
+			}
+			asked = false
+			quiet.Reset(watchSilence)
+		case ch := <-s.opened:
+			s.ch, s.opened = ch, nil
 		case resp, ok := <-s.ch:
+			asked = false
+			quiet.Reset(watchSilence)
 			u, done, err := c.read(ctx, s, prefixes, resp, ok)
 			if !done {
 				continue
@@ -102,6 +136,55 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 			return u, err
 		}
 	}
+}
+
+// Watchdog timings of [Client.Watch]. A watch that was silent for
+// watchSilence asks etcd for a progress report, which a working watch
+// answers at once; when none came within progressWait, or when there is
+// no connection, Watch probes the server with a read. A failed probe ends
+// Watch with an error (the backend is down: the caller hears of it within
+// about watchSilence plus the dial timeout); a probe that succeeds while
+// the watch stays silent restarts the watch, so that no stuck watch can
+// hold changes back while the server answers.
+const (
+	watchSilence = 2 * time.Second
+	progressWait = time.Second
+)
+
+// connected reports whether the client's connection is ready.
+func (c *Client) connected() bool {
+	return c.cli.ActiveConnection().GetState() == connectivity.Ready
+}
+
+// requestProgress asks etcd for a progress report on the kept watch's
+// stream (the one of a context that requires a leader, as open makes);
+// the answer arrives on the watch channel.
+func (c *Client) requestProgress(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, progressWait)
+	defer cancel()
+	_ = c.cli.RequestProgress(clientv3.WithRequireLeader(ctx)) // no answer counts as the failure
+}
+
+// probe reads the store's revision, waiting for a connection up to the
+// dial timeout and for the answer up to twice as long.
+func (c *Client) probe(ctx context.Context, ps []string) error {
+	pctx, cancel := context.WithTimeout(ctx, 2*c.link.wait)
+	defer cancel()
+	key, _ := span(ps[0])
+	_, err := c.cli.Get(pctx, key, clientv3.WithCountOnly())
+	if err != nil && ctx.Err() == nil && pctx.Err() != nil {
+		return fmt.Errorf("no answer within %s: %w", 2*c.link.wait, err)
+	}
+	return err
+}
+
+// reopen closes s and returns a new watch of its keys that goes on from
+// where s was.
+func (c *Client) reopen(s *stream) *stream {
+	s.close()
+	n := c.open(s.ps, s.hi)
+	n.lo = s.lo
+	return n
 }
 
 // read handles one response of s's watch channel (ok is false when the
@@ -200,5 +283,10 @@ func (c *Client) open(ps []string, after uint64) *stream {
 	} else {
 		opts = append(opts, clientv3.WithRange(end))
 	}
-	return &stream{ps: ps, lo: after, hi: after, ch: c.cli.Watch(ctx, key, opts...), close: cancel}
+	// The etcd client's Watch blocks until its stream to the server is
+	// open, which takes for ever while the server is down: open it aside,
+	// so that Watch's watchdog runs meanwhile.
+	opened := make(chan clientv3.WatchChan, 1)
+	go func() { opened <- c.cli.Watch(ctx, key, opts...) }()
+	return &stream{ps: ps, lo: after, hi: after, opened: opened, close: cancel}
 }

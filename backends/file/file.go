@@ -127,14 +127,21 @@ const (
 )
 
 // New returns a client for the files of cfg, after checking cfg (see
-// [Config.Validate]). It reads nothing: a missing file is reported by
-// Snapshot.
+// [Config.Validate]). It refuses a listed path that is neither a regular
+// file nor a directory (a named pipe, a device, a socket), which would
+// block or never end; otherwise it reads nothing: a missing file is
+// reported by Snapshot.
 func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("file: open: %w", err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	for _, name := range cfg.File {
+		if err := checkListed(name); err != nil {
+			return nil, err
+		}
 	}
 	filter := cfg.Filter
 	if filter == "" {
@@ -156,7 +163,12 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 //     written in decimal (0x1F is "31"); a float is written with the fewest
 //     digits that read back the same, without exponent (1.50 is "1.5", 1e3
 //     is "1000", .inf is "+Inf");
-//   - null, an empty map and an empty list give no key.
+//   - null, an empty map and an empty list give no key, as with confd (a
+//     null in a later file therefore leaves an earlier file's value);
+//   - two leaves of one file at the same key path are an error naming the
+//     file, the path and both lines: "" and "." under one map both give
+//     the map's path, "a/b" gives the same path as b under a. confd kept
+//     one of them at random (Go's map order).
 //
 // Confd read YAML 1.1 with gopkg.in/yaml.v2 and kvconf reads YAML 1.2 with
 // go.yaml.in/yaml/v3; the differences that would change a value are undone:
@@ -167,7 +179,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 // between the int64 and uint64 limits is written in decimal (confd dropped
 // it). Map keys are taken as written ("1", "true", "~"), where confd failed
 // on keys that were not strings. Only the first document of a file is read,
-// as with confd, and a duplicated key is an error.
+// as with confd, and a duplicated key is an error. A listed path that is
+// neither a regular file nor a directory (a named pipe, a device) is
+// refused; so is a file in a listed directory that turns into one between
+// the listing and the read. Reading and parsing stop soon after ctx is
+// done, however large the file.
 func (c *Client) Snapshot(ctx context.Context, prefixes []string) (backends.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return backends.Snapshot{}, fmt.Errorf("file: snapshot: %w", err)
@@ -265,11 +281,14 @@ func (c *Client) read(ctx context.Context) (map[string]string, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("file: snapshot: %w", err)
 		}
-		data, err := os.ReadFile(name)
+		data, err := readFile(ctx, name)
 		if err != nil {
-			return nil, fmt.Errorf("file: %w", err)
+			return nil, err
 		}
-		if err := flatten(data, kvs); err != nil {
+		if err := flatten(ctx, data, kvs); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("file: parse %s: %w", name, ctx.Err())
+			}
 			return nil, fmt.Errorf("file: parse %s: %w", name, err)
 		}
 	}
@@ -280,13 +299,18 @@ func (c *Client) read(ctx context.Context) (map[string]string, error) {
 // whose base name matches filter, in lexical order (confd's
 // util.RecursiveFilesLookup). As with confd, symbolic links to files are
 // followed and symbolic links to directories are not descended. Unlike
-// confd, it skips what is not a regular file (a FIFO would block the read).
+// confd, it skips what is not a regular file in a directory (a FIFO would
+// block the read), and refuses a root that is neither a regular file nor a
+// directory.
 func list(root, filter string) ([]string, error) {
 	fi, err := os.Stat(root)
 	if err != nil {
 		return nil, fmt.Errorf("file: %w", err)
 	}
 	if !fi.IsDir() {
+		if !fi.Mode().IsRegular() {
+			return nil, notRegular(root, fi.Mode())
+		}
 		return []string{root}, nil
 	}
 	var files []string

@@ -1,12 +1,12 @@
 package file
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"path"
+	"io"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -17,9 +17,23 @@ import (
 // and adds its leaves to kvs under their paths, by the rules documented on
 // [Client.Snapshot]. Errors give the line when the parser does, and never
 // include values: the text that yaml quotes in some errors is removed.
-func flatten(data []byte, kvs map[string]string) error {
+//
+// It walks yaml's node tree once, resolving merge keys and aliases itself,
+// rather than decoding the tree into maps: yaml.v3's decoder checks every
+// map for duplicate keys pair by pair, which is quadratic in the size of a
+// map (200,000 keys took minutes). normalize does that check with a set.
+// Two leaves of the document at the same key path ("" and ".." under one
+// map, or "a/b" beside a: {b: ...}) are an error naming the path. flatten
+// checks ctx as it walks.
+func flatten(ctx context.Context, data []byte, kvs map[string]string) error {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	err := yaml.NewDecoder(&ctxReader{ctx: ctx, r: bytes.NewReader(data)}).Decode(&doc)
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, io.EOF):
+		return nil // empty file, or only comments
+	case err != nil:
 		return redact(err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -33,39 +47,62 @@ func flatten(data []byte, kvs map[string]string) error {
 	default:
 		return fmt.Errorf("line %d: top level is a %s, want a map", root.Line, kindName(root.Kind))
 	}
-	if err := normalize(root, false); err != nil {
+	var shared bool
+	if err := normalize(root, false, &shared); err != nil {
 		return err
 	}
-	var v any
-	if err := root.Decode(&v); err != nil {
-		return redact(err)
+	w := walker{ctx: ctx, kvs: kvs, active: make(map[*yaml.Node]bool)}
+	if shared {
+		w.at = make(map[string]int)
 	}
-	walk(v, "/", kvs)
-	return nil
+	return w.walk(root, "/", root.Line)
+}
+
+// ctxReader reads from r until ctx is done. yaml's parser reads its input
+// 512 bytes at a time as it goes, so that parsing a large document stops
+// soon after ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r *ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
 }
 
 // normalize rewrites the tags of the scalars under n so that decoding into
 // an interface gives what gopkg.in/yaml.v2 gave confd. key reports that n is
 // a map key. It does not follow aliases: the nodes they point to are
-// rewritten where they are defined.
-func normalize(n *yaml.Node, key bool) error {
+// rewritten where they are defined. It rejects duplicate and non-scalar map
+// keys, and sets *shared when a key may give the same key path as another
+// (see [ownSegment]).
+func normalize(n *yaml.Node, key bool, shared *bool) error {
 	switch n.Kind {
 	case yaml.MappingNode:
+		if err := uniqueKeys(n); err != nil {
+			return err
+		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if err := checkKey(k); err != nil {
 				return err
 			}
-			if err := normalize(k, true); err != nil {
+			if !*shared && !ownSegment(k) {
+				*shared = true
+			}
+			if err := normalize(k, true, shared); err != nil {
 				return err
 			}
-			if err := normalize(v, false); err != nil {
+			if err := normalize(v, false, shared); err != nil {
 				return err
 			}
 		}
 	case yaml.SequenceNode, yaml.DocumentNode:
 		for _, c := range n.Content {
-			if err := normalize(c, false); err != nil {
+			if err := normalize(c, false, shared); err != nil {
 				return err
 			}
 		}
@@ -73,6 +110,51 @@ func normalize(n *yaml.Node, key bool) error {
 		normalizeScalar(n, key)
 	}
 	return nil
+}
+
+// uniqueKeys rejects a map that has the same key twice, as yaml.v3's
+// decoder does (same kind, same text), in time linear in the size of the
+// map.
+func uniqueKeys(n *yaml.Node) error {
+	const small = 16 // below this, comparing pairs is cheaper than a map
+	if len(n.Content) <= 2*small {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			for j := i + 2; j+1 < len(n.Content); j += 2 {
+				if ki, kj := n.Content[i], n.Content[j]; ki.Kind == kj.Kind && ki.Value == kj.Value {
+					return dupKey(kj, ki)
+				}
+			}
+		}
+		return nil
+	}
+	// Keys of one kind share a set: nearly all are scalars.
+	sets := make(map[yaml.Kind]map[string]*yaml.Node, 1)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		first := sets[k.Kind]
+		if first == nil {
+			first = make(map[string]*yaml.Node, len(n.Content)/2)
+			sets[k.Kind] = first
+		}
+		if f, ok := first[k.Value]; ok {
+			return dupKey(k, f)
+		}
+		first[k.Value] = k
+	}
+	return nil
+}
+
+func dupKey(k, first *yaml.Node) error {
+	return fmt.Errorf("line %d: mapping key %q already defined at line %d", k.Line, k.Value, first.Line)
+}
+
+// ownSegment reports whether map key k adds one path segment of its own:
+// it is written out (not an alias, whose text may equal another key's) and
+// has no "/" and is not "", "." or "..", which path.Join cleans away. Keys
+// that are distinct in a map and all own segments give distinct key paths,
+// so that the walk need not check for two leaves at one path.
+func ownSegment(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value != "" && k.Value != "." && k.Value != ".." && !strings.Contains(k.Value, "/")
 }
 
 // checkKey rejects map keys that are not scalars (YAML's "? [a, b] : c"),
@@ -124,36 +206,6 @@ func yaml11Bool(s string) (value, ok bool) {
 		return false, true
 	}
 	return false, false
-}
-
-// walk adds the leaves of v, found at path p, to kvs.
-func walk(v any, p string, kvs map[string]string) {
-	switch v := v.(type) {
-	case map[string]any:
-		for _, k := range slices.Sorted(maps.Keys(v)) {
-			walk(v[k], path.Join(p, k), kvs)
-		}
-	case map[any]any:
-		keys := make([]string, 0, len(v))
-		byKey := make(map[string]any, len(v))
-		for k, e := range v {
-			s, _ := scalar(k)
-			keys = append(keys, s)
-			byKey[s] = e
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			walk(byKey[k], path.Join(p, k), kvs)
-		}
-	case []any:
-		for i, e := range v {
-			walk(e, path.Join(p, strconv.Itoa(i)), kvs)
-		}
-	default:
-		if s, ok := scalar(v); ok {
-			kvs[p] = s
-		}
-	}
 }
 
 // scalar returns the text of a decoded scalar, and false for null.

@@ -42,16 +42,37 @@ func (c *Client) redacted(p, q string) string {
 	return r
 }
 
+// call is a request under way.
+type call struct {
+	ctx     context.Context // bounded by timeout
+	cancel  context.CancelFunc
+	timeout time.Duration
+	shown   string // the URL, for messages
+}
+
+// bodyError wraps err, met reading the body of resp. When the request's
+// time ran out (the connection is then closed under the reader, which
+// says "use of closed network connection"), it says so, naming the option
+// that sets the time.
+func (r *call) bodyError(parent context.Context, resp *http.Response, err error) error {
+	if parent.Err() == nil && errors.Is(r.ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("metadata: GET %s: %s: body not read within %s (request_timeout): %w",
+			r.shown, resp.Status, r.timeout, context.DeadlineExceeded)
+	}
+	return fmt.Errorf("metadata: GET %s: %s: reading the body: %w", r.shown, resp.Status, err)
+}
+
 // do sends a GET of path p with query q within timeout, with the extra
 // headers and those of extra. Errors name the URL, never a header value.
-// The caller closes the body and calls the returned cancel.
-func (c *Client) do(ctx context.Context, p, q string, timeout time.Duration, extra http.Header) (*http.Response, string, context.CancelFunc, error) {
+// The caller closes the body and calls the call's cancel.
+func (c *Client) do(ctx context.Context, p, q string, timeout time.Duration, extra http.Header) (*http.Response, *call, error) {
 	target, shown := c.target(p, q)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	r := &call{ctx: rctx, cancel: cancel, timeout: timeout, shown: shown}
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, target, nil)
 	if err != nil {
 		cancel()
-		return nil, shown, nil, fmt.Errorf("metadata: GET %s: %w", shown, err)
+		return nil, r, fmt.Errorf("metadata: GET %s: %w", shown, err)
 	}
 	req.Header = c.header.Clone()
 	if h := req.Header.Get("Host"); h != "" {
@@ -71,12 +92,12 @@ func (c *Client) do(ctx context.Context, p, q string, timeout time.Duration, ext
 		if errors.As(err, &ue) {
 			err = ue.Err // its message repeats the URL
 		}
-		if errors.Is(err, context.DeadlineExceeded) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, shown, nil, fmt.Errorf("metadata: GET %s: no answer within %s: %w", shown, timeout, err)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded) {
+			return nil, r, fmt.Errorf("metadata: GET %s: no answer within %s (request_timeout): %w", shown, timeout, err)
 		}
-		return nil, shown, nil, fmt.Errorf("metadata: GET %s: %w", shown, err)
+		return nil, r, fmt.Errorf("metadata: GET %s: %w", shown, err)
 	}
-	return resp, shown, cancel, nil
+	return resp, r, nil
 }
 
 // done drains (a little of) and closes a response body, so that the
@@ -113,11 +134,11 @@ func (c *Client) get(ctx context.Context, p string) (map[string]string, error) {
 			prev = nil
 		}
 	}
-	resp, shown, cancel, err := c.do(ctx, p, "", c.timeout, extra)
+	resp, r, err := c.do(ctx, p, "", c.timeout, extra)
 	if err != nil {
 		return nil, err
 	}
-	defer cancel()
+	defer r.cancel()
 	defer done(resp)
 	switch {
 	case resp.StatusCode == http.StatusNotModified && prev != nil:
@@ -125,15 +146,15 @@ func (c *Client) get(ctx context.Context, p string) (map[string]string, error) {
 	case resp.StatusCode == http.StatusNotFound && p != "":
 		return nil, errNotFound
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return nil, statusError(shown, resp)
+		return nil, statusError(r.shown, resp)
 	}
 	kvs := map[string]string{}
 	if err := flatten(resp.Body, p, kvs); err != nil {
-		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("metadata: GET %s: %s: reading the body: %w", shown, resp.Status, err)
+		if ctx.Err() != nil || r.ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+			return nil, r.bodyError(ctx, resp, err)
 		}
 		return nil, fmt.Errorf("metadata: GET %s: %s: body is not one JSON value (Content-Type %q): %w",
-			shown, resp.Status, resp.Header.Get("Content-Type"), err)
+			r.shown, resp.Status, resp.Header.Get("Content-Type"), err)
 	}
 	if c.mode != ModePoll {
 		a := &answer{kvs: kvs, etag: resp.Header.Get("ETag"), lastModified: resp.Header.Get("Last-Modified")}
@@ -144,31 +165,40 @@ func (c *Client) get(ctx context.Context, p string) (map[string]string, error) {
 	return kvs, nil
 }
 
-// getVersion reads the server's version at /version; with wait not
+// getVersion reads the server's version where [Client.detect] found it
+// (/version until then); with wait not
 // empty, as a long poll that answers once the version is no longer wait
 // (or after the max wait). ok is false when the server has no version: it
 // answered a 4xx, or something other than a JSON string or number.
 func (c *Client) getVersion(ctx context.Context, wait string) (version string, ok bool, err error) {
+	c.mu.Lock()
+	at := c.versionAt
+	c.mu.Unlock()
+	return c.getVersionAt(ctx, at, wait)
+}
+
+// getVersionAt is getVersion with the version at path at.
+func (c *Client) getVersionAt(ctx context.Context, at, wait string) (version string, ok bool, err error) {
 	q, timeout := "", c.timeout
 	if wait != "" {
 		q = "wait=true&value=" + url.QueryEscape(wait) + "&maxWait=" + strconv.Itoa(int(c.maxWait/time.Second))
 		timeout += c.maxWait
 	}
-	resp, shown, cancel, err := c.do(ctx, "/version", q, timeout, nil)
+	resp, r, err := c.do(ctx, at, q, timeout, nil)
 	if err != nil {
 		return "", false, err
 	}
-	defer cancel()
+	defer r.cancel()
 	defer done(resp)
 	switch {
 	case resp.StatusCode >= 400 && resp.StatusCode <= 499:
 		return "", false, nil
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return "", false, statusError(shown, resp)
+		return "", false, statusError(r.shown, resp)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	if err != nil {
-		return "", false, fmt.Errorf("metadata: GET %s: %s: reading the body: %w", shown, resp.Status, err)
+		return "", false, r.bodyError(ctx, resp, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()

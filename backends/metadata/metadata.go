@@ -48,6 +48,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -56,6 +57,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/internal/redact"
 	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
 
@@ -239,7 +241,8 @@ func (c *Config) baseURL() (*url.URL, error) {
 	}
 	u, err := url.Parse(node)
 	if err != nil {
-		return nil, fmt.Errorf("metadata: node: %w", err)
+		// url.Error quotes the whole URL, password included.
+		return nil, fmt.Errorf("metadata: node %s: %w", redact.URL(node), redact.Error(err, redact.Secrets(node)...))
 	}
 	// Errors show u.Redacted(): a password in the URL stays out of them.
 	switch {
@@ -268,7 +271,8 @@ func parseHeaders(lines []string) (http.Header, error) {
 		case !ok:
 			return nil, fmt.Errorf("metadata: headers[%d]: not \"Name: value\"", i)
 		case !httpguts.ValidHeaderFieldName(name):
-			return nil, fmt.Errorf("metadata: headers[%d]: invalid header name %q", i, name)
+			// Not quoted: a malformed line may hold the value.
+			return nil, fmt.Errorf("metadata: headers[%d]: invalid header name", i)
 		case !httpguts.ValidHeaderFieldValue(value):
 			return nil, fmt.Errorf("metadata: headers[%d]: header %s: invalid value", i, name)
 		}
@@ -327,7 +331,11 @@ type Client struct {
 	answers  map[string]*answer           // the last answer to a GET of each path ("" is the root)
 	viaRoot  map[string]bool              // sub-trees read from the root, the server lacking them
 	version  string                       // the server's version at the last read, "" if none
-	versions int                          // 1: the server has /version; -1: it has not; 0: unknown
+	versions int                          // 1: the server has a version; -1: it has not; 0: unknown
+	// versionAt is the path of the server's version: "/version", or
+	// "/<api>/version" when the API version is part of the prefixes (see
+	// [apiVersion]).
+	versionAt string
 }
 
 // answer is a server's answer to the GET of a path, kept for conditional
@@ -364,6 +372,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		trees:    map[string]map[string]string{},
 		answers:  map[string]*answer{},
 		viaRoot:  map[string]bool{},
+
+		versionAt: "/version",
 	}
 	c.hc = &http.Client{Transport: tr, CheckRedirect: sameOrigin}
 	return c, nil
@@ -543,7 +553,7 @@ func (c *Client) record(version string, trees map[string]map[string]string) {
 
 // fetch reads the server's version, when it has one, and the sub-trees ds.
 func (c *Client) fetch(ctx context.Context, ds []string) (string, map[string]map[string]string, error) {
-	version, err := c.detect(ctx)
+	version, err := c.detect(ctx, ds)
 	if err != nil {
 		return "", nil, err
 	}
@@ -598,29 +608,66 @@ func (c *Client) fetch(ctx context.Context, ds []string) (string, map[string]map
 }
 
 // detect returns the server's version, or "" if the server has none or
-// the mode does not use it, and notes whether the server has one.
-func (c *Client) detect(ctx context.Context) (string, error) {
+// the mode does not use it, and notes whether the server has one and
+// where. It asks where the version was last found, then the other
+// places: /version, and <api>/version when the sub-trees ds all lie under
+// a rancher-metadata API version <api> (confd's -prefix /2015-12-19 with
+// the node at the server's root, whose /version is 404).
+func (c *Client) detect(ctx context.Context, ds []string) (string, error) {
 	c.mu.Lock()
-	known := c.versions
+	known, at := c.versions, c.versionAt
 	c.mu.Unlock()
 	if c.mode == ModeConditional || c.mode == ModePoll || c.mode == ModeAuto && known < 0 {
 		return "", nil
 	}
-	version, ok, err := c.getVersion(ctx, "")
-	if err != nil {
-		return "", err
+	places := []string{at}
+	if !slices.Contains(places, "/version") {
+		places = append(places, "/version")
 	}
-	if !ok && c.mode == ModeLongPoll {
-		return "", fmt.Errorf("metadata: GET %s: the server has no version (metadata_mode longpoll)", c.redacted("/version", ""))
+	if api := apiVersion(ds); api != "" && !slices.Contains(places, api+"/version") {
+		places = append(places, api+"/version")
+	}
+	for _, p := range places {
+		version, ok, err := c.getVersionAt(ctx, p, "")
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			c.mu.Lock()
+			c.versions, c.versionAt = 1, p
+			c.mu.Unlock()
+			return version, nil
+		}
+	}
+	if c.mode == ModeLongPoll {
+		return "", fmt.Errorf("metadata: GET %s: the server has no version (metadata_mode longpoll)", c.redacted(at, ""))
 	}
 	c.mu.Lock()
 	c.versions = -1
-	if ok {
-		c.versions = 1
-	}
 	c.mu.Unlock()
-	return version, nil
+	return "", nil
 }
+
+// apiVersion returns the rancher-metadata API version under which every
+// sub-tree of ds lies, such as "/2015-12-19" or "/latest", or "" if they
+// do not all lie under one.
+func apiVersion(ds []string) string {
+	var api string
+	for _, d := range ds {
+		seg := d
+		if i := strings.IndexByte(d[min(1, len(d)):], '/'); i >= 0 {
+			seg = d[:i+1]
+		}
+		if !apiVersionRE.MatchString(seg) || api != "" && seg != api {
+			return ""
+		}
+		api = seg
+	}
+	return api
+}
+
+// apiVersionRE matches the API versions of rancher-metadata's paths.
+var apiVersionRE = regexp.MustCompile(`^/(latest|[0-9]{4}-[0-9]{2}-[0-9]{2})$`)
 
 // Close closes the client: calls under way return [backends.ErrClosed],
 // as do later calls. It is idempotent.

@@ -642,14 +642,19 @@ func TestWatchClose(t *testing.T) {
 // alive, stays under a few times the document's size.
 func TestLargeDocument(t *testing.T) {
 	if testing.Short() {
-		t.Skip("10 MB document")
+		t.Skip("-short: skips the 10 MB document")
 	}
 	doc := largeDocument(10 << 20)
 	s := newServer(t, metadatatest.Options{})
 	if err := s.SetJSON(doc); err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(t, fast(s, metadata.ModePoll))
+	// The request time limit is far above what any machine needs: the
+	// test measures memory, not speed (under -race on a loaded machine
+	// the read took more than the default 10 s).
+	cfg := fast(s, metadata.ModePoll)
+	cfg.RequestTimeout = "10m"
+	c := newClient(t, cfg)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -668,6 +673,77 @@ func TestLargeDocument(t *testing.T) {
 		t.Errorf("heap grew by %d bytes for a %d-byte document, more than %d", grew, len(doc), limit)
 	}
 	runtime.KeepAlive(snap)
+}
+
+// TestBodyTimeout checks that a body that does not arrive within the
+// request timeout gives an error that says so and names the option,
+// rather than "body is not one JSON value ... use of closed network
+// connection". The server sends its headers and the start of a body, then
+// stalls until the client leaves.
+func TestBodyTimeout(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/version" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		_, _ = w.Write([]byte(`{"containers": [`))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	c := newClient(t, metadata.Config{Nodes: []string{srv.URL}, RequestTimeout: "300ms", Mode: metadata.ModePoll})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	_, err := c.Snapshot(ctx, []string{"/"})
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "request_timeout") ||
+		strings.Contains(err.Error(), "not one JSON value") || strings.Contains(err.Error(), "closed network connection") {
+		t.Errorf("err = %v, want a timeout naming request_timeout", err)
+	}
+}
+
+// TestWatchVersionInPrefix: with the node at the server's root and the API
+// version in the prefixes (confd's -backend rancher -node host:port
+// -prefix /2015-12-19), the root has no /version (404); Watch long-polls
+// <api>/version, as confd does, instead of falling back to polling. The
+// poll interval is an hour, so only the long poll can bring the change;
+// the server's count of long polls, made at /2015-12-19/version only,
+// shows where it came from.
+func TestWatchVersionInPrefix(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, metadatatest.Options{Path: "/2015-12-19"})
+	s.Set("/self/service/name", "web")
+	root := strings.TrimSuffix(s.URL(), "/2015-12-19")
+	c := newClient(t, metadata.Config{Nodes: []string{root}, PollInterval: "1h", MaxWait: "2s"})
+	w := follow(t, c, "/2015-12-19/self/service/")
+	if want := map[string]string{"/2015-12-19/self/service/name": "web"}; !maps.Equal(w.kvs, want) {
+		t.Fatalf("snapshot = %v, want %v", w.kvs, want)
+	}
+	done := make(chan error, 1)
+	var got []backends.Change
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		defer cancel()
+		u, err := c.Watch(ctx, w.prefixes, w.rev)
+		got = u.Changes
+		done <- err
+	}()
+	// Change the document once the long poll is waiting.
+	deadline := time.Now().Add(60 * time.Second)
+	for s.Stats().LongPolls == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no long poll at /2015-12-19/version within 60 s: %+v", s.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Set("/self/service/name", "api")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if want := []backends.Change{set("/2015-12-19/self/service/name", "api")}; !slices.Equal(got, want) {
+		t.Errorf("Watch brought %v, want %v", got, want)
+	}
 }
 
 func BenchmarkSnapshot10MB(b *testing.B) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/internal/backoff"
 )
 
 // Watch waits until a key under prefixes changed after revision after,
@@ -105,7 +106,10 @@ func (c *Client) longPoll(ctx context.Context, version string) error {
 		}
 		if !ok {
 			if c.mode == ModeLongPoll {
-				return fmt.Errorf("metadata: GET %s: the server has no version (metadata_mode longpoll)", c.redacted("/version", ""))
+				c.mu.Lock()
+				at := c.versionAt
+				c.mu.Unlock()
+				return fmt.Errorf("metadata: GET %s: the server has no version (metadata_mode longpoll)", c.redacted(at, ""))
 			}
 			c.mu.Lock()
 			c.versions = -1 // poll from now on
@@ -130,14 +134,11 @@ func (c *Client) longPoll(ctx context.Context, version string) error {
 	}
 }
 
-// sleep waits for d, or until ctx is done.
+// sleep waits for d, or until ctx is done, with kvconf's one
+// context-aware sleep.
 func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return fmt.Errorf("metadata: watch: %w", ctx.Err())
-	case <-t.C:
-		return nil
+	if err := backoff.Sleep(ctx, d); err != nil {
+		return fmt.Errorf("metadata: watch: %w", err)
 	}
+	return nil
 }

@@ -18,7 +18,7 @@
 //
 // When the plugin dies, the requests it had not answered return an error
 // wrapping [ErrPluginExited], and the next call starts it again, after
-// restart_backoff (doubled at each failure in a row, up to
+// restart_backoff (doubled at each failure in a row, ±20%, up to
 // [MaxRestartBackoff]). A plugin's revisions need not survive a restart:
 // kvconf adds to the revisions of each new process the highest revision it
 // returned before, so that revisions only grow, and answers a watch from a
@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/internal/redact"
 )
 
 func init() {
@@ -83,7 +84,7 @@ type Config struct {
 	// empty means [DefaultHandshakeTimeout].
 	HandshakeTimeout string `toml:"handshake_timeout"`
 	// RestartBackoff is the wait before restarting a plugin that died,
-	// doubled at each failure in a row up to [MaxRestartBackoff]; empty
+	// doubled at each failure in a row (±20%) up to [MaxRestartBackoff]; empty
 	// means [DefaultRestartBackoff].
 	RestartBackoff string `toml:"restart_backoff"`
 	// StopTimeout is how long the plugin has to exit once its stdin is
@@ -157,6 +158,7 @@ func (c *Config) Open(ctx context.Context) (backends.Backend, error) {
 type Client struct {
 	argv      []string
 	options   map[string]string
+	secrets   []string // in options, kept out of errors
 	stderr    io.Writer
 	handshake time.Duration
 	backoff   time.Duration
@@ -190,6 +192,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		argv:      append([]string(nil), cfg.Command...),
 		options:   cfg.Options,
+		secrets:   redact.Options(cfg.Options),
 		stderr:    cfg.Stderr,
 		handshake: handshake,
 		backoff:   backoff,
@@ -213,9 +216,10 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 // name is how messages name the plugin: its program.
 func (c *Client) name() string { return c.argv[0] }
 
-// fail wraps err for op.
+// fail wraps err for op, masking the secrets of the options, which the
+// plugin's error messages may quote.
 func (c *Client) fail(op string, err error) error {
-	return fmt.Errorf("plugin %s: %s: %w", c.name(), op, err)
+	return redact.Error(fmt.Errorf("plugin %s: %s: %w", c.name(), op, err), c.secrets...)
 }
 
 // Snapshot returns every key under prefixes, as the plugin read them.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/internal/backoff"
 )
 
 // errRevZero reports an answer with revision 0, which the protocol forbids.
@@ -149,11 +150,8 @@ func (c *Client) running(ctx context.Context) (*proc, error) {
 	}
 	var wait time.Duration
 	if c.fails > 0 {
-		delay := c.backoff
-		for i := 1; i < c.fails && delay < MaxRestartBackoff; i++ {
-			delay *= 2
-		}
-		wait = time.Until(c.lastExit.Add(min(delay, MaxRestartBackoff)))
+		delay := backoff.Policy{Min: min(c.backoff, MaxRestartBackoff), Max: MaxRestartBackoff}.Delay(c.fails)
+		wait = time.Until(c.lastExit.Add(delay))
 	}
 	c.mu.Unlock()
 	if wait > 0 {

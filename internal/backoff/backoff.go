@@ -6,23 +6,24 @@ package backoff
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"time"
 )
 
 // Default bounds of a [Policy] whose fields are zero.
 const (
-	DefaultMin = time.Second
-	DefaultMax = time.Minute
+	DefaultFirst   = time.Second
+	DefaultLongest = time.Minute
 )
 
 // Policy bounds the delays between retries: the first retry waits about
 // Min, each later one twice as long as the one before, up to Max. Every
 // delay is spread by ±20% so that many instances do not retry in step.
 type Policy struct {
-	// Min is the first delay; zero means [DefaultMin].
+	// Min is the first delay; zero means [DefaultFirst].
 	Min time.Duration
-	// Max is the longest delay; zero means [DefaultMax] (or Min, when it
+	// Max is the longest delay; zero means [DefaultLongest] (or Min, when it
 	// is larger).
 	Max time.Duration
 }
@@ -30,10 +31,10 @@ type Policy struct {
 // WithDefaults returns p with its zero fields filled in.
 func (p Policy) WithDefaults() Policy {
 	if p.Min <= 0 {
-		p.Min = DefaultMin
+		p.Min = DefaultFirst
 	}
 	if p.Max <= 0 {
-		p.Max = max(DefaultMax, p.Min)
+		p.Max = max(DefaultLongest, p.Min)
 	}
 	p.Max = max(p.Max, p.Min)
 	return p
@@ -81,7 +82,7 @@ func Retry(ctx context.Context, p Policy, op func(context.Context) error, onFail
 		if err == nil {
 			return nil
 		}
-		if pe, ok := err.(*permanentError); ok {
+		if pe := (*permanentError)(nil); errors.As(err, &pe) {
 			return pe.err
 		}
 		if ctx.Err() != nil {
@@ -100,14 +101,25 @@ func Retry(ctx context.Context, p Policy, op func(context.Context) error, onFail
 // permanentError marks an error that [Retry] must not retry.
 type permanentError struct{ err error }
 
+// Error returns the wrapped error's message.
 func (e *permanentError) Error() string { return e.err.Error() }
+
+// Unwrap returns the wrapped error.
 func (e *permanentError) Unwrap() error { return e.err }
 
 // Permanent wraps err so that [Retry] returns it at once instead of
-// retrying. Permanent(nil) is nil.
+// retrying: it marks an error no retry can mend, such as a configuration
+// mistake. Its message is err's. Permanent(nil) is nil.
 func Permanent(err error) error {
 	if err == nil {
 		return nil
 	}
 	return &permanentError{err}
+}
+
+// IsPermanent reports whether err, or any error it wraps or joins, was
+// marked with [Permanent].
+func IsPermanent(err error) bool {
+	var pe *permanentError
+	return errors.As(err, &pe)
 }

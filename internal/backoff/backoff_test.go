@@ -3,6 +3,7 @@ package backoff
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -42,8 +43,8 @@ func TestDelay(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	t.Parallel()
 	p := Policy{}.WithDefaults()
-	if p.Min != DefaultMin || p.Max != DefaultMax {
-		t.Fatalf("zero policy = %+v, want Min %v Max %v", p, DefaultMin, DefaultMax)
+	if p.Min != DefaultFirst || p.Max != DefaultLongest {
+		t.Fatalf("zero policy = %+v, want Min %v Max %v", p, DefaultFirst, DefaultLongest)
 	}
 	if p := (Policy{Min: 2 * time.Minute}).WithDefaults(); p.Max != 2*time.Minute {
 		t.Fatalf("Max below Min: got %v, want it raised to Min", p.Max)
@@ -112,4 +113,31 @@ func TestRetry(t *testing.T) {
 			t.Fatalf("Retry = %v, want context.Canceled", err)
 		}
 	})
+}
+
+func TestIsPermanent(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("boom")
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"plain", boom, false},
+		{"marked", Permanent(boom), true},
+		{"wrapped", fmt.Errorf("ctx: %w", Permanent(boom)), true},
+		{"joined", errors.Join(boom, fmt.Errorf("x: %w", Permanent(boom))), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := IsPermanent(tt.err); got != tt.want {
+				t.Fatalf("IsPermanent(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+	if err := Permanent(boom); err.Error() != "boom" || !errors.Is(err, boom) {
+		t.Fatalf("Permanent(boom) = %q, want the message and chain of boom", err)
+	}
 }

@@ -1,7 +1,7 @@
 // Command putlat measures the latency from a put to the file that a
-// running kvconf renders from it: it puts a new value into etcd or Consul,
-// then waits (with fsnotify on the file's directory) until the file holds
-// it, -n times, and prints the median, p95 and p99.
+// running kvconf renders from it: it puts a new value into etcd, Consul or
+// ZooKeeper, then waits (with fsnotify on the file's directory) until the
+// file holds it, -n times, and prints the median, p95 and p99.
 //
 //	putlat -backend etcd -endpoint 127.0.0.1:2379 -key /bench/k/000042 -file out/bench.conf -n 200
 //	putlat -backend consul -endpoint 127.0.0.1:8500 -key /bench/k/000042 -file out/bench.conf -n 200
@@ -46,12 +46,14 @@ func open(backend, endpoint string) (store, error) {
 		return openEtcd(cmp.Or(endpoint, "127.0.0.1:2379"))
 	case "consul":
 		return openConsul(cmp.Or(endpoint, "127.0.0.1:8500"))
+	case "zookeeper":
+		return openZookeeper(cmp.Or(endpoint, "127.0.0.1:2181"))
 	}
-	return nil, fmt.Errorf("unknown backend %q (etcd or consul)", backend)
+	return nil, fmt.Errorf("unknown backend %q (etcd, consul or zookeeper)", backend)
 }
 
 func main() {
-	backend := flag.String("backend", "etcd", "store to put into: etcd or consul")
+	backend := flag.String("backend", "etcd", "store to put into: etcd, consul or zookeeper")
 	endpoint := flag.String("endpoint", "", "address of the store (default: 127.0.0.1:2379 for etcd, 127.0.0.1:8500 for consul)")
 	key := flag.String("key", "/bench/k/000042", "template key to put (or several, separated by commas)")
 	file := flag.String("file", "", "file kvconf renders the key's value into (or one per key, separated by commas)")

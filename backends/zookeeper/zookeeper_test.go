@@ -1,0 +1,612 @@
+package zookeeper_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/go-zookeeper/zk"
+	"go.uber.org/goleak"
+
+	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/backends/backendtest"
+	"github.com/kvconf/kvconf/backends/zookeeper"
+	"github.com/kvconf/kvconf/backends/zookeeper/zktest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// waitTimeout bounds every wait for a change: generous, for a loaded
+// machine.
+const waitTimeout = 60 * time.Second
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		cfg     zookeeper.Config
+		wantErr string // "" for none
+	}{
+		{name: "zero", cfg: zookeeper.Config{}},
+		{name: "nodes", cfg: zookeeper.Config{Nodes: []string{"a:2181", "b", "[::1]:2182", "10.0.0.1"}}},
+		{name: "digest", cfg: zookeeper.Config{Username: "u", Password: "p"}},
+		{name: "timeout", cfg: zookeeper.Config{SessionTimeout: "30s"}},
+		{name: "empty node", cfg: zookeeper.Config{Nodes: []string{" "}}, wantErr: "empty node"},
+		{name: "url node", cfg: zookeeper.Config{Nodes: []string{"http://a:2181"}}, wantErr: "want host:port"},
+		{name: "path node", cfg: zookeeper.Config{Nodes: []string{"a:2181/chroot"}}, wantErr: "want host:port"},
+		{name: "user without password", cfg: zookeeper.Config{Username: "u"}, wantErr: "-password"},
+		{name: "password without user", cfg: zookeeper.Config{Password: "p"}, wantErr: "-username"},
+		{name: "bad timeout", cfg: zookeeper.Config{SessionTimeout: "10"}, wantErr: "session_timeout"},
+		{name: "negative timeout", cfg: zookeeper.Config{SessionTimeout: "-1s"}, wantErr: "session_timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := tt.cfg.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Validate() = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Validate() = %v, want an error about %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestDecode decodes the sample and confd's options, and checks that the
+// password is in no error.
+func TestDecode(t *testing.T) {
+	t.Parallel()
+	cfg, err := backends.NewConfig("zookeeper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Backends map[string]map[string]any `toml:"backends"`
+	}
+	if _, err := toml.Decode(cfg.(backends.Sampler).Sample(), &doc); err != nil {
+		t.Fatalf("sample: %v", err)
+	}
+	opts := doc.Backends["zookeeper"]
+	if opts["type"] != "zookeeper" {
+		t.Fatalf("sample has no [backends.zookeeper] with type = \"zookeeper\": %v", doc.Backends)
+	}
+	delete(opts, "type")
+	got, err := backends.Decode("zookeeper", opts)
+	if err != nil {
+		t.Fatalf("Decode(sample): %v", err)
+	}
+	if c := got.(*zookeeper.Config); len(c.Nodes) != 1 || c.SessionTimeout != "10s" {
+		t.Errorf("Decode(sample) = %+v", c)
+	}
+	_, err = backends.Decode("zookeeper", map[string]any{"nodes": []string{"a:1"}, "basic_auth": true})
+	if oe := (*backends.OptionError)(nil); !errors.As(err, &oe) || oe.Key != "basic_auth" {
+		t.Errorf("Decode(basic_auth) = %v, want an *OptionError for basic_auth", err)
+	}
+	const secret = "s3cr3t-pa55"
+	_, err = backends.Decode("zookeeper", map[string]any{"password": secret})
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("Decode(password without username) = %v, want an error without the password", err)
+	}
+}
+
+// open opens the backend on s and closes it when the test ends.
+func open(t testing.TB, s *zktest.Server, cfg zookeeper.Config) *zookeeper.Client {
+	t.Helper()
+	cfg.Nodes = []string{s.Addr}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	c, err := zookeeper.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func snapshot(t testing.TB, c backends.Backend, prefixes ...string) backends.Snapshot {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	s, err := c.Snapshot(ctx, prefixes)
+	if err != nil {
+		t.Fatalf("Snapshot(%q): %v", prefixes, err)
+	}
+	return s
+}
+
+// TestConformance runs the backend conformance suite against a real
+// ZooKeeper.
+func TestConformance(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{})
+	admin := s.Client(t)
+	backendtest.Run(t, backendtest.Harness{
+		Open: func(t *testing.T) backends.Backend {
+			zktest.DeleteTree(t, admin, "/kvconftest")
+			cfg := zookeeper.Config{Nodes: []string{s.Addr}}
+			c, err := zookeeper.New(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		},
+		Put:    func(t *testing.T, key, value string) { zktest.Put(t, admin, key, value, nil) },
+		Delete: func(t *testing.T, key string) { zktest.Delete(t, admin, key) },
+	})
+}
+
+// TestSemantics checks confd's key semantics: only leaves are keys, with
+// their data, an empty leaf is a key with an empty value, and prefixes
+// match by plain string prefix.
+func TestSemantics(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{})
+	admin := s.Client(t)
+	zktest.Put(t, admin, "/sem/app/db/host", "db.example", nil)
+	zktest.Put(t, admin, "/sem/app/empty", "", nil)
+	zktest.Put(t, admin, "/sem/app", "directory data", nil) // has children: no key
+	zktest.Put(t, admin, "/sem/appx/name", "x", nil)
+	c := open(t, s, zookeeper.Config{})
+	tests := []struct {
+		name     string
+		prefixes []string
+		want     map[string]string
+	}{
+		{"tree", []string{"/sem/app"}, map[string]string{
+			"/sem/app/db/host": "db.example", "/sem/app/empty": "", "/sem/appx/name": "x"}},
+		{"dir", []string{"/sem/app/"}, map[string]string{"/sem/app/db/host": "db.example", "/sem/app/empty": ""}},
+		{"leaf", []string{"/sem/app/db/host"}, map[string]string{"/sem/app/db/host": "db.example"}},
+		{"missing", []string{"/sem/nothing", "/nowhere/at/all"}, map[string]string{}},
+		{"covered", []string{"/sem/app/db", "/sem/app", "/sem/app/"}, map[string]string{
+			"/sem/app/db/host": "db.example", "/sem/app/empty": "", "/sem/appx/name": "x"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := snapshot(t, c, tt.prefixes...)
+			if !maps.Equal(got.KVs, tt.want) {
+				t.Errorf("Snapshot(%q) = %v, want %v", tt.prefixes, got.KVs, tt.want)
+			}
+		})
+	}
+}
+
+// watcher applies the updates of Watch to a map, as the daemon does to
+// its store.
+type watcher struct {
+	c        *zookeeper.Client
+	prefixes []string
+	rev      uint64
+	kvs      map[string]string
+	fulls    int   // full updates seen
+	errs     int   // errors seen
+	lastErr  error // the last one
+}
+
+func newWatcher(t testing.TB, c *zookeeper.Client, prefixes ...string) *watcher {
+	t.Helper()
+	s := snapshot(t, c, prefixes...)
+	w := &watcher{c: c, prefixes: prefixes, rev: s.Rev, kvs: s.KVs}
+	// The first call walks the prefixes with watches: a full update.
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := w.next(ctx); err != nil {
+		t.Fatalf("first Watch: %v", err)
+	}
+	if w.fulls != 1 || !maps.Equal(w.kvs, s.KVs) {
+		t.Fatalf("first Watch gave %v (full: %t), want the snapshot %v in full", w.kvs, w.fulls == 1, s.KVs)
+	}
+	return w
+}
+
+// next applies one result of Watch; it returns the error of Watch.
+func (w *watcher) next(ctx context.Context) error {
+	u, err := w.c.Watch(ctx, w.prefixes, w.rev)
+	if err != nil {
+		w.errs++
+		w.lastErr = err
+		return err
+	}
+	if u.Rev < w.rev {
+		return fmt.Errorf("revision went back from %d to %d", w.rev, u.Rev)
+	}
+	w.rev = u.Rev
+	if u.Full != nil {
+		w.fulls++
+		w.kvs = maps.Clone(u.Full.KVs)
+		return nil
+	}
+	for _, ch := range u.Changes {
+		if ch.Deleted {
+			delete(w.kvs, ch.Key)
+		} else {
+			w.kvs[ch.Key] = ch.Value
+		}
+	}
+	return nil
+}
+
+// until watches until the applied state equals want, retrying errors.
+func (w *watcher) until(t testing.TB, want map[string]string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	for !maps.Equal(w.kvs, want) {
+		if err := w.next(ctx); err != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("watched state = %v, want %v; last error: %v", w.kvs, want, err)
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				time.Sleep(100 * time.Millisecond) // the daemon backs off too
+			}
+		}
+	}
+}
+
+// TestWatchDeltas changes keys in every way confd's semantics allow and
+// checks that Watch reports each change as a delta.
+func TestWatchDeltas(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{})
+	admin := s.Client(t)
+	zktest.Put(t, admin, "/wd/app/a", "1", nil)
+	zktest.Put(t, admin, "/wd/app/b", "2", nil)
+	c := open(t, s, zookeeper.Config{})
+	w := newWatcher(t, c, "/wd/app", "/wd/later/")
+
+	steps := []struct {
+		name string
+		do   func()
+		want map[string]string
+	}{
+		{"set", func() { zktest.Put(t, admin, "/wd/app/a", "1b", nil) }, map[string]string{"/wd/app/a": "1b", "/wd/app/b": "2"}},
+		{"create", func() { zktest.Put(t, admin, "/wd/app/c", "", nil) }, map[string]string{"/wd/app/a": "1b", "/wd/app/b": "2", "/wd/app/c": ""}},
+		{"leaf turns directory", func() { zktest.Put(t, admin, "/wd/app/c/d", "4", nil) }, map[string]string{"/wd/app/a": "1b", "/wd/app/b": "2", "/wd/app/c/d": "4"}},
+		{"directory turns leaf", func() {
+			if err := admin.Delete("/wd/app/c/d", -1); err != nil {
+				t.Fatal(err)
+			}
+		}, map[string]string{"/wd/app/a": "1b", "/wd/app/b": "2", "/wd/app/c": ""}},
+		{"delete", func() { zktest.Delete(t, admin, "/wd/app/b") }, map[string]string{"/wd/app/a": "1b", "/wd/app/c": ""}},
+		{"plain prefix sibling", func() { zktest.Put(t, admin, "/wd/appx/k", "x", nil) }, map[string]string{"/wd/app/a": "1b", "/wd/app/c": "", "/wd/appx/k": "x"}},
+		{"missing parent created", func() { zktest.Put(t, admin, "/wd/later/k", "l", nil) }, map[string]string{"/wd/app/a": "1b", "/wd/app/c": "", "/wd/appx/k": "x", "/wd/later/k": "l"}},
+		{"deleted and created again", func() {
+			zktest.DeleteTree(t, admin, "/wd/app/a")
+			zktest.Put(t, admin, "/wd/app/a", "again", nil)
+		}, map[string]string{"/wd/app/a": "again", "/wd/app/c": "", "/wd/appx/k": "x", "/wd/later/k": "l"}},
+		{"outside", func() { zktest.Put(t, admin, "/wd/other", "o", nil) }, nil},
+	}
+	for _, st := range steps {
+		full := w.fulls
+		st.do()
+		if st.want == nil {
+			continue
+		}
+		w.until(t, st.want)
+		if w.fulls != full {
+			t.Errorf("%s: Watch returned a full update, want deltas", st.name)
+		}
+	}
+	// The state equals a fresh snapshot.
+	if got := snapshot(t, c, w.prefixes...); !maps.Equal(got.KVs, w.kvs) {
+		t.Errorf("watched state %v, snapshot %v", w.kvs, got.KVs)
+	}
+}
+
+// TestWatchRightAfterOpen watches with a client that has read nothing
+// yet: the walk that arms the watches is returned in full once, then
+// changes come as deltas.
+func TestWatchRightAfterOpen(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{})
+	admin := s.Client(t)
+	zktest.Put(t, admin, "/ro/a", "1", nil)
+	c := open(t, s, zookeeper.Config{})
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	u, err := c.Watch(ctx, []string{"/ro/"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &watcher{c: c, prefixes: []string{"/ro/"}, rev: u.Rev, kvs: map[string]string{}}
+	w.until(t, map[string]string{"/ro/a": "1"})
+	if w.fulls != 1 {
+		t.Fatalf("first Watch gave %d full updates, want 1", w.fulls)
+	}
+	zktest.Put(t, admin, "/ro/a", "2", nil)
+	w.until(t, map[string]string{"/ro/a": "2"})
+	if w.fulls != 1 {
+		t.Errorf("Watch after the first walk gave %d more full updates, want deltas", w.fulls-1)
+	}
+}
+
+// TestWatchRestart restarts the server while Watch waits, and changes
+// keys right after the restart: Watch returns errors while the server is
+// down rather than blocking, then reports every change.
+func TestWatchRestart(t *testing.T) {
+	// Ticks of 2s allow sessions of up to 40s: the session outlives the
+	// restart even on a slow machine.
+	s := zktest.Start(t, zktest.Options{TickTime: 2 * time.Second})
+	admin := s.Client(t)
+	for i := range 10 {
+		zktest.Put(t, admin, fmt.Sprintf("/rs/k%d", i), "before", nil)
+	}
+	c := open(t, s, zookeeper.Config{SessionTimeout: "30s"})
+	w := newWatcher(t, c, "/rs/")
+
+	errc := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	go func() { errc <- w.next(ctx) }()
+	time.Sleep(100 * time.Millisecond) // let Watch block
+	s.Stop()
+	select {
+	case err := <-errc:
+		if err == nil || errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Watch with the server down = %v, want an error at once", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Watch still blocked with the server down")
+	}
+	s.Restart()
+	want := map[string]string{}
+	for i := range 10 {
+		v := "after"
+		if i%3 == 0 {
+			zktest.Delete(t, admin, fmt.Sprintf("/rs/k%d", i))
+			continue
+		}
+		zktest.Put(t, admin, fmt.Sprintf("/rs/k%d", i), v, nil)
+		want[fmt.Sprintf("/rs/k%d", i)] = v
+	}
+	zktest.Put(t, admin, "/rs/new", "n", nil)
+	want["/rs/new"] = "n"
+	full := w.fulls
+	w.until(t, want)
+	if w.fulls != full {
+		t.Errorf("Watch after a restart within the session returned %d full updates, want deltas only", w.fulls-full)
+	}
+	if got := snapshot(t, c, "/rs/"); !maps.Equal(got.KVs, want) {
+		t.Errorf("Snapshot after restart = %v, want %v", got.KVs, want)
+	}
+}
+
+// TestWatchSessionExpiry closes the backend's session on the server while
+// Watch waits, then changes keys: Watch walks again and returns a full
+// update with every change.
+func TestWatchSessionExpiry(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{})
+	admin := s.Client(t)
+	zktest.Put(t, admin, "/ex/a", "1", nil)
+	zktest.Put(t, admin, "/ex/b", "2", nil)
+	c := open(t, s, zookeeper.Config{})
+	w := newWatcher(t, c, "/ex/")
+	zktest.Put(t, admin, "/ex/a", "1b", nil)
+	w.until(t, map[string]string{"/ex/a": "1b", "/ex/b": "2"})
+
+	id, pw := zookeeper.Session(c)
+	s.CloseSession(t, id, pw)
+	zktest.Put(t, admin, "/ex/a", "after expiry", nil)
+	zktest.Delete(t, admin, "/ex/b")
+	zktest.Put(t, admin, "/ex/c", "3", nil)
+	full := w.fulls
+	w.until(t, map[string]string{"/ex/a": "after expiry", "/ex/c": "3"})
+	if w.fulls == full {
+		t.Errorf("Watch after the session expired returned no full update, want a resync")
+	}
+	if id2, _ := zookeeper.Session(c); id2 == id {
+		t.Errorf("session %#x still in use after it was closed", id)
+	}
+	// The new session's watches work.
+	zktest.Put(t, admin, "/ex/c", "3b", nil)
+	w.until(t, map[string]string{"/ex/a": "after expiry", "/ex/c": "3b"})
+}
+
+// TestSnapshot10k reads 10,000 znodes in one snapshot.
+func TestSnapshot10k(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{})
+	admin := s.Client(t)
+	zktest.Load(t, admin, "/big", 10_000, 64)
+	c := open(t, s, zookeeper.Config{})
+	got := snapshot(t, c, "/big/")
+	want, err := zktest.Leaves(admin, "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.KVs) != 10_000 || !maps.Equal(got.KVs, want) {
+		t.Errorf("Snapshot(/big/) has %d keys, want the 10,000 the raw client reads", len(got.KVs))
+	}
+}
+
+// TestDigestAuth reads a znode whose ACL grants one digest user only:
+// with that user's credentials, with wrong ones and with none.
+func TestDigestAuth(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{})
+	admin := s.Client(t)
+	if err := admin.AddAuth("digest", []byte("kvconf:right")); err != nil {
+		t.Fatal(err)
+	}
+	acl := zk.DigestACL(zk.PermAll, "kvconf", "right")
+	zktest.Put(t, admin, "/secure/db/password", "hunter2", acl)
+
+	c := open(t, s, zookeeper.Config{Username: "kvconf", Password: "right"})
+	if got := snapshot(t, c, "/secure"); got.KVs["/secure/db/password"] != "hunter2" {
+		t.Errorf("Snapshot with the right credentials = %v", got.KVs)
+	}
+	for _, tt := range []struct {
+		name string
+		cfg  zookeeper.Config
+		want string
+	}{
+		{"wrong", zookeeper.Config{Username: "kvconf", Password: "wrong"}, "-username and -password are not allowed"},
+		{"none", zookeeper.Config{}, "set -username and -password"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := open(t, s, tt.cfg)
+			_, err := c.Snapshot(t.Context(), []string{"/secure"})
+			if !errors.Is(err, zk.ErrNoAuth) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Snapshot = %v, want zk.ErrNoAuth naming %q", err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "wrong") {
+				t.Errorf("error %q shows the password", err)
+			}
+			_, err = c.Watch(t.Context(), []string{"/secure"}, 1)
+			if !errors.Is(err, zk.ErrNoAuth) {
+				t.Errorf("Watch = %v, want zk.ErrNoAuth", err)
+			}
+		})
+	}
+}
+
+// TestUnreachable checks that a server that is down gives errors, not a
+// hang, and that Close works then.
+func TestUnreachable(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{})
+	c := open(t, s, zookeeper.Config{})
+	s.Stop()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	if _, err := c.Snapshot(ctx, []string{"/"}); err == nil || ctx.Err() != nil {
+		t.Errorf("Snapshot with the server down = %v, want an error before the deadline", err)
+	}
+	if _, err := c.Watch(ctx, []string{"/"}, 1); err == nil || ctx.Err() != nil {
+		t.Errorf("Watch with the server down = %v, want an error before the deadline", err)
+	}
+}
+
+// proxy forwards TCP connections to a server; it can hold what clients
+// send, and cut every connection.
+type proxy struct {
+	l      net.Listener
+	target string
+
+	mu    sync.Mutex
+	cond  *sync.Cond
+	hold  bool
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{l: l, target: target}
+	p.cond = sync.NewCond(&p.mu)
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		_ = l.Close()
+		p.setHold(false)
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() { defer p.wg.Done(); _, _ = io.Copy(c, s); _ = c.Close() }()
+		go func() { defer p.wg.Done(); p.forward(s, c); _ = s.Close() }()
+	}
+}
+
+// forward copies what the client sends to the server, waiting while held.
+func (p *proxy) forward(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		for p.hold {
+			p.cond.Wait()
+		}
+		p.mu.Unlock()
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+func (p *proxy) setHold(h bool) {
+	p.mu.Lock()
+	p.hold = h
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// cut closes every connection; what was held is dropped.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// TestWatchReadCutShort drops the connection while Watch re-reads a znode
+// whose watch fired: Watch returns the error, and once the client is back
+// on its session the next calls read the znode again and report the
+// change, as a delta.
+func TestWatchReadCutShort(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{TickTime: time.Second})
+	admin := s.Client(t)
+	zktest.Put(t, admin, "/cut/a", "1", nil)
+	zktest.Put(t, admin, "/cut/b", "1", nil)
+	p := startProxy(t, s.Addr)
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	c, err := zookeeper.New(ctx, zookeeper.Config{Nodes: []string{p.l.Addr().String()}, SessionTimeout: "20s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	w := newWatcher(t, c, "/cut/")
+
+	// Hold the client's requests, so that the re-read of /cut/a that the
+	// change's event starts hangs, then cut the connection under it.
+	p.setHold(true)
+	done := make(chan error, 1)
+	go func() { done <- w.next(ctx) }()
+	zktest.Put(t, admin, "/cut/a", "2", nil)
+	zktest.Put(t, admin, "/cut/new", "n", nil)
+	time.Sleep(500 * time.Millisecond) // the events arrive, the reads wait
+	p.cut()
+	p.setHold(false)
+	err = <-done
+	if err == nil || !strings.Contains(err.Error(), "read") {
+		t.Fatalf("Watch with its re-read cut short = %v, want the read's error", err)
+	}
+	full := w.fulls
+	w.until(t, map[string]string{"/cut/a": "2", "/cut/b": "1", "/cut/new": "n"})
+	if w.fulls != full {
+		t.Errorf("Watch after the cut returned a full update, want deltas on the same session")
+	}
+	zktest.Put(t, admin, "/cut/b", "2", nil) // the watches were armed again
+	w.until(t, map[string]string{"/cut/a": "2", "/cut/b": "2", "/cut/new": "n"})
+}
