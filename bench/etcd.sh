@@ -94,7 +94,7 @@ for n in $keys; do
 	ctl_wall=$wall ctl_rss=$rss_mib
 	report "kvconf -onetime ($n keys)" "kvconf-$n"
 	awk -v k="$wall" -v c="$ctl_wall" -v n="$n" -v kr="$rss_mib" -v cr="$ctl_rss" \
-		'BEGIN {printf "ratio kvconf/etcdctl (%d keys): wall %.2fx%s, peak RSS %.2fx%s\n", n, k/c, n >= 100000 ? " (target <= 1.25x)" : "", kr/cr, n >= 1000000 ? " (target <= 1x)" : ""}'
+		'BEGIN {printf "ratio kvconf/etcdctl (%d keys): wall %.2fx%s, peak RSS %.2fx%s\n", n, k/c, (n >= 100000) ? " (target <= 1.25x)" : "", kr/cr, (n >= 1000000) ? " (target <= 1x)" : ""}'
 	got=$(wc -l <"$d/out/all.conf"); [ "$got" -eq "$n" ] || { echo "rendered $got lines, want $n" >&2; exit 1; }
 done
 fi
