@@ -16,6 +16,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/backends/consul"
+	"github.com/kvconf/kvconf/backends/consul/catalog"
 )
 
 // maxConsulConns is the most connections from kvconf to one agent that
@@ -208,4 +212,38 @@ func countConns(ctx context.Context, addr, from string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// TestConsulWatchManyServices watches more services of one datacenter
+// than get a health query each (they then share the datacenter's nodes,
+// checks and services queries): a new instance of one service, and a
+// check of another going critical, come out as changes of those
+// services only.
+func TestConsulWatchManyServices(t *testing.T) {
+	a := startConsul(t, false)
+	cli := a.client(t, "")
+	svcKey := func(name string) string { return catalog.Query{Kind: catalog.KindService, Name: name}.Prefix() }
+	var prefixes []string
+	for i := range 6 {
+		name := fmt.Sprintf("svc%d", i)
+		catRegister(t, cli, name, name+"-1", "10.0.0.1", 8000+i, nil, api.HealthPassing)
+		prefixes = append(prefixes, svcKey(name))
+	}
+	c := openConsul(t, consul.Config{Nodes: []string{a.http}})
+	// Twice: a snapshot's revision is the highest index seen before it,
+	// so the second holds every listing at its revision.
+	var s backends.Snapshot
+	for range 2 {
+		var err error
+		if s, err = c.Snapshot(reqCtx(t), prefixes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, state := s.Rev, s.KVs
+	catRegister(t, cli, "svc4", "svc4-2", "10.0.0.2", 9000, nil, api.HealthPassing)
+	after = catWatchUntil(t, c, prefixes, after, state, []string{svcKey("svc4")},
+		catStatusesAre(t, svcKey("svc4"), map[string]string{"svc4-1": catalog.StatusPassing, "svc4-2": catalog.StatusPassing}))
+	catCheck(t, cli, "svc1-1", api.HealthCritical)
+	catWatchUntil(t, c, prefixes, after, state, []string{svcKey("svc1")},
+		catStatusesAre(t, svcKey("svc1"), map[string]string{"svc1-1": catalog.StatusCritical}))
 }
