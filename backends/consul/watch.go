@@ -317,7 +317,6 @@ type session struct {
 	srcs   []source // in the order of Client.sources
 	groups []*group
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 	active int // Watch calls on the session; under Client.mu
 
 	mu     sync.Mutex
@@ -385,8 +384,11 @@ func (c *Client) session(srcs []source, after uint64) *session {
 			s.latest[src.name()] = l
 		}
 	}
-	for _, g := range c.plan(srcs) {
-		s.groups = append(s.groups, g.group)
+	plan := c.plan(srcs)
+	for _, g := range plan {
+		s.groups = append(s.groups, g.group) // before any runs: publish reads them
+	}
+	for _, g := range plan {
 		from := after
 		for _, name := range g.names {
 			if !held[name] {
@@ -394,10 +396,8 @@ func (c *Client) session(srcs []source, after uint64) *session {
 			}
 		}
 		c.running.Add(1)
-		s.wg.Add(1)
 		go func() {
 			defer c.running.Done()
-			defer s.wg.Done()
 			c.run(ctx, s, g.group, from)
 		}()
 	}
