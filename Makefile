@@ -13,7 +13,7 @@ MODIFIED ?= $(shell git diff --quiet HEAD 2>/dev/null || echo true)
 LDFLAGS = -X github.com/kvconf/kvconf/cli.version=$(VERSION) -X github.com/kvconf/kvconf/cli.revision=$(REVISION) \
 	-X github.com/kvconf/kvconf/cli.revTime=$(REVTIME) -X github.com/kvconf/kvconf/cli.modified=$(MODIFIED)
 
-.PHONY: all build version example test test-unit test-integration deps vet lint bench clean
+.PHONY: all build version example test test-unit test-integration deps vet lint bench fuzz clean
 
 all: build
 
@@ -31,7 +31,7 @@ example:
 	@echo; for f in out/*; do echo "== $$f"; cat "$$f"; done
 
 ## test: unit and integration tests (installs haproxy, nginx, keepalived and redis-server from the Debian mirror when run as root, builds consul once from the Go module proxy into ~/.cache/kvconf)
-test: deps vet test-unit test-integration
+test: deps vet test-unit test-integration fuzz
 
 deps:
 	@./scripts/test-deps
@@ -46,6 +46,25 @@ test-unit:
 
 test-integration:
 	bin="$$(GO=$(GO) ./scripts/consul-bin)" && export CONSUL_BIN="$$bin" && cd test && $(GO) test -race -count=1 ./...
+
+## fuzz: every fuzz target for FUZZTIME (default 20s) each, seeded from its package's testdata
+## (scripts/fuzz; FUZZ_KEEP=1 keeps the new interesting inputs in <pkg>/testdata/fuzz/). A new fuzz
+## target (grep -rn '^func Fuzz') is added to FUZZ_TARGETS, as pkg:Name: the script checks the list.
+FUZZTIME ?= 20s
+FUZZ_TARGETS = \
+	./appliers/haproxy:FuzzParseHAProxy \
+	./backends/consul:FuzzIsClean \
+	./backends/consul:FuzzPairs \
+	./backends/consul:FuzzParseListing \
+	./backends/file:FuzzFlatten \
+	./backends/metadata:FuzzFlatten \
+	./resource:FuzzKeyJoin \
+	./resource:FuzzLoadResource \
+	./resource:FuzzQuotePaths \
+	./template:FuzzFastPath \
+	./template:FuzzRender
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZ_KEEP=$(FUZZ_KEEP) ./scripts/fuzz $(FUZZ_TARGETS)
 
 ## lint: golangci-lint with the linters of STYLE.md (.golangci.yml)
 lint:

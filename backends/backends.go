@@ -18,6 +18,15 @@ var ErrClosed = errors.New("backends: closed")
 
 // Snapshot is the content of a backend under some prefixes at one revision.
 // Keys are full, absolute paths such as "/app/db/host".
+//
+// It is one of two shapes of the same content, on purpose. Snapshot, a
+// map, is what every backend returns: most gather keys in no order (a
+// decoded YAML or JSON document, the environment), and
+// a map is what they build anyway; [Update].Full and [Diff] take it too.
+// [List], the pairs sorted by key, is what a [Lister] returns as well, a
+// backend that reads keys in order (etcd): the store keeps such a list as
+// it is, where a map of 100,000 keys would cost building the map and
+// sorting its keys.
 type Snapshot struct {
 	// Rev is the revision the snapshot was read at (0 if unknown).
 	Rev uint64
@@ -25,7 +34,10 @@ type Snapshot struct {
 	KVs map[string]string
 }
 
-// KV is one key and its value.
+// KV is one key and its value, as a backend reads them: the element of a
+// [List]. Templates see another type with the same fields, funcs.KV,
+// whose key is relative to the resource's prefix (its doc says why the
+// two stay apart).
 type KV struct {
 	// Key is the full key.
 	Key string
@@ -33,7 +45,9 @@ type KV struct {
 	Value string
 }
 
-// List is a [Snapshot] held as a list sorted by key rather than as a map.
+// List is a [Snapshot] held as a list sorted by key rather than as a map,
+// for the backends that read keys in order (see [Lister], and [Snapshot]
+// for why both shapes exist).
 type List struct {
 	// Rev is the revision the list was read at (0 if unknown).
 	Rev uint64

@@ -25,6 +25,7 @@
 //	kvconf exec [flags] -- COMMAND [ARGS...]
 //	                          render every resource, then run COMMAND as a child and signal it on each change
 //	kvconf help [exec]        print the usage of kvconf or of exec
+//	kvconf check [flags]      render every resource and run its check_cmd, writing nothing (for CI)
 //
 // Run "kvconf -h" for the flags: kvconf's own, then each compiled-in
 // backend's, which the backends declare ([backends.Flagger]). Unless
@@ -90,6 +91,8 @@ type command struct {
 	// on each receive, as SIGHUP does; tests use it to reload without a
 	// signal.
 	reload <-chan struct{}
+	// ops serves -listen and notifies systemd; nil without either.
+	ops *ops
 	// tuneGC lets a -onetime run tune the garbage collector of the
 	// process (see [gcFloor]); only [Main] sets it, since the settings are
 	// process-wide.
@@ -110,6 +113,9 @@ func (c command) run(ctx context.Context, args []string) int {
 	}
 	if len(args) > 0 && args[0] == "help" {
 		return help(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "check" {
+		return c.checkCommand(ctx, args[1:])
 	}
 	fs := newFlagSet("kvconf")
 	fs.SetOutput(stderr)
@@ -133,18 +139,24 @@ func (c command) run(ctx context.Context, args []string) int {
 		fmt.Fprintf(stdout, "kvconf %s\n", versionString())
 		return exitOK
 	}
-	log := newLogger(cfg.LogLevel, stderr)
+	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
 	if len(cfg.Ignored) > 0 {
 		log.Warn("ignored with -onetime", "settings", joinSources(cfg.Ignored), "onetime", cfg.origin("onetime"))
+	}
+	if c.ops, err = newOps(cfg.Listen, getenv, log); err != nil {
+		fmt.Fprintf(stderr, "kvconf: %v\n", err)
+		return exitUsage
 	}
 
 	opts := cfg.resourceOptions(log)
 	opts.Diff = stdout
+	opts.Observer = c.ops.observer()
 	p, err := newPoolFor(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "kvconf: %v\n", err)
 		return exitUsage
 	}
+	p.ops = c.ops
 	defer p.close()
 	opts.Backends = p.names()
 	rs, err := resource.LoadDir(opts)
@@ -170,16 +182,21 @@ func (c command) run(ctx context.Context, args []string) int {
 	// ever render: fail as -onetime does. Otherwise the ones that failed
 	// are retried, with backoff, while the others run.
 	gs := p.groups(rs)
-	open, errs := p.openAll(ctx, gs)
-	if open == 0 && len(errs) > 0 {
-		for _, err := range errs {
-			fmt.Fprintf(stderr, "kvconf: %v\n", err)
+	open, failed := p.openAll(ctx, gs)
+	if open == 0 && len(failed) > 0 {
+		for _, f := range failed {
+			fmt.Fprintf(stderr, "kvconf: %v\n", f.err)
 		}
 		return exitFailed
 	}
-	for _, err := range errs {
-		log.Error("backend open failed", "err", err)
+	for _, f := range failed {
+		log.Error("backend open failed", "backend", p.entries[f.name].label, "err", f.err)
 	}
+	if err := c.ops.start(ctx, p, rs); err != nil {
+		fmt.Fprintf(stderr, "kvconf: %v\n", err)
+		return exitFailed
+	}
+	defer c.ops.close()
 	return c.serve(ctx, p, rs, opts, cfg.runOptions(log))
 }
 
@@ -258,7 +275,9 @@ func (c command) awaitReload(done <-chan error, hup <-chan os.Signal, opts resou
 		case <-c.reload:
 		}
 		log.Info("reloading", "confdir", opts.ConfDir)
+		c.ops.reloading()
 		rs, err := resource.LoadDir(opts)
+		c.ops.reloaded(rs, err)
 		if err != nil {
 			log.Error("reload failed", "confdir", opts.ConfDir, "err", err)
 			continue
@@ -355,16 +374,16 @@ func flattenJoin(err error) []error {
 // drive the terminal that reads the report.
 func printable(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\t' || (r >= 0x20 && r != 0x7f && !(r >= 0x80 && r < 0xa0)) {
+		if r == '\n' || r == '\t' || (r >= 0x20 && r != 0x7f && (r < 0x80 || r >= 0xa0)) {
 			return r
 		}
 		return '?'
 	}, strings.ToValidUTF8(s, "?"))
 }
 
-// newLogger builds the text logger at level.
-func newLogger(level slog.Level, w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+// newLogger builds the logger at level, in format (see [parseLogFormat]).
+func newLogger(level slog.Level, format string, w io.Writer) *slog.Logger {
+	return slog.New(newHandler(format, w, level))
 }
 
 // help is "kvconf help [exec]": the usage of kvconf or of exec, on

@@ -30,6 +30,8 @@ type config struct {
 	SyncOnly      bool
 	KeepStageFile bool
 	LogLevel      slog.Level
+	LogFormat     string // "text" or "json"
+	Listen        string // -listen: host:port of /metrics, /health and /ready; "" for none
 	Version       bool
 
 	// BackendOpts holds the backend options that were set anywhere, by
@@ -96,6 +98,12 @@ func load(f *flags, getenv func(string) (string, bool)) (*config, error) {
 	}
 	if c.LogLevel, err = parseLevel(s["log-level"].value.(string)); err != nil {
 		return nil, fmt.Errorf("%s: %w", c.origin("log-level"), err)
+	}
+	if c.LogFormat, err = parseLogFormat(s["log-format"].value.(string)); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.origin("log-format"), err)
+	}
+	if c.Listen, err = parseListen(s["listen"].value.(string)); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.origin("listen"), err)
 	}
 	interval := s["interval"].value.(int)
 	if interval <= 0 {

@@ -95,13 +95,20 @@ func (c command) exec(ctx context.Context, args []string) int {
 			return usage(fmt.Errorf("%s: not available with exec (use -once to render once and run COMMAND)", conf.origin(name)))
 		}
 	}
-	log := newLogger(conf.LogLevel, stderr)
+	log := newLogger(conf.LogLevel, conf.LogFormat, stderr)
+	if c.ops, err = newOps(conf.Listen, c.getenv, log); err != nil {
+		return usage(err)
+	} else if cfg.once {
+		c.ops = nil // COMMAND replaces kvconf: nothing would serve or notify
+	}
 	opts := conf.resourceOptions(log)
 	opts.Diff = c.stdout
+	opts.Observer = c.ops.observer()
 	p, err := newPoolFor(conf, log)
 	if err != nil {
 		return usage(err)
 	}
+	p.ops = c.ops
 	opts.Backends = p.names()
 	rs, err := resource.LoadDir(opts)
 	if err != nil {
@@ -118,6 +125,11 @@ func (c command) exec(ctx context.Context, args []string) int {
 	signal.Notify(sigs, supervise.Forwarded()...)
 	defer signal.Stop(sigs)
 	defer p.close()
+	if err := c.ops.start(ctx, p, rs); err != nil {
+		fmt.Fprintf(stderr, "kvconf exec: %v\n", err)
+		return exitFailed
+	}
+	defer c.ops.close()
 	if code, ok := c.firstRender(ctx, sigs, p, rs, cfg, log); !ok {
 		return code
 	}
@@ -222,7 +234,9 @@ func (c command) firstRender(ctx context.Context, sigs <-chan os.Signal, p *pool
 			}
 		}
 	})
+	stopRunning := c.ops.running() // /health: the first render is kvconf's loop for now
 	err := renderWithRetry(rctx, p, rs, cfg.waitBackend, log)
+	stopRunning()
 	close(quit)
 	wg.Wait()
 	select {
@@ -328,6 +342,9 @@ func (c command) supervise(ctx context.Context, sv supervision) int {
 	rel := newReloader(child.Signal, cfg.reloadSignal, log.With("pid", pid))
 	hasReload := map[string]bool{}
 	for _, r := range rs {
+		// The signal applier signals the child; an applier that applied a
+		// change live (resource.Applied) needs no signal either.
+		r.SetSignal(child.Signal)
 		// reload_cmd runs unless -sync-only; then the child is signalled.
 		hasReload[r.Name] = r.Config.ReloadCmd != "" && !sv.syncOnly
 	}

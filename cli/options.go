@@ -57,6 +57,8 @@ var coreOptions = []option{
 	{flag: "sync-only", key: "sync-only", kind: kBool, usage: "write files but run no check_cmd or reload_cmd"},
 	{flag: "keep-stage-file", key: "keep-stage-file", kind: kBool, usage: "keep staged files"},
 	{flag: "log-level", key: "log-level", def: "info", usage: "log level: debug, info, warn or error"},
+	{flag: "log-format", key: "log-format", def: "text", usage: "log format: text (key=value) or json (one object per line)"},
+	{flag: "listen", key: "listen", usage: "serve /metrics, /health and /ready on this host:port, such as 127.0.0.1:9120 (off when empty)"},
 	{flag: "version", kind: kBool, usage: "print version and exit"},
 }
 

@@ -126,7 +126,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{ConfigFile: os.DevNull, ConfDir: "/etc/confd", Backend: "etcd", Interval: 600 * time.Second, LogLevel: slog.LevelInfo}
+	want := config{ConfigFile: os.DevNull, ConfDir: "/etc/confd", Backend: "etcd", Interval: 600 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text"}
 	got := *c
 	got.from, got.keyFrom, got.keyFlag, got.BackendOpts = nil, nil, nil, nil
 	if !reflect.DeepEqual(got, want) {

@@ -36,6 +36,7 @@ type pool struct {
 	def   string
 	log   *slog.Logger
 	retry resource.Backoff // between attempts to open a backend in daemon mode
+	ops   *ops             // observes each Run's backend; nil for none
 }
 
 // entry is one backend of a pool.
@@ -204,19 +205,25 @@ func (p *pool) label(name string, err error) error {
 	return errors.Join(parts...)
 }
 
+// openFailure is a backend that could not be opened, and why.
+type openFailure struct {
+	name string // the backend's name in the pool
+	err  error
+}
+
 // openAll opens the backends of gs, returning how many are open and the
 // failures.
-func (p *pool) openAll(ctx context.Context, gs []group) (int, []error) {
-	var errs []error
+func (p *pool) openAll(ctx context.Context, gs []group) (int, []openFailure) {
+	var failed []openFailure
 	open := 0
 	for _, g := range gs {
 		if _, err := p.get(ctx, g.name); err != nil {
-			errs = append(errs, err)
+			failed = append(failed, openFailure{g.name, err})
 			continue
 		}
 		open++
 	}
-	return open, errs
+	return open, failed
 }
 
 // run keeps the resources up to date until ctx is done: one
@@ -225,6 +232,7 @@ func (p *pool) openAll(ctx context.Context, gs []group) (int, []error) {
 // run. It returns when every Run has returned: at once for invalid run
 // options, else once ctx is done, with an error wrapping ctx's.
 func (p *pool) run(ctx context.Context, rs []*resource.Resource, ropts resource.RunOptions) error {
+	defer p.ops.running()()
 	gs := p.groups(rs)
 	if len(gs) == 0 {
 		<-ctx.Done()
@@ -240,6 +248,7 @@ func (p *pool) run(ctx context.Context, rs []*resource.Resource, ropts resource.
 			o := ropts
 			o.Logger = ropts.Logger.With("backend", p.entries[grp.name].label)
 			o.Status = &p.entries[grp.name].status
+			o.Observer = p.ops.backend(p, grp.name)
 			return p.label(grp.name, resource.Run(gctx, b, grp.rs, o))
 		})
 	}

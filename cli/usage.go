@@ -14,6 +14,7 @@ const synopsis = `Usage: kvconf [flags]
        kvconf plugins
        kvconf exec [flags] -- COMMAND [ARGS...]
        kvconf help [exec]
+       kvconf check [flags] [-diff]
 `
 
 // usage prints kvconf's usage: its own flags, then each compiled-in

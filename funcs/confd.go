@@ -20,6 +20,7 @@ import (
 
 func init() {
 	Register("confd", "confd's template functions (get, getv, ls, lookupSRV, ...), with confd's names and semantics", confdFuncs)
+	RegisterGetAll("confd", "gets")
 }
 
 // resolverKey is the context key of the resolver set by [WithResolver].
@@ -69,7 +70,7 @@ func confdFuncs(ctx context.Context, s *Store) texttemplate.FuncMap {
 			}
 			return KV{Key: cleanKey(key), Value: v}, nil
 		},
-		"gets":   s.GetAll, // Binder.GetsStore counts on this
+		"gets":   s.GetAll, // declared with RegisterGetAll in init
 		"getv":   getv(s),
 		"getvs":  s.GetAllValues,
 		"exists": s.Exists,

@@ -5,11 +5,19 @@
 // composes sets in order; when two sets define the same name, the later set
 // wins. The default order, [DefaultSets], is sprig, confd, then consul, so
 // confd's meaning wins for the names sprig and confd both define (see
-// [SprigCollisions]); consul's names are its own.
+// [SprigCollisions]); consul's names are its own. This package registers
+// sprig and confd; the consul set lives beside the consul backend, in
+// package backends/consul/consulfuncs, which backends/all imports.
 //
-// A set whose functions read keys outside a resource's own keys (the
-// consul set reads Consul's catalog) tells the resource which ones with
-// [RegisterPrefixes]; [Prefixes] asks it for the calls a template makes.
+// A set may declare more about its functions, each with a registration
+// call after [Register]:
+//   - [RegisterPrefixes]: its functions read keys outside a resource's own
+//     keys (the consul set reads Consul's catalog), and which ones;
+//     [Prefixes] asks it for the calls a template makes.
+//   - [RegisterGetAll]: one of its functions is the store's [Store.GetAll],
+//     so that a caller may read that function's result a pair at a time
+//     with [Store.EachAll] (the template fast path does, for a range over
+//     gets); [Binder.IsGetAll] tells.
 package funcs
 
 import (
@@ -29,20 +37,36 @@ import (
 // returns and never modifies it, so a builder may return a shared map.
 type Builder func(ctx context.Context, s *Store) texttemplate.FuncMap
 
+// set is a registered function set. A registered *set is never changed:
+// RegisterPrefixes and RegisterGetAll register a changed copy, so that a
+// Binder may hold the pointers it found without a lock.
 type set struct {
 	build       Builder
 	description string
-	prefixes    PrefixFunc // nil when the set reads only a resource's keys
+	prefixes    PrefixFunc      // nil when the set reads only a resource's keys
+	getAll      map[string]bool // the functions declared with RegisterGetAll
 }
 
 var (
 	mu   sync.RWMutex
-	sets = map[string]set{}
+	sets = map[string]*set{}
 )
 
 // DefaultSets returns the sets a template gets when its resource names
-// none: sprig, confd, then consul. Each call returns a new slice.
-func DefaultSets() []string { return []string{"sprig", "confd", "consul"} }
+// none: sprig, confd, then consul, less any of them the program does not
+// register (a binary built without backends/consul/consulfuncs has no
+// consul set). Each call returns a new slice.
+func DefaultSets() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, 3)
+	for _, n := range []string{"sprig", "confd", "consul"} {
+		if _, ok := sets[n]; ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 // Register makes a function set available under name, with a one-line
 // description for listings. It panics if name is empty, b is nil or name is
@@ -59,7 +83,7 @@ func Register(name, description string, b Builder) {
 	if _, dup := sets[name]; dup {
 		panic("funcs: Register called twice for " + name)
 	}
-	sets[name] = set{build: b, description: description}
+	sets[name] = &set{build: b, description: description}
 }
 
 // Names returns the names of the registered sets, sorted.
@@ -78,7 +102,10 @@ func Names() []string {
 func Description(name string) string {
 	mu.RLock()
 	defer mu.RUnlock()
-	return sets[name].description
+	if st, ok := sets[name]; ok {
+		return st.description
+	}
+	return ""
 }
 
 // Map composes the named sets, in order, bound to s. Later sets win on
@@ -104,8 +131,7 @@ func Map(ctx context.Context, names []string, s *Store) (texttemplate.FuncMap, e
 type Binder struct {
 	ctx   context.Context
 	s     *Store
-	names []string               // of the sets
-	sets  []set                  // in order; later sets win
+	sets  []*set                 // in order; later sets win
 	built []texttemplate.FuncMap // by index in sets; nil until built
 }
 
@@ -114,7 +140,7 @@ type Binder struct {
 func NewBinder(ctx context.Context, names []string, s *Store) (*Binder, error) {
 	mu.RLock()
 	defer mu.RUnlock()
-	b := &Binder{ctx: ctx, s: s, names: names, sets: make([]set, len(names)), built: make([]texttemplate.FuncMap, len(names))}
+	b := &Binder{ctx: ctx, s: s, sets: make([]*set, len(names)), built: make([]texttemplate.FuncMap, len(names))}
 	for i, n := range names {
 		st, ok := sets[n]
 		if !ok {
@@ -143,15 +169,21 @@ func (b *Binder) Bind(names []string) texttemplate.FuncMap {
 	return fm
 }
 
-// GetsStore returns the Binder's store when the function that Bind gives
-// for "gets" is the confd set's, which is the store's GetAll: a caller may
-// then read what gets would return a pair at a time, with
-// [Store.EachAll]. Otherwise it returns nil.
-func (b *Binder) GetsStore() *Store {
-	if i := b.winner("gets"); i >= 0 && b.names[i] == "confd" {
-		return b.s
+// Store returns the store the Binder binds functions to.
+func (b *Binder) Store() *Store { return b.s }
+
+// IsGetAll reports whether the function that Bind gives for name is one
+// that its set declared, with [RegisterGetAll], to be the store's
+// [Store.GetAll]: a caller may then read what it would return for a
+// pattern a pair at a time, with [Store.EachAll] of [Binder.Store],
+// instead of calling it.
+func (b *Binder) IsGetAll(name string) bool {
+	i := b.winner(name)
+	if i < 0 || !b.sets[i].getAll[name] {
+		return false
 	}
-	return nil
+	_, ok := b.set(i)[name].(func(string) ([]KV, error)) // GetAll's signature, as a check of the declaration
+	return ok
 }
 
 // winner returns the index of the last set that defines name, whose
@@ -226,8 +258,42 @@ func RegisterPrefixes(name string, f PrefixFunc) {
 	case st.prefixes != nil:
 		panic("funcs: RegisterPrefixes called twice for " + name)
 	}
-	st.prefixes = f
-	sets[name] = st
+	c := *st
+	c.prefixes = f
+	sets[name] = &c
+}
+
+// RegisterGetAll declares that fn, a function of the registered set
+// called name, is the store's [Store.GetAll]: built with a store s, the
+// set's fn is s.GetAll, or returns what s.GetAll returns for every
+// pattern, of type func(string) ([]KV, error). A caller that knows it
+// ([Binder.IsGetAll]) may read fn's result a pair at a time with
+// [Store.EachAll] instead of calling fn: the template fast path does so
+// for {{range gets "pattern"}}, which then makes no list of the pairs.
+//
+// It panics if the set is not registered, fn is empty or fn was declared
+// before; it is meant to be called from an init function, after
+// [Register].
+func RegisterGetAll(name, fn string) {
+	mu.Lock()
+	defer mu.Unlock()
+	st, ok := sets[name]
+	switch {
+	case !ok:
+		panic("funcs: RegisterGetAll of unregistered set " + name)
+	case fn == "":
+		panic("funcs: RegisterGetAll of " + name + " with an empty function name")
+	case st.getAll[fn]:
+		panic("funcs: RegisterGetAll called twice for " + name + "'s " + fn)
+	}
+	m := make(map[string]bool, len(st.getAll)+1)
+	for k := range st.getAll {
+		m[k] = true
+	}
+	m[fn] = true
+	c := *st
+	c.getAll = m
+	sets[name] = &c
 }
 
 // Prefixes returns the store prefixes that calls read beyond a resource's

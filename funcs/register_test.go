@@ -2,6 +2,7 @@ package funcs_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	texttemplate "text/template"
@@ -41,5 +42,48 @@ func TestRegisterPrefixesMisuse(t *testing.T) {
 		if msg := mustPanic(t, tt.call); !strings.Contains(msg, tt.want) {
 			t.Errorf("%s: panic %q, want %q", tt.name, msg, tt.want)
 		}
+	}
+}
+
+// TestRegisterGetAllMisuse checks that RegisterGetAll panics, naming the
+// set, on the misuses of an init function: an unregistered set, an empty
+// function name, a second declaration of the same function.
+func TestRegisterGetAllMisuse(t *testing.T) {
+	const set = "registergetalltest"
+	funcs.Register(set, "test-only", func(context.Context, *funcs.Store) texttemplate.FuncMap { return nil })
+	for _, tt := range []struct {
+		name, want string
+		call       func()
+	}{
+		{"unregistered", "unregistered set nope", func() { funcs.RegisterGetAll("nope", "gets") }},
+		{"empty name", set + " with an empty function name", func() { funcs.RegisterGetAll(set, "") }},
+		{"twice", "called twice for " + set + "'s gets", func() { funcs.RegisterGetAll(set, "gets"); funcs.RegisterGetAll(set, "gets") }},
+	} {
+		if msg := mustPanic(t, tt.call); !strings.Contains(msg, tt.want) {
+			t.Errorf("%s: panic %q, want %q", tt.name, msg, tt.want)
+		}
+	}
+}
+
+// TestDefaultSetsRegisteredOnly checks that DefaultSets names only sets
+// the program registers: this test binary does not link the consul set
+// (package backends/consul/consulfuncs), so templates get sprig and
+// confd, not an unknown set.
+func TestDefaultSetsRegisteredOnly(t *testing.T) {
+	t.Parallel()
+	if got, want := funcs.DefaultSets(), []string{"sprig", "confd"}; !slices.Equal(got, want) {
+		t.Errorf("DefaultSets() = %q, want %q", got, want)
+	}
+	if _, err := funcs.NewBinder(t.Context(), funcs.DefaultSets(), nil); err != nil {
+		t.Errorf("NewBinder(DefaultSets()): %v", err)
+	}
+}
+
+// TestDescriptionUnknown checks that an unknown set has no description,
+// rather than a panic.
+func TestDescriptionUnknown(t *testing.T) {
+	t.Parallel()
+	if d := funcs.Description("no-such-set"); d != "" {
+		t.Errorf("Description(no-such-set) = %q, want empty", d)
 	}
 }

@@ -25,9 +25,22 @@ func (e *KeyError) Error() string { return fmt.Sprintf("key %q does not exist", 
 // Unwrap returns [ErrNotExist].
 func (e *KeyError) Unwrap() error { return ErrNotExist }
 
-// KV is one key and its value.
+// KV is one key and its value as a template sees them: get returns one,
+// gets a list of them, and templates read .Key and .Value.
+//
+// It has the fields of [backends.KV] but is a type apart, on purpose. A
+// backends.KV holds a full backend key and belongs to the backend
+// contract, in a package that imports nothing of kvconf's; a KV holds the
+// key as the template's view sees it (relative to the resource's prefix,
+// see [Store.View]) and is template data: its name shows in
+// text/template's errors ("can't evaluate field Host in type funcs.KV"),
+// and it can gain what templates need without touching the contract. The
+// store makes a KV from its backends.KV when it strips the view's root,
+// which it has to do anyway, so the two types cost no extra copy.
 type KV struct {
-	Key   string
+	// Key is the key as the template's view sees it, such as "/db/host".
+	Key string
+	// Value is the key's value.
 	Value string
 }
 
@@ -228,6 +241,12 @@ func (s *Store) GetAll(pattern string) ([]KV, error) {
 // EachAll calls fn with each pair that GetAll(pattern) returns, in the
 // same order, until fn returns false, without making their list. Its error
 // is GetAll's, returned before fn is called.
+//
+// It is GetAll for a reader that takes the pairs one at a time: a range
+// over 100,000 of them then allocates a few kilobytes instead of their
+// list. A set that declares a function to be GetAll ([RegisterGetAll])
+// lets callers read that function's result this way; the template fast
+// path does, for {{range gets "pattern"}}.
 func (s *Store) EachAll(pattern string, fn func(KV) bool) error {
 	m, err := s.match(pattern)
 	if err != nil {

@@ -549,9 +549,9 @@ func TestBinderBind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fm := b.Bind([]string{"getv", "upper", "join", "printf", "service"})
-	if len(fm) != 4 {
-		t.Fatalf("Bind returned %d functions, want 4 (printf is a builtin): %v", len(fm), names(fm))
+	fm := b.Bind([]string{"getv", "upper", "join", "printf"})
+	if len(fm) != 3 {
+		t.Fatalf("Bind returned %d functions, want 3 (printf is a builtin): %v", len(fm), names(fm))
 	}
 	v, err := fm["getv"].(func(string, ...string) (string, error))("/a")
 	if err != nil || v != "1" {
@@ -566,42 +566,115 @@ func TestBinderBind(t *testing.T) {
 	}
 }
 
-// TestBinderGetsStore checks that a binder hands out its store only while
-// gets is confd's, the store's GetAll.
-func TestBinderGetsStore(t *testing.T) {
+// TestBinderIsGetAll checks that a binder reports a function to be the
+// store's GetAll exactly when the set that wins the name declared it so,
+// whatever the set or the function is called, and hands out its store.
+func TestBinderIsGetAll(t *testing.T) {
 	t.Parallel()
 	s := funcs.NewStore(map[string]string{"/a/1": "x", "/a/2": "y"})
 	b, err := funcs.NewBinder(t.Context(), funcs.DefaultSets(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := b.GetsStore()
-	if gs == nil {
-		t.Fatal("GetsStore with the default sets = nil, want the binder's store")
+	if !b.IsGetAll("gets") {
+		t.Fatal("IsGetAll(gets) with the default sets = false, want true: confd declares it")
+	}
+	for _, name := range []string{"getvs", "get", "ls", "upper", "nope"} {
+		if b.IsGetAll(name) {
+			t.Errorf("IsGetAll(%s) = true, want false", name)
+		}
+	}
+	if b.Store() != s {
+		t.Error("Store() is not the binder's store")
 	}
 	var got []string
-	if err := gs.EachAll("/a/*", func(kv funcs.KV) bool { got = append(got, kv.Key+"="+kv.Value); return true }); err != nil {
+	if err := b.Store().EachAll("/a/*", func(kv funcs.KV) bool { got = append(got, kv.Key+"="+kv.Value); return true }); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(got, " ") != "/a/1=x /a/2=y" {
-		t.Errorf("GetsStore().EachAll(/a/*) gave %q, want the binder's store's pairs", got)
+		t.Errorf("Store().EachAll(/a/*) gave %q, want the binder's store's pairs", got)
 	}
-	registerTestGets()
-	for _, sets := range [][]string{{"sprig"}, {"confd", "test-gets"}} {
-		b, err := funcs.NewBinder(t.Context(), sets, s)
+	registerTestGetAll()
+	for _, tt := range []struct {
+		sets []string
+		name string
+		want bool
+	}{
+		{[]string{"sprig"}, "gets", false},                // no such function
+		{[]string{"confd", "test-gets"}, "gets", false},   // a later set's gets, not declared
+		{[]string{"test-gets", "confd"}, "gets", true},    // confd's wins again
+		{[]string{"test-getall"}, "pairs", true},          // declared under another name, by another set
+		{[]string{"test-getall"}, "gets", false},          // the same set's undeclared gets
+		{[]string{"test-getall"}, "badsig", false},        // declared, but not of GetAll's type
+		{[]string{"test-getall", "confd"}, "pairs", true}, // confd defines no pairs
+		{[]string{"confd", "test-getall"}, "gets", false}, // test-getall's gets wins
+		{[]string{"test-getall", "test-gets"}, "pairs", true},
+	} {
+		b, err := funcs.NewBinder(t.Context(), tt.sets, s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.GetsStore() != nil {
-			t.Errorf("GetsStore with the sets %q, where gets is not confd's: want nil", sets)
+		if got := b.IsGetAll(tt.name); got != tt.want {
+			t.Errorf("sets %q: IsGetAll(%s) = %t, want %t", tt.sets, tt.name, got, tt.want)
 		}
 	}
 }
 
-// registerTestGets registers the set "test-gets", whose gets is not the
-// store's.
-var registerTestGets = sync.OnceFunc(func() {
+// TestGetAllDeclarations holds every registered set to what it declares
+// with RegisterGetAll: each such function returns what the store's GetAll
+// returns, for every pattern, so that reading the store's pairs instead
+// changes nothing.
+func TestGetAllDeclarations(t *testing.T) {
+	t.Parallel()
+	registerTestGetAll()
+	s := funcs.NewStore(map[string]string{"/a/1": "x", "/a/2": "y", "/a/b/c": "z", "/d": "w", "/p/a": "1"}).View("/", nil)
+	patterns := []string{"/*", "/a/*", "/a/*/*", "/a/[12]", "/nope/*", "/d", "/[", "/p/*"}
+	declared := 0
+	for _, set := range funcs.Names() {
+		fm, err := funcs.Map(t.Context(), []string{set}, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := funcs.NewBinder(t.Context(), []string{set}, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, f := range fm {
+			if !b.IsGetAll(name) {
+				continue
+			}
+			declared++
+			getAll := f.(func(string) ([]funcs.KV, error))
+			for _, p := range patterns {
+				got, gerr := getAll(p)
+				want, werr := s.GetAll(p)
+				if fmt.Sprint(gerr) != fmt.Sprint(werr) || !slices.Equal(got, want) {
+					t.Errorf("set %s: %s(%q) = %v, %v; GetAll gives %v, %v", set, name, p, got, gerr, want, werr)
+				}
+			}
+		}
+	}
+	if declared < 2 { // confd's gets and the test set's pairs
+		t.Errorf("%d functions declared to be GetAll, want confd's gets and test-getall's pairs at least", declared)
+	}
+}
+
+// registerTestGetAll registers the sets "test-gets", whose gets is not
+// the store's, and "test-getall", whose pairs is, declared so.
+var registerTestGetAll = sync.OnceFunc(func() {
 	funcs.Register("test-gets", "test-only", func(context.Context, *funcs.Store) texttemplate.FuncMap {
 		return texttemplate.FuncMap{"gets": func(string) ([]funcs.KV, error) { return nil, nil }}
 	})
+	funcs.Register("test-getall", "test-only", func(_ context.Context, s *funcs.Store) texttemplate.FuncMap {
+		if s == nil {
+			s = funcs.NewStore(nil)
+		}
+		return texttemplate.FuncMap{
+			"pairs":  s.GetAll,
+			"gets":   func(string) ([]funcs.KV, error) { return nil, nil },
+			"badsig": func(p string) []funcs.KV { kvs, _ := s.GetAll(p); return kvs },
+		}
+	})
+	funcs.RegisterGetAll("test-getall", "pairs")
+	funcs.RegisterGetAll("test-getall", "badsig")
 })

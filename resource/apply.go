@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aymanbagabas/go-udiff"
 
+	"github.com/kvconf/kvconf/appliers"
 	"github.com/kvconf/kvconf/funcs"
 )
 
@@ -72,6 +74,10 @@ const (
 	Updated
 	// WouldUpdate means dest differs but [Options.Noop] kept it as it was.
 	WouldUpdate
+	// Applied means dest now holds the new content and the resource's
+	// applier (its [template.apply] table) brought the service up to
+	// date, so reload_cmd did not run.
+	Applied
 )
 
 // String returns "unchanged", "updated" or "would update".
@@ -83,6 +89,8 @@ func (r Result) String() string {
 		return "updated"
 	case WouldUpdate:
 		return "would update"
+	case Applied:
+		return "applied"
 	}
 	return fmt.Sprintf("Result(%d)", int(r))
 }
@@ -122,6 +130,11 @@ type state struct {
 //     untouched, the stage file is removed (kept with
 //     [Options.KeepStageFile]) and the error is a [*HookError].
 //  6. Rename the stage file over dest and sync the directory.
+//  6. With an applier (a [template.apply] table) and unless
+//     [Options.SyncOnly], the applier applies the change before the
+//     rename; when it does, Apply returns [Applied] after the rename and
+//     runs no reload_cmd. When it cannot, the reason is logged and the
+//     steps go on: reload_cmd is the fallback.
 //  7. Unless [Options.SyncOnly], run reload_cmd. When it fails and
 //     rollback is on (the default), dest's previous content, mode and
 //     owner are restored the same atomic way (or dest is removed if it did
@@ -146,6 +159,7 @@ func (r *Resource) apply(ctx context.Context, s *funcs.Store) (Result, error) {
 	if u == nil {
 		return res, err
 	}
+	applied := r.applyLive(ctx, u)
 	if err := r.commit(u); err != nil {
 		return Unchanged, err
 	}
@@ -153,8 +167,73 @@ func (r *Resource) apply(ctx context.Context, s *funcs.Store) (Result, error) {
 	if syncErr != nil {
 		syncErr = fmt.Errorf("commit: %w", syncErr)
 	}
+	if applied {
+		return Applied, r.fail(StepWrite, syncErr)
+	}
 	return r.finish(ctx, u, syncErr)
 }
+
+// applyLive has the resource's applier, if any, apply the staged update
+// u, and reports whether it did. When it did not, it logs why: reload_cmd
+// is then the fallback.
+func (r *Resource) applyLive(ctx context.Context, u *staged) bool {
+	if r.applier == nil || r.opts.SyncOnly {
+		return false
+	}
+	start := time.Now()
+	data, err := os.ReadFile(u.stage)
+	if err == nil {
+		c := appliers.Change{Resource: r.Name, Dest: r.dest, Stage: u.stage, New: data}
+		if u.prev.exists {
+			c.Old = u.prev.data
+		}
+		actx, cancel := context.WithTimeout(ctx, r.timeout)
+		err = r.applier.Apply(actx, c, appliers.Env{Run: r.runApplyHook, Signal: r.signal,
+			Logger: r.log.With("resource", r.Name, "applier", r.applierName)})
+		cancel()
+	}
+	if err != nil {
+		reason := "error"
+		if errors.Is(err, appliers.ErrUnsupported) {
+			reason = "unsupported"
+		}
+		r.log.Info("apply fallback", "resource", r.Name, "dest", r.dest, "applier", r.applierName,
+			"path", "reload", "reason", reason, "err", err)
+		r.observe(EventApplyFallback, time.Since(start), err)
+		return false
+	}
+	r.log.Info("applied", "resource", r.Name, "dest", r.dest, "applier", r.applierName, "path", "runtime")
+	r.observe(EventApplied, time.Since(start), nil)
+	return true
+}
+
+// runApplyHook runs an applier's command as a hook, with {{.src}} and
+// {{.dest}} both dest.
+func (r *Resource) runApplyHook(ctx context.Context, name, cmd string) error {
+	t, err := parseHook(name, cmd)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if t == nil {
+		return fmt.Errorf("%s: empty command", name)
+	}
+	line, err := hookCommand(t, r.dest, r.dest)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return r.runHook(ctx, name, line)
+}
+
+// SetSignal sets how the resource's applier signals the service kvconf
+// supervises (exec mode): the "signal" applier without a pidfile uses it.
+func (r *Resource) SetSignal(f func(os.Signal) error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.signal = f
+}
+
+// Applier returns the type of the resource's applier, or "" without one.
+func (r *Resource) Applier() string { return r.applierName }
 
 // staged is a new content of dest, staged and checked, that
 // [Resource.commit] puts in place.
@@ -173,7 +252,7 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 	// Made with its capacity, not grown to it: Grow would zero it all,
 	// touching every page before the render writes any.
 	buf := bytes.NewBuffer(make([]byte, 0, r.sizeHint()))
-	if err := r.tmpl.Render(ctx, buf, s.View(r.prefix, r.Config.Keys)); err != nil {
+	if err := r.render(ctx, buf, s.View(r.prefix, r.Config.Keys)); err != nil {
 		return Unchanged, nil, r.fail(StepRender, err) // already "template: name:line:col: ..."
 	}
 	r.lastSize = buf.Len()
@@ -201,6 +280,7 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 	if cur.exists && bytes.Equal(cur.data, want.data) && cur.mode == want.mode &&
 		cur.uid == want.uid && cur.gid == want.gid {
 		r.log.Debug("unchanged", "resource", r.Name, "dest", r.dest)
+		r.observe(EventUnchanged, 0, nil)
 		return Unchanged, nil, nil
 	}
 
@@ -228,7 +308,7 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 			_ = os.Remove(stage)
 			return Unchanged, nil, r.fail(StepCheck, fmt.Errorf("check_cmd: %w", err))
 		}
-		if err := r.runHook(ctx, "check_cmd", cmd); err != nil {
+		if err := r.hook(ctx, "check_cmd", cmd); err != nil {
 			if r.opts.KeepStageFile {
 				r.log.Info("kept stage file", "resource", r.Name, "dest", r.dest, "stage", stage)
 			} else {
@@ -248,6 +328,7 @@ func (r *Resource) commit(u *staged) error {
 		return r.fail(StepWrite, fmt.Errorf("commit: %w", err))
 	}
 	r.log.Info("updated", "resource", r.Name, "dest", r.dest)
+	r.observe(EventWritten, 0, nil)
 	return nil
 }
 
@@ -262,7 +343,7 @@ func (r *Resource) finish(ctx context.Context, u *staged, syncErr error) (Result
 	}
 	cmd, err := hookCommand(r.reload, r.dest, r.dest)
 	if err == nil {
-		err = r.runHook(ctx, "reload_cmd", cmd)
+		err = r.hook(ctx, "reload_cmd", cmd)
 	} else {
 		err = fmt.Errorf("reload_cmd: %w", err)
 	}
@@ -277,6 +358,7 @@ func (r *Resource) finish(ctx context.Context, u *staged, syncErr error) (Result
 		return Updated, r.fail(StepReload, errors.Join(err, fmt.Errorf("rollback of %s: %w", r.dest, rerr)))
 	}
 	r.log.Warn("rolled back", "resource", r.Name, "dest", r.dest)
+	r.observe(EventRolledBack, 0, nil)
 	if cur.exists {
 		return Unchanged, r.fail(StepReload, fmt.Errorf("%w (previous content of %s restored)", err, r.dest))
 	}

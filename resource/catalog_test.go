@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kvconf/kvconf/backends/consul/catalog"
+	_ "github.com/kvconf/kvconf/backends/consul/consulfuncs" // the consul function set, which these tests call
 )
 
 // setService stores the instances of service name in the fake as the

@@ -67,7 +67,7 @@ func newDaemon(b backends.Backend, rs []*Resource, opts RunOptions) (*daemon, er
 	}
 	d.opts.Retry = opts.Retry.WithDefaults()
 	d.reconnect = backoff.Policy{
-		Min: min(d.opts.Retry.Min, reconnectMin),
+		Min: min(d.opts.Retry.Min, reconnectFirst),
 		Max: min(d.opts.Retry.Max, ReconnectMax),
 	}
 	if d.log == nil {
@@ -107,6 +107,7 @@ func (d *daemon) fetch(ctx context.Context) error {
 	}
 	d.cur.Store(&current{store: s, rev: d.rev})
 	d.log.Debug("snapshot", "rev", d.rev, "keys", s.Len())
+	d.observe(BackendSnapshot, nil)
 	for _, w := range d.workers {
 		w.notify()
 	}
@@ -141,6 +142,7 @@ func (d *daemon) poll(ctx context.Context) error {
 			return err
 		}
 		d.replace(snap, false)
+		d.observe(BackendSnapshot, nil)
 		t.Reset(d.opts.Interval)
 	}
 }
@@ -161,6 +163,7 @@ func (d *daemon) watch(ctx context.Context) error {
 			}
 			d.log.Debug("reconciling", "rev", snap.Rev)
 			d.replace(snap, true)
+			d.observe(BackendSnapshot, nil)
 			next = time.Now().Add(d.opts.Interval)
 			continue
 		}
@@ -191,6 +194,7 @@ func (d *daemon) watch(ctx context.Context) error {
 		fails = 0
 		d.recovered()
 		d.update(u)
+		d.observe(BackendUpdate, nil)
 	}
 }
 
@@ -211,6 +215,7 @@ func (d *daemon) resync(ctx context.Context, fails int) error {
 		return err
 	}
 	d.replace(snap, false)
+	d.observe(BackendSnapshot, nil)
 	return nil
 }
 
@@ -247,7 +252,7 @@ func (d *daemon) retry(ctx context.Context, read func(context.Context) error) er
 // most [RunOptions.Retry]'s, and never more than ReconnectMax, so that a
 // backend that answers again is read within about ReconnectMax (+20%).
 const (
-	reconnectMin = 250 * time.Millisecond
+	reconnectFirst = 250 * time.Millisecond
 	// ReconnectMax is the longest wait between two attempts to read a
 	// failing backend.
 	ReconnectMax = 2 * time.Second
@@ -256,9 +261,11 @@ const (
 // failed notes a backend error: a warning when the backend goes down,
 // nothing more while it stays down but a debug line.
 func (d *daemon) failed(err error, attempt int) {
+	d.observe(BackendError, err)
 	if !d.down {
 		d.down = true
 		d.opts.Status.wentDown()
+		d.observe(BackendDown, err)
 		d.log.Warn("backend down", "rev", d.rev, "err", err)
 		return
 	}
@@ -270,6 +277,7 @@ func (d *daemon) recovered() {
 	if d.down {
 		d.down = false
 		d.opts.Status.cameUp()
+		d.observe(BackendUp, nil)
 		d.log.Info("backend up", "rev", d.rev)
 	}
 }
@@ -496,6 +504,8 @@ func (w *worker) render(ctx context.Context, owed *bool) error {
 	switch {
 	case err == nil && res == Updated:
 		*owed = false // Apply ran reload_cmd
+	// An applier's live change (Applied) does not pay a reload owed from
+	// an earlier attempt: that may be of a change the applier never saw.
 	case err == nil && *owed:
 		if err = w.r.reloadOnly(ctx); err == nil {
 			*owed = false
@@ -504,6 +514,7 @@ func (w *worker) render(ctx context.Context, owed *bool) error {
 		*owed = true // dest is new, its reload failed and was not rolled back
 	}
 	w.d.log.Debug("rendered", "resource", w.r.Name, "dest", w.r.dest, "rev", cur.rev, "result", res)
+	w.r.observe(EventDone, 0, err)
 	if w.d.opts.OnRender != nil {
 		w.d.opts.OnRender(w.r.Name, res, err)
 	}
@@ -528,7 +539,7 @@ func (r *Resource) reloadOnly(ctx context.Context) error {
 	if err != nil {
 		return &Error{Resource: r.Name, Err: fmt.Errorf("reload_cmd: %w", err)}
 	}
-	if err := r.runHook(ctx, "reload_cmd", cmd); err != nil {
+	if err := r.hook(ctx, "reload_cmd", cmd); err != nil {
 		return &Error{Resource: r.Name, Err: err}
 	}
 	return nil

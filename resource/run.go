@@ -94,12 +94,14 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 	// durable when its directory is synced after it.
 	var dirs []string
 	seen := map[string]bool{}
+	applied := make([]bool, len(rs))
 	for i, u := range ups {
 		if u == nil {
 			continue
 		}
 		r := rs[i]
 		r.mu.Lock()
+		applied[i] = r.applyLive(ctx, u) // a resource's applier goes before its rename
 		errs[i] = r.commit(u)
 		r.mu.Unlock()
 		if errs[i] != nil {
@@ -118,6 +120,10 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 			if err != nil {
 				err = fmt.Errorf("commit: %w", err)
 			}
+			if applied[i] { // no reload_cmd
+				errs[i] = r.fail(StepWrite, err)
+				return
+			}
 			r.mu.Lock()
 			_, errs[i] = r.finish(ctx, u, err)
 			r.mu.Unlock()
@@ -130,6 +136,7 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 		if err != nil {
 			failed = append(failed, failure{rs[i], err}) // an *Error of rs[i]
 		}
+		rs[i].observe(EventDone, 0, err)
 	}
 	return failed, nil
 }
@@ -233,6 +240,9 @@ type RunOptions struct {
 	Logger *slog.Logger
 	// OnRender, when set, is called after every render; see [RenderHook].
 	OnRender RenderHook
+	// Observer, when set, receives the events of the backend (see
+	// [BackendEvent]); resources send theirs to [Options.Observer].
+	Observer BackendObserver
 }
 
 // RenderHook is the event hook of [Run]: it is called after every attempt

@@ -23,13 +23,15 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kvconf/kvconf/backends/consul/catalog"
+	_ "github.com/kvconf/kvconf/backends/consul/consulfuncs" // the consul set, of the default sets: service, services, nodes
 	"github.com/kvconf/kvconf/funcs"
+	"github.com/kvconf/kvconf/template/internal/fastexec"
 )
 
 // The tests of this file hold the fast executor to its contract: where it
 // renders, its output is text/template's, byte for byte; where it cannot,
 // autoMode falls back to text/template and fails, if at all, with
-// text/template's error; fastMode fails with errNotFast instead of falling
+// text/template's error; fastMode fails with fastexec.ErrNotFast instead of falling
 // back. slowMode is the reference every time.
 
 // fastTestSet is a function set for these tests only: values of the types
@@ -46,6 +48,7 @@ func init() {
 		// methods, which text/template keeps as such.
 		"fxnilerror":    func() error { return nil },
 		"fxnilstringer": func() fmt.Stringer { return nil },
+		"executor":      executor,
 	}
 	funcs.Register(fastTestSet, "test-only fixtures of package template's fast path tests",
 		func(context.Context, *funcs.Store) texttemplate.FuncMap { return fm })
@@ -299,23 +302,47 @@ func renderIn(ctx context.Context, tm *Template, s *funcs.Store, mode renderMode
 	return outcome{out: buf.String(), err: err}
 }
 
-// modes renders the template that parse returns in each mode, each from
-// a new parse: the fast path stops trying a template that it gave up on
-// in renders before, and a render must not hide what a fresh one would do.
-func modes(ctx context.Context, parse func() (*Template, error), s *funcs.Store) (slow, auto, fast outcome, err error) {
-	var tms [3]*Template
-	for i := range tms {
-		if tms[i], err = parse(); err != nil {
-			return slow, auto, fast, err
-		}
+// renders are the outcomes of one template with one store in each mode.
+type renders struct {
+	slow, auto, fast outcome
+	// again is fastMode once more, after the others: the fast path keeps
+	// nothing from one render to the next, so it must give what fast gave.
+	again outcome
+}
+
+// normalize rewrites what differs between two renders of the same input
+// and is not the executor's doing: the addresses of pointers that the
+// fixtures make anew for each render, as fmt prints them.
+func (r *renders) normalize() {
+	for _, o := range []*outcome{&r.slow, &r.auto, &r.fast, &r.again} {
+		o.out = address.ReplaceAllString(o.out, "0xADDR")
 	}
-	return renderIn(ctx, tms[0], s, slowMode), renderIn(ctx, tms[1], s, autoMode), renderIn(ctx, tms[2], s, fastMode), nil
+}
+
+// modes parses the template that parse returns once, and renders it with
+// s in fastMode, autoMode, slowMode, then fastMode again.
+func modes(ctx context.Context, parse func() (*Template, error), s *funcs.Store) (renders, error) {
+	tm, err := parse()
+	if err != nil {
+		return renders{}, err
+	}
+	var r renders
+	r.fast = renderIn(ctx, tm, s, fastMode)
+	r.auto = renderIn(ctx, tm, s, autoMode)
+	r.slow = renderIn(ctx, tm, s, slowMode)
+	r.again = renderIn(ctx, tm, s, fastMode)
+	return r, nil
 }
 
 // discrepancies lists how auto and fast break the contract, slow being
-// the reference; none means they keep it.
-func discrepancies(slow, auto, fast outcome) []string {
+// the reference, and how a render depends on the ones before; none means
+// they keep it.
+func discrepancies(rs renders) []string {
+	slow, auto, fast := rs.slow, rs.auto, rs.fast
 	var out []string
+	if (fast.err == nil) != (rs.again.err == nil) || fast.out != rs.again.out {
+		out = append(out, fmt.Sprintf("fastMode gave %v first, and %v after renders in the other modes", fast, rs.again))
+	}
 	for _, r := range []struct {
 		mode string
 		o    outcome
@@ -332,8 +359,8 @@ func discrepancies(slow, auto, fast outcome) []string {
 	case auto.err == nil && auto.out != slow.out:
 		out = append(out, fmt.Sprintf("autoMode output:\n\t%q\nslowMode output:\n\t%q", auto.out, slow.out))
 	}
-	if auto.err != nil && errors.Is(auto.err, errNotFast) {
-		out = append(out, fmt.Sprintf("autoMode error wraps errNotFast: %v", auto.err))
+	if auto.err != nil && errors.Is(auto.err, fastexec.ErrNotFast) {
+		out = append(out, fmt.Sprintf("autoMode error wraps fastexec.ErrNotFast: %v", auto.err))
 	}
 	if auto.err != nil && slow.err != nil {
 		// Callers branch on these through the error chain.
@@ -354,8 +381,8 @@ func discrepancies(slow, auto, fast outcome) []string {
 		out = append(out, fmt.Sprintf("fastMode succeeded with output %q where slowMode failed: %v", fast.out, slow.err))
 	case fast.err == nil && fast.out != slow.out:
 		out = append(out, fmt.Sprintf("fastMode output:\n\t%q\nslowMode output:\n\t%q", fast.out, slow.out))
-	case fast.err != nil && slow.err == nil && !errors.Is(fast.err, errNotFast):
-		out = append(out, fmt.Sprintf("fastMode failed without errNotFast where slowMode succeeded: %v", fast.err))
+	case fast.err != nil && slow.err == nil && !errors.Is(fast.err, fastexec.ErrNotFast):
+		out = append(out, fmt.Sprintf("fastMode failed without fastexec.ErrNotFast where slowMode succeeded: %v", fast.err))
 	}
 	return out
 }
@@ -589,11 +616,12 @@ func TestFastPathCorpus(t *testing.T) {
 			continue // a case of a parse error, or a fragment of one
 		}
 		for _, st := range c.stores {
-			slow, auto, fm, err := modes(ctx, parse, st.s)
+			rs, err := modes(ctx, parse, st.s)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, d := range discrepancies(slow, auto, fm) {
+			fm := rs.fast
+			for _, d := range discrepancies(rs) {
 				t.Errorf("%s (include dir %s) with store %s:\n%s", c.file, c.dir, st.name, d)
 			}
 			rendered++
@@ -1007,13 +1035,15 @@ func TestFastPathCases(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			slow, auto, fast, err := modes(ctx, func() (*Template, error) {
+			rs, err := modes(ctx, func() (*Template, error) {
 				return Parse("case.tmpl", []byte(tt.src), Options{Sets: fastTestSets(), IncludeDir: dir})
 			}, s)
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			for _, d := range discrepancies(slow, auto, fast) {
+			rs.normalize()
+			slow, fast := rs.slow, rs.fast
+			for _, d := range discrepancies(rs) {
 				t.Errorf("template %q:\n%s", tt.src, d)
 			}
 			switch {
@@ -1055,7 +1085,7 @@ func TestFastPathConcurrent(t *testing.T) {
 					mode = fastMode
 				}
 				o := renderIn(t.Context(), tm, s, mode)
-				if (o.err != nil && !errors.Is(o.err, errNotFast)) || (o.err == nil && o.out != want(n)) {
+				if (o.err != nil && !errors.Is(o.err, fastexec.ErrNotFast)) || (o.err == nil && o.out != want(n)) {
 					t.Errorf("render %d, mode %d: %v; want output %q", i, mode, o, want(n))
 					return
 				}
@@ -1115,6 +1145,9 @@ func FuzzFastPath(f *testing.F) {
 		f.Add(seed, `{"k":"v"}`, "a,b")
 	}
 	f.Add(`{{range jsonArray (getv "/a")}}[{{.}}]{{end}}`, `[1, null, "x", 1e21, true]`, "")
+	for _, c := range LoadGoldenCases(f) { // the golden cases of testdata
+		f.Add(string(c.Src), "1", "x")
+	}
 	dir := f.TempDir()
 	for _, name := range []string{"dot.tmpl", "kv.tmpl"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(fastCaseFiles[name]), 0o644); err != nil {
@@ -1131,52 +1164,49 @@ func FuzzFastPath(f *testing.F) {
 		for k, v := range web {
 			kv[k] = v
 		}
-		slow, auto, fast, err := modes(noNetContext(t.Context()), func() (*Template, error) {
+		rs, err := modes(noNetContext(t.Context()), func() (*Template, error) {
 			return Parse("fuzz.tmpl", []byte(src), Options{Sets: fastTestSets(), IncludeDir: dir})
 		}, funcs.NewStore(kv))
 		if err != nil {
 			t.Skip("not a template: ", err)
 		}
-		// Fixtures are made anew for each render: a pointer that fmt
-		// prints differs from one render to the next.
-		for _, o := range []*outcome{&slow, &auto, &fast} {
-			o.out = address.ReplaceAllString(o.out, "0xADDR")
-		}
-		for _, d := range discrepancies(slow, auto, fast) {
+		rs.normalize()
+		for _, d := range discrepancies(rs) {
 			t.Errorf("template %q with /a=%q /b=%q:\n%s", src, a, b, d)
 		}
 	})
 }
 
-// TestFastPathMisses checks that a template whose fast path gives up on
-// one render's data is tried again on the next, and that three renders in
-// a row that give up leave it to text/template.
-func TestFastPathMisses(t *testing.T) {
+// TestFastPathNoHistory checks that whether a render runs on the fast
+// path depends on the template and that render's data only: renders that
+// gave up before, however many and in whatever order, change nothing, in
+// a template and in the fragment it includes.
+func TestFastPathNoHistory(t *testing.T) {
 	t.Parallel()
 	ctx := noNetContext(t.Context())
-	ptr := funcs.NewStore(map[string]string{"/k": "innerPtr"}) // prints a pointer: left to text/template
-	str := funcs.NewStore(map[string]string{"/k": "myStr"})
-	tm, err := Parse("m.tmpl", []byte(`{{fixture (getv "/k")}}`), Options{Sets: fastTestSets()})
-	if err != nil {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f.tmpl"), []byte(`{{fixture .}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for i := range maxMisses - 1 {
-		if o := renderIn(ctx, tm, ptr, fastMode); !errors.Is(o.err, errNotFast) {
-			t.Fatalf("fastMode render %d of a pointer: %v, want errNotFast", i, o)
+	ptr := funcs.NewStore(map[string]string{"/k": "innerPtr"}) // prints a pointer: left to text/template
+	str := funcs.NewStore(map[string]string{"/k": "myStr"})
+	for _, src := range []string{`{{fixture (getv "/k")}}`, `{{include "f.tmpl" (getv "/k")}}`} {
+		tm, err := Parse("m.tmpl", []byte(src), Options{Sets: fastTestSets(), IncludeDir: dir})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if o := renderIn(ctx, tm, str, fastMode); o.err != nil {
-		t.Fatalf("fastMode render of a string after %d misses: %v", maxMisses-1, o)
-	}
-	for i := range maxMisses {
-		if o := renderIn(ctx, tm, ptr, autoMode); o.err != nil || o.out != "{deep}" {
-			t.Fatalf("autoMode render %d of a pointer: %v, want {deep}", i, o)
+		for round := range 3 {
+			for i := range 5 { // more give-ups in a row than any threshold would allow
+				if o := renderIn(ctx, tm, ptr, fastMode); !errors.Is(o.err, fastexec.ErrNotFast) {
+					t.Fatalf("%s: round %d: fastMode render %d of a pointer: %v, want ErrNotFast", src, round, i, o)
+				}
+				if o := renderIn(ctx, tm, ptr, autoMode); o.err != nil || o.out != "{deep}" {
+					t.Fatalf("%s: round %d: autoMode render %d of a pointer: %v, want {deep}", src, round, i, o)
+				}
+			}
+			if o := renderIn(ctx, tm, str, fastMode); o.err != nil || o.out != "a" {
+				t.Fatalf("%s: round %d: fastMode render of a string after renders that gave up: %v, want output a", src, round, o)
+			}
 		}
-	}
-	if o := renderIn(ctx, tm, str, fastMode); !errors.Is(o.err, errNotFast) {
-		t.Fatalf("fastMode render after %d misses in a row: %v, want errNotFast", maxMisses, o)
-	}
-	if o := renderIn(ctx, tm, str, autoMode); o.err != nil {
-		t.Fatalf("autoMode render after %d misses in a row: %v", maxMisses, o)
 	}
 }

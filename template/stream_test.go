@@ -3,38 +3,11 @@ package template
 import (
 	"bytes"
 	"fmt"
-	"maps"
 	"runtime"
-	"slices"
 	"testing"
-	texttemplate "text/template"
 
 	"github.com/kvconf/kvconf/funcs"
 )
-
-// TestStreamedRanges checks which ranges the fast path runs over the
-// store's pairs one at a time: those over gets of a constant pattern whose
-// body assigns no variable.
-func TestStreamedRanges(t *testing.T) {
-	t.Parallel()
-	src := `{{range gets "/a/*"}}{{.Key}}{{$d := .}}{{end}}` + // streamed: a declaration is not an assignment
-		`{{range $i, $kv := gets "/b/*"}}{{range gets "/c/*"}}{{end}}{{end}}` + // both streamed
-		`{{define "t"}}{{range gets "/d/*"}}{{end}}{{end}}` + // in a defined template too
-		`{{$x := 0}}{{range gets "/e/*"}}{{$x = 1}}{{end}}` + // not: the body assigns $x
-		`{{range gets "/f/*"}}{{if true}}{{with 1}}{{$x = .}}{{end}}{{end}}{{end}}` + // not: nor deeper
-		`{{range $x = gets "/g/*"}}{{end}}` + // not: the range assigns
-		`{{range gets (print "/h/*")}}{{end}}{{$p := "/i/*"}}{{range gets $p}}{{end}}` + // not: no constant
-		`{{range getvs "/j/*"}}{{end}}{{range gets "/k/*" | len}}{{end}}` // not gets alone
-	pt, err := texttemplate.New("x").Funcs(texttemplate.FuncMap{"gets": func(string) []funcs.KV { return nil },
-		"getvs": func(string) []string { return nil }}).Parse(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := slices.Sorted(maps.Values(streamedRanges(pt)))
-	if want := []string{"/a/*", "/b/*", "/c/*", "/d/*"}; !slices.Equal(got, want) {
-		t.Errorf("streamed ranges over %q, want %q", got, want)
-	}
-}
 
 // TestRangeGetsMemory checks that a range over gets does not make the list
 // of the pairs it reads: rendering 20,000 of them allocates much less than

@@ -1,6 +1,13 @@
 // Package template parses and renders kvconf templates: Go text/template
 // with the function sets of package funcs, missingkey=error, and include
 // for shared fragments kept in the templates directory.
+//
+// A render runs on the fast path (package template/internal/fastexec),
+// which walks the parse trees without text/template's reflection, where
+// it handles the template and the render's data, and on text/template
+// otherwise, with the same output and errors either way. The environment
+// variable KVCONF_FASTPATH=off ([FastPathEnv]), or [Options].Plain, turns
+// the fast path off; docs/templates.md tells more.
 package template
 
 import (
@@ -15,11 +22,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	texttemplate "text/template"
 	"text/template/parse"
 
 	"github.com/kvconf/kvconf/funcs"
+	"github.com/kvconf/kvconf/template/internal/fastexec"
+	"github.com/kvconf/kvconf/template/internal/parsetree"
 )
 
 // Options tunes [Parse].
@@ -30,6 +38,28 @@ type Options struct {
 	// IncludeDir is the directory include reads fragments from. Empty
 	// disables include.
 	IncludeDir string
+	// Plain renders with text/template only, never on the fast path (see
+	// docs/templates.md), as the environment variable KVCONF_FASTPATH=off
+	// does for every template.
+	Plain bool
+}
+
+// FastPathEnv is the environment variable that switches the fast path
+// off: with KVCONF_FASTPATH=off, [Parse] makes templates that render with
+// text/template only, as [Options].Plain does. "on" or unset leaves it on;
+// any other value is a Parse error.
+const FastPathEnv = "KVCONF_FASTPATH"
+
+// plainFromEnv reports whether [FastPathEnv] switches the fast path off.
+func plainFromEnv() (bool, error) {
+	switch v := os.Getenv(FastPathEnv); strings.ToLower(v) {
+	case "", "on":
+		return false, nil
+	case "off":
+		return true, nil
+	default:
+		return false, fmt.Errorf("template: environment %s: %q is neither on nor off", FastPathEnv, v)
+	}
 }
 
 // maxIncludeDepth bounds include nesting, as a backstop to cycle detection.
@@ -37,10 +67,11 @@ const maxIncludeDepth = 32
 
 // Template is a parsed template, safe for concurrent renders.
 type Template struct {
-	name string
-	sets []string
-	dir  string
-	t    *texttemplate.Template
+	name  string
+	sets  []string
+	dir   string
+	plain bool // text/template only (Options.Plain, KVCONF_FASTPATH=off)
+	t     *texttemplate.Template
 
 	prefixes []string // see Prefixes
 
@@ -49,24 +80,14 @@ type Template struct {
 	info      map[*texttemplate.Template]*parsed // about each parsed template
 }
 
-// parsed is what parsing learnt about one template source.
+// parsed is what parsing learnt about one template source. It is
+// immutable: nothing a render does changes how the next one runs.
 type parsed struct {
 	used []string // the names of the functions it calls
-	fast bool     // whether it may run on the fast path (see fast.go)
-	// streams are the ranges the fast path may run over the store's
-	// pairs one at a time, with their patterns (see [streamedRanges]).
-	streams map[*parse.RangeNode]string
-	// misses counts the renders in a row whose fast path gave up on
-	// something it does not mirror.
-	misses atomic.Int32
+	// fast is the source's fast path program; nil when the fast path is
+	// off or does not handle the source (see package fastexec).
+	fast *fastexec.Program
 }
-
-// maxMisses is how many renders in a row may give up on the fast path
-// before a template runs on text/template only.
-const maxMisses = 3
-
-// onFast reports whether p is to be tried on the fast path.
-func (p *parsed) onFast() bool { return p.fast && p.misses.Load() < maxMisses }
 
 // Parse parses src as the template called name (shown in error messages,
 // usually the file's path relative to the templates directory). A call of a
@@ -76,7 +97,11 @@ func Parse(name string, src []byte, opts Options) (*Template, error) {
 	if sets == nil {
 		sets = funcs.DefaultSets()
 	}
-	t := &Template{name: name, sets: sets, dir: opts.IncludeDir,
+	plain, err := plainFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	t := &Template{name: name, sets: sets, dir: opts.IncludeDir, plain: plain || opts.Plain,
 		fragments: map[string]*texttemplate.Template{}, info: map[*texttemplate.Template]*parsed{}}
 	pt, err := t.parse(context.Background(), name, src)
 	if err != nil {
@@ -105,7 +130,8 @@ func (t *Template) Name() string { return t.name }
 // and binds its functions to the render's store; with a few functions
 // instead of the hundreds of every set, that costs little.
 func (t *Template) parse(ctx context.Context, name string, src []byte) (*texttemplate.Template, error) {
-	fm, err := funcs.Map(ctx, t.sets, funcs.NewStore(nil))
+	empty := funcs.NewStore(nil)
+	fm, err := funcs.Map(ctx, t.sets, empty)
 	if err != nil {
 		return nil, fmt.Errorf("template %s: %w", name, err)
 	}
@@ -116,11 +142,9 @@ func (t *Template) parse(ctx context.Context, name string, src []byte) (*texttem
 	}
 	used := calledFuncs(pt)
 	stubs := make(texttemplate.FuncMap, len(used))
-	defined := make(map[string]bool, len(used))
 	for _, n := range used {
 		if f, ok := fm[n]; ok { // not the builtins, such as printf
 			stubs[n] = f
-			defined[n] = true
 		}
 	}
 	lean := texttemplate.New(name).Option("missingkey=error").Funcs(stubs)
@@ -132,7 +156,15 @@ func (t *Template) parse(ctx context.Context, name string, src []byte) (*texttem
 			return nil, fmt.Errorf("template %s: %w", name, err)
 		}
 	}
-	t.info[lean] = &parsed{used: used, fast: fastSupported(lean, defined), streams: streamedRanges(lean)} // the callers hold t.mu, or own t alone
+	p := &parsed{used: used}
+	if !t.plain {
+		b, err := funcs.NewBinder(ctx, t.sets, empty)
+		if err != nil {
+			return nil, fmt.Errorf("template %s: %w", name, err)
+		}
+		p.fast = fastexec.Compile(lean, stubs, b.IsGetAll)
+	}
+	t.info[lean] = p // the callers hold t.mu, or own t alone
 	return lean, nil
 }
 
@@ -160,7 +192,7 @@ func calls(pt *texttemplate.Template) []funcs.Call {
 		id, ok := n.Args[0].(*parse.IdentifierNode)
 		if !ok {
 			for _, a := range n.Args {
-				inspect(a, visit)
+				parsetree.Inspect(a, visit)
 			}
 			return
 		}
@@ -170,7 +202,7 @@ func calls(pt *texttemplate.Template) []funcs.Call {
 				c.Args = append(c.Args, funcs.Arg{Value: s.Text, Const: true})
 			} else {
 				c.Args = append(c.Args, funcs.Arg{})
-				inspect(a, visit)
+				parsetree.Inspect(a, visit)
 			}
 		}
 		if piped {
@@ -192,60 +224,10 @@ func calls(pt *texttemplate.Template) []funcs.Call {
 	}
 	for _, d := range pt.Templates() {
 		if d.Tree != nil {
-			inspect(d.Root, visit)
+			parsetree.Inspect(d.Root, visit)
 		}
 	}
 	return out
-}
-
-// inspect calls visit for n and, while visit returns true, for the nodes
-// inside it, depth first.
-func inspect(n parse.Node, visit func(parse.Node) bool) {
-	if !visit(n) {
-		return
-	}
-	list := func(l *parse.ListNode) {
-		if l != nil {
-			inspect(l, visit)
-		}
-	}
-	pipe := func(p *parse.PipeNode) {
-		if p != nil {
-			inspect(p, visit)
-		}
-	}
-	switch n := n.(type) {
-	case *parse.ListNode:
-		for _, c := range n.Nodes {
-			inspect(c, visit)
-		}
-	case *parse.ActionNode:
-		pipe(n.Pipe)
-	case *parse.IfNode:
-		pipe(n.Pipe)
-		list(n.List)
-		list(n.ElseList)
-	case *parse.RangeNode:
-		pipe(n.Pipe)
-		list(n.List)
-		list(n.ElseList)
-	case *parse.WithNode:
-		pipe(n.Pipe)
-		list(n.List)
-		list(n.ElseList)
-	case *parse.TemplateNode:
-		pipe(n.Pipe)
-	case *parse.PipeNode:
-		for _, c := range n.Cmds {
-			inspect(c, visit)
-		}
-	case *parse.CommandNode:
-		for _, a := range n.Args {
-			inspect(a, visit)
-		}
-	case *parse.ChainNode:
-		inspect(n.Node, visit)
-	}
 }
 
 // externalPrefixes returns the store prefixes that pt's function calls
@@ -288,7 +270,7 @@ type renderMode int
 const (
 	autoMode renderMode = iota // the fast path, text/template where it gives up
 	slowMode                   // text/template only
-	fastMode                   // the fast path only: an error wrapping errNotFast where it gives up
+	fastMode                   // the fast path only: an error wrapping fastexec.ErrNotFast where it gives up
 )
 
 // render is Render with a choice of executor.
@@ -333,10 +315,6 @@ type binding struct {
 	info *parsed
 	fm   texttemplate.FuncMap
 	bt   *texttemplate.Template // a clone bound to fm, made on first use
-	// gets is the store whose GetAll is fm's gets, when the template
-	// has ranges to run over it a pair at a time (see [streamedRanges]);
-	// nil otherwise.
-	gets *funcs.Store
 }
 
 // exec executes pt (called name) with data: on the fast path, and with
@@ -359,32 +337,23 @@ func (r *render) execTo(out *bytes.Buffer, name string, pt *texttemplate.Templat
 		info := r.t.info[pt]
 		r.t.mu.Unlock()
 		b = &binding{info: info, fm: r.binder.Bind(info.used)}
-		if info.streams != nil {
-			b.gets = r.binder.GetsStore()
-		}
 		if slices.Contains(info.used, "include") {
 			b.fm["include"] = r.include
 		}
 		r.bound[name] = b
 	}
 	start := out.Len()
-	if r.mode != slowMode && b.info.onFast() {
-		err := execFast(out, pt, b, data)
+	if r.mode != slowMode && b.info.fast != nil {
+		err := b.info.fast.Exec(out, fastexec.Env{Funcs: b.fm, Store: r.binder.Store()}, data)
 		if err == nil {
-			if b.info.misses.Load() != 0 {
-				b.info.misses.Store(0)
-			}
 			return nil
 		}
-		out.Truncate(start)
-		if g := (*giveUp)(nil); errors.As(err, &g) && g.unsupported {
-			b.info.misses.Add(1)
-		}
+		out.Truncate(start) // text/template renders it again, and reports any error
 		if r.mode == fastMode {
 			return fmt.Errorf("template %s: %w", name, err)
 		}
 	} else if r.mode == fastMode {
-		return fmt.Errorf("template %s: %w", name, errNotFast)
+		return fmt.Errorf("template %s: %w", name, fastexec.ErrNotFast)
 	}
 	if b.bt == nil {
 		ct, err := pt.Clone()

@@ -9,11 +9,12 @@
 package all
 
 import (
-	_ "github.com/kvconf/kvconf/backends/consul"    // registers "consul"
-	_ "github.com/kvconf/kvconf/backends/env"       // registers "env"
-	_ "github.com/kvconf/kvconf/backends/etcd"      // registers "etcd" and "etcdv3"
-	_ "github.com/kvconf/kvconf/backends/file"      // registers "file"
-	_ "github.com/kvconf/kvconf/backends/metadata"  // registers "metadata" and "rancher"
-	_ "github.com/kvconf/kvconf/backends/plugin"    // registers "plugin"
-	_ "github.com/kvconf/kvconf/backends/zookeeper" // registers "zookeeper"
+	_ "github.com/kvconf/kvconf/backends/consul"             // registers "consul"
+	_ "github.com/kvconf/kvconf/backends/consul/consulfuncs" // registers the "consul" function set
+	_ "github.com/kvconf/kvconf/backends/env"                // registers "env"
+	_ "github.com/kvconf/kvconf/backends/etcd"               // registers "etcd" and "etcdv3"
+	_ "github.com/kvconf/kvconf/backends/file"               // registers "file"
+	_ "github.com/kvconf/kvconf/backends/metadata"           // registers "metadata" and "rancher"
+	_ "github.com/kvconf/kvconf/backends/plugin"             // registers "plugin"
+	_ "github.com/kvconf/kvconf/backends/zookeeper"          // registers "zookeeper"
 )

@@ -20,8 +20,8 @@ import (
 // least every [reconnectMax] (±20%), so that the first attempt after the
 // server answers again comes within about 2.4 s.
 const (
-	reconnectMin = 250 * time.Millisecond
-	reconnectMax = 2 * time.Second
+	reconnectFirst = 250 * time.Millisecond
+	reconnectMax   = 2 * time.Second
 )
 
 // link follows the client's connection to etcd for the reads: it keeps the
@@ -47,7 +47,7 @@ func (l *link) dialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: grpcbackoff.Config{
-				BaseDelay:  reconnectMin,
+				BaseDelay:  reconnectFirst,
 				Multiplier: 1.6,
 				Jitter:     0.2,
 				MaxDelay:   reconnectMax,

@@ -63,6 +63,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/internal/redact"
 )
 
 func init() {
@@ -125,18 +126,22 @@ func (c *Config) servers() ([]string, error) {
 		if n == "" {
 			return nil, errors.New("zookeeper: empty node in nodes (-node)")
 		}
-		if strings.Contains(n, "://") || strings.ContainsAny(n, "/?#") {
-			return nil, fmt.Errorf("zookeeper: node %q: want host:port (-node)", n)
+		// A node may carry a password by mistake (user:pw@host): errors
+		// quote it with its userinfo masked, and never the parser's own
+		// message, which quotes it whole.
+		shown := redact.URL(n)
+		if strings.Contains(n, "://") || strings.ContainsAny(n, "/?#@") {
+			return nil, fmt.Errorf("zookeeper: node %q: want host:port (-node)", shown)
 		}
 		host, port, err := net.SplitHostPort(n)
 		if err != nil {
 			if !strings.Contains(err.Error(), "missing port") {
-				return nil, fmt.Errorf("zookeeper: node %q: want host:port (-node): %w", n, err)
+				return nil, fmt.Errorf("zookeeper: node %q: want host:port (-node)", shown)
 			}
 			host, port = strings.Trim(n, "[]"), "2181"
 		}
 		if host == "" || port == "" {
-			return nil, fmt.Errorf("zookeeper: node %q: want host:port (-node)", n)
+			return nil, fmt.Errorf("zookeeper: node %q: want host:port (-node)", shown)
 		}
 		out = append(out, net.JoinHostPort(host, port))
 	}

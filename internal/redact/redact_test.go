@@ -35,7 +35,7 @@ func TestURL(t *testing.T) {
 func TestError(t *testing.T) {
 	t.Parallel()
 	raw := "http://user:S3cr3t@host:abc"
-	_, perr := url.Parse(raw)
+	_, perr := url.Parse(raw) //nolint:staticcheck // the invalid URL is the point
 	if perr == nil || !strings.Contains(perr.Error(), "S3cr3t") {
 		t.Fatalf("url.Parse(%q) = %v: the test needs an error quoting the password", raw, perr)
 	}
@@ -51,7 +51,7 @@ func TestError(t *testing.T) {
 	if got := wrapped.Error(); strings.Contains(got, "tok-123") || !errors.Is(wrapped, fs.ErrNotExist) {
 		t.Errorf("Error = %q (Is ErrNotExist: %v)", got, errors.Is(wrapped, fs.ErrNotExist))
 	}
-	if e := errors.New("clean"); redact.Error(e, "x-secret") != e {
+	if e := errors.New("clean"); redact.Error(e, "x-secret") != e { //nolint:errorlint // identity is the point: no wrapper
 		t.Error("an error without secret is not returned as it is")
 	}
 	if redact.Error(nil, "s") != nil {

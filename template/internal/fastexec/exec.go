@@ -1,4 +1,4 @@
-package template
+package fastexec
 
 import (
 	"bytes"
@@ -14,49 +14,6 @@ import (
 
 	"github.com/kvconf/kvconf/funcs"
 )
-
-// The fast path executes a template's parse trees itself instead of
-// through text/template, whose reflection costs about a microsecond for
-// every line a large range renders. It holds values as any, reads the
-// fields of funcs.KV without reflection and calls the common function
-// signatures directly.
-//
-// It covers the constructs that confd templates use (text, actions,
-// if/with/range with else, break and continue, variables, define and
-// template, fields and methods, the builtins
-// and/or/not/len/eq/ne/lt/le/gt/ge/index/print/printf/println) and
-// gives up on anything else: a node or builtin it does not know, a value
-// it would have to print or convert in a way it does not mirror exactly,
-// a function that fails or panics. Giving up costs nothing but time: the
-// render runs again through text/template, which produces the output or
-// the error message. So whenever the fast path finishes, its output is
-// the one text/template would have produced, and every error a render
-// reports is text/template's.
-
-// errNotFast is wrapped by the reasons the fast path gives up.
-var errNotFast = errors.New("template: not on the fast path")
-
-// giveUp reports why the fast path cannot handle something: either
-// something it does not mirror (unsupported), or an error that
-// text/template is to report.
-type giveUp struct {
-	why         string
-	unsupported bool
-}
-
-func (g *giveUp) Error() string { return "template: fast path: " + g.why }
-
-func (g *giveUp) Unwrap() error { return errNotFast }
-
-// unsupported gives up on something the fast path does not mirror.
-func unsupported(format string, args ...any) error {
-	return &giveUp{why: fmt.Sprintf(format, args...), unsupported: true}
-}
-
-// failed gives up on this render only: text/template reports the error.
-func failed(format string, args ...any) error {
-	return &giveUp{why: fmt.Sprintf(format, args...)}
-}
 
 // Break and continue unwind the walk to the innermost range.
 var (
@@ -91,37 +48,6 @@ func printBuiltin(name string) any {
 		return fmt.Sprintln
 	}
 	return nil
-}
-
-// fastSupported reports whether every template of pt is made only of
-// nodes and builtins the fast path handles; defined names the functions
-// of the template's function map.
-func fastSupported(pt *texttemplate.Template, defined map[string]bool) bool {
-	ok := true
-	visit := func(n parse.Node) bool {
-		switch n := n.(type) {
-		case *parse.ListNode, *parse.ActionNode, *parse.IfNode, *parse.RangeNode, *parse.WithNode,
-			*parse.TemplateNode, *parse.PipeNode, *parse.CommandNode,
-			*parse.TextNode, *parse.CommentNode, *parse.BreakNode, *parse.ContinueNode,
-			*parse.DotNode, *parse.StringNode, *parse.NumberNode, *parse.BoolNode,
-			*parse.NilNode, *parse.FieldNode, *parse.VariableNode:
-		case *parse.IdentifierNode:
-			ok = ok && (defined[n.Ident] || fastBuiltin(n.Ident))
-		case *parse.ChainNode: // (pipeline).Field
-			_, pipe := n.Node.(*parse.PipeNode)
-			ok = ok && pipe
-		default: // any node a later Go adds
-			ok = false
-		}
-		return ok
-	}
-	for _, d := range pt.Templates() {
-		if d.Tree == nil || d.Root == nil {
-			return false
-		}
-		inspect(d.Root, visit)
-	}
-	return ok
 }
 
 // Values on the fast path are held as any, with four kinds of their own.
@@ -176,28 +102,12 @@ type fastState struct {
 	out   *bytes.Buffer
 	vars  []fastVar
 	depth int
-	// streams are the ranges to run over the pairs of gets, the store
-	// whose GetAll is the template's gets, one at a time, with their
-	// patterns (see [streamedRanges]). gets is a store, not a function,
-	// so that the closure that EachAll calls does not escape.
+	// streams are the ranges to run over the pairs of store, whose
+	// GetAll is the range's function, one at a time, with their patterns
+	// (see [streamedRanges]). store is a store, not a function, so that
+	// the closure that EachAll calls does not escape.
 	streams map[*parse.RangeNode]string
-	gets    *funcs.Store
-}
-
-// execFast executes pt with data on the fast path, calling the functions
-// that b binds, and appends the output to out. An error wraps errNotFast:
-// the caller takes back what was written and runs text/template instead.
-func execFast(out *bytes.Buffer, pt *texttemplate.Template, b *binding, data any) (err error) {
-	s := &fastState{tmpl: pt, fns: b.fm, out: out, vars: []fastVar{{"$", data}}, gets: b.gets}
-	if b.gets != nil {
-		s.streams = b.info.streams
-	}
-	defer func() {
-		if p := recover(); p != nil { // a function that panics: text/template reports it
-			err = unsupported("panic: %v", p)
-		}
-	}()
-	return s.walk(data, pt.Root) // the parser allows break and continue only in a range
+	store   *funcs.Store
 }
 
 // walk writes the output of node with dot as the current value.
@@ -275,7 +185,7 @@ func (s *fastState) walkRange(dot any, r *parse.RangeNode) error {
 	var v any
 	if stream {
 		// Declare the range's variables as evalPipeline would, holding
-		// the list gets would return: the else list sees it empty.
+		// the list GetAll would return: the else list sees it empty.
 		for _, d := range r.Pipe.Decl {
 			s.vars = append(s.vars, fastVar{d.Ident[0], []funcs.KV{}})
 		}
@@ -335,60 +245,7 @@ func (s *fastState) walkRange(dot any, r *parse.RangeNode) error {
 	return nil
 }
 
-// streamedRanges returns the ranges of pt's templates that the fast path
-// may run over the store's pairs one at a time, rather than over the list
-// gets makes of them, with their patterns: the ranges whose pipeline is
-// gets of a constant pattern, and whose body assigns no variable (with
-// "="). Then no element outlives its iteration, and all can share one
-// variable (see [fastState.rangeGets]). It returns nil when there are
-// none.
-func streamedRanges(pt *texttemplate.Template) map[*parse.RangeNode]string {
-	var out map[*parse.RangeNode]string
-	for _, d := range pt.Templates() {
-		if d.Tree == nil || d.Root == nil {
-			continue
-		}
-		inspect(d.Root, func(n parse.Node) bool {
-			if r, ok := n.(*parse.RangeNode); ok {
-				if p, ok := getsPattern(r); ok {
-					if out == nil {
-						out = map[*parse.RangeNode]string{}
-					}
-					out[r] = p
-				}
-			}
-			return true
-		})
-	}
-	return out
-}
-
-// getsPattern returns the pattern of r's pipeline when it is gets of a
-// constant pattern, assigning no variable, and r's body assigns none.
-func getsPattern(r *parse.RangeNode) (string, bool) {
-	if r.Pipe.IsAssign || len(r.Pipe.Cmds) != 1 || len(r.Pipe.Cmds[0].Args) != 2 {
-		return "", false
-	}
-	args := r.Pipe.Cmds[0].Args
-	fn, ok := args[0].(*parse.IdentifierNode)
-	if !ok || fn.Ident != "gets" {
-		return "", false
-	}
-	pattern, ok := args[1].(*parse.StringNode)
-	if !ok {
-		return "", false
-	}
-	assigns := false
-	inspect(r.List, func(n parse.Node) bool {
-		if p, ok := n.(*parse.PipeNode); ok && p.IsAssign {
-			assigns = true
-		}
-		return !assigns
-	})
-	return pattern.Text, !assigns
-}
-
-// rangeGets calls one for each pair that gets would return for pattern,
+// rangeGets calls one for each pair that GetAll would return for pattern,
 // read from the store one at a time, and returns how many there were. The
 // elements share one variable, which a range of [streamedRanges] allows.
 // The index is passed only when vars, the number of variables the range
@@ -398,7 +255,7 @@ func (s *fastState) rangeGets(pattern string, vars int, one func(index, elem any
 	elem := kvElem{&cur}
 	n := 0
 	var err error
-	if gerr := s.gets.EachAll(pattern, func(kv funcs.KV) bool {
+	if gerr := s.store.EachAll(pattern, func(kv funcs.KV) bool {
 		cur = kv
 		var index any
 		if vars > 1 {
@@ -410,7 +267,7 @@ func (s *fastState) rangeGets(pattern string, vars int, one func(index, elem any
 		n++
 		return true
 	}); gerr != nil {
-		return 0, failed("error calling gets: %v", gerr) // text/template reports it
+		return 0, failed("error calling GetAll: %v", gerr) // text/template reports it
 	}
 	return n, err
 }
@@ -1012,7 +869,7 @@ func (s *fastState) callFunc(dot any, name string, fn any, args []parse.Node, fi
 	}
 	v, err := call(fn, ft, argv)
 	switch {
-	case errors.Is(err, errNotFast): // a signature the fast path does not call
+	case errors.Is(err, ErrNotFast): // a signature the fast path does not call
 		return nil, err
 	case err != nil:
 		return nil, failed("error calling %s: %v", name, err)

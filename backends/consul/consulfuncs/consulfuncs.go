@@ -1,4 +1,15 @@
-package funcs
+// Package consulfuncs is the "consul" function set: consul-template's
+// service, services and nodes, which read Consul's service catalog as the
+// consul backend serves it through the store (see package
+// backends/consul/catalog). It lives beside the backend whose data it
+// reads, and registers itself with package funcs from its init function,
+// as the backends register themselves; backends/all imports it, and
+// [funcs.DefaultSets] puts it after sprig and confd when it is linked in.
+//
+// Its functions read keys outside a resource's own keys, so the set
+// declares, with [funcs.RegisterPrefixes], which catalog keys each call
+// reads: the resource fetches and watches them too.
+package consulfuncs
 
 import (
 	"context"
@@ -10,11 +21,12 @@ import (
 	texttemplate "text/template"
 
 	"github.com/kvconf/kvconf/backends/consul/catalog"
+	"github.com/kvconf/kvconf/funcs"
 )
 
 func init() {
-	Register("consul", "Consul's service catalog (service, services, nodes), served and watched by the consul backend", consulFuncs)
-	RegisterPrefixes("consul", consulPrefixes)
+	funcs.Register("consul", "Consul's service catalog (service, services, nodes), served and watched by the consul backend", consulFuncs)
+	funcs.RegisterPrefixes("consul", consulPrefixes)
 }
 
 // ErrNotWatched is wrapped by the errors of the consul set's functions when
@@ -23,12 +35,12 @@ func init() {
 // way the template's parse could not see (see [consulPrefixes]).
 var ErrNotWatched = errors.New("no catalog data for it: the consul functions read Consul's catalog through the consul backend, which serves what the template names as constant strings (a service named by a variable is read from every service of the default datacenter)")
 
-// consulFuncs is the [Builder] of the "consul" set: consul-template's
+// consulFuncs is the [funcs.Builder] of the "consul" set: consul-template's
 // service, services and nodes, reading the catalog keys that the consul
 // backend serves (package catalog). Values are decoded once per render.
-func consulFuncs(_ context.Context, s *Store) texttemplate.FuncMap {
+func consulFuncs(_ context.Context, s *funcs.Store) texttemplate.FuncMap {
 	if s == nil {
-		s = NewStore(nil)
+		s = funcs.NewStore(nil)
 	}
 	c := &catalogReader{s: s, decoded: map[string]any{}}
 	return texttemplate.FuncMap{
@@ -40,7 +52,7 @@ func consulFuncs(_ context.Context, s *Store) texttemplate.FuncMap {
 
 // catalogReader reads catalog keys from one render's store.
 type catalogReader struct {
-	s       *Store
+	s       *funcs.Store
 	decoded map[string]any // by key: its decoded value
 }
 
@@ -156,12 +168,12 @@ func (c *catalogReader) nodes(args ...string) ([]catalog.Node, error) {
 	return slices.Clone(v), nil
 }
 
-// consulPrefixes is the [PrefixFunc] of the consul set: the catalog
+// consulPrefixes is the [funcs.PrefixFunc] of the consul set: the catalog
 // prefix of each call. A service named by a constant is watched alone; one
 // named by anything else (a variable, a field of services' items) makes
 // the resource watch every service of the default datacenter. Constant
 // arguments are checked here, so a typo fails at load, not at render.
-func consulPrefixes(call Call) ([]string, error) {
+func consulPrefixes(call funcs.Call) ([]string, error) {
 	var q catalog.Query
 	switch call.Name {
 	case "service":

@@ -1,4 +1,4 @@
-package funcs_test
+package consulfuncs_test
 
 import (
 	"encoding/json"
@@ -9,6 +9,7 @@ import (
 	texttemplate "text/template"
 
 	"github.com/kvconf/kvconf/backends/consul/catalog"
+	"github.com/kvconf/kvconf/backends/consul/consulfuncs"
 	"github.com/kvconf/kvconf/funcs"
 )
 
@@ -103,13 +104,13 @@ func TestConsulServiceErrors(t *testing.T) {
 		is        error
 		want      string
 	}{
-		{"not watched", `{{service "db"}}`, funcs.ErrNotWatched, `service "db"`},
-		{"other datacenter not watched", `{{service "web@dc9"}}`, funcs.ErrNotWatched, `service "web@dc9"`},
+		{"not watched", `{{service "db"}}`, consulfuncs.ErrNotWatched, `service "db"`},
+		{"other datacenter not watched", `{{service "web@dc9"}}`, consulfuncs.ErrNotWatched, `service "web@dc9"`},
 		{"malformed name", `{{service "web@"}}`, catalog.ErrSyntax, `"web@"`},
 		{"empty tag", `{{service ".web"}}`, catalog.ErrSyntax, `".web"`},
 		{"unknown filter", `{{service "web" "healthy"}}`, nil, `unknown health filter "healthy"`},
 		{"malformed value", `{{service "bad"}}`, nil, `service "bad": malformed catalog value`},
-		{"services not watched", `{{services}}`, funcs.ErrNotWatched, "services"},
+		{"services not watched", `{{services}}`, consulfuncs.ErrNotWatched, "services"},
 		{"nodes bad argument", `{{nodes "dc1"}}`, catalog.ErrSyntax, `want "@datacenter"`},
 	}
 	for _, tt := range tests {
@@ -233,5 +234,14 @@ func TestConsulPrefixes(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDefaultSets checks that, linked in, the consul set comes last in
+// the default sets, after sprig and confd, as README documents.
+func TestDefaultSets(t *testing.T) {
+	t.Parallel()
+	if got, want := funcs.DefaultSets(), []string{"sprig", "confd", "consul"}; !slices.Equal(got, want) {
+		t.Errorf("DefaultSets() = %q, want %q", got, want)
 	}
 }

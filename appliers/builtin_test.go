@@ -1,0 +1,91 @@
+package appliers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+)
+
+func env() Env { return Env{Logger: slog.New(slog.DiscardHandler)} }
+
+// TestSignalPidfile signals a real process through its pidfile.
+func TestSignalPidfile(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	if err := os.WriteFile(pidfile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := (&SignalConfig{Signal: "TERM", Pidfile: pidfile}).New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(t.Context(), Change{}, env()); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+		t.Fatalf("sleep ended with %v, want SIGTERM", err)
+	}
+}
+
+// TestSignalSupervised signals through Env.Signal (exec mode), and without
+// it or a pidfile says the change is unsupported.
+func TestSignalSupervised(t *testing.T) {
+	t.Parallel()
+	a, err := (&SignalConfig{Signal: "SIGUSR2"}).New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(t.Context(), Change{}, env()); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("Apply without a target: %v, want ErrUnsupported", err)
+	}
+	var got os.Signal
+	e := env()
+	e.Signal = func(s os.Signal) error { got = s; return nil }
+	if err := a.Apply(t.Context(), Change{}, e); err != nil || got != syscall.SIGUSR2 {
+		t.Fatalf("Apply = %v, signalled %v; want SIGUSR2", err, got)
+	}
+}
+
+func TestCommandRuns(t *testing.T) {
+	t.Parallel()
+	a, err := (&CommandConfig{Cmd: "reload it"}).New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ran string
+	e := env()
+	e.Run = func(_ context.Context, name, cmd string) error { ran = name + ": " + cmd; return nil }
+	if err := a.Apply(t.Context(), Change{}, e); err != nil || ran != "apply.cmd: reload it" {
+		t.Fatalf("Apply = %v, ran %q", err, ran)
+	}
+}
+
+func TestRegistry(t *testing.T) {
+	t.Parallel()
+	for _, n := range []string{"command", "signal"} {
+		if _, err := NewConfig(n); err != nil {
+			t.Errorf("NewConfig(%q): %v", n, err)
+		}
+	}
+	if _, err := NewConfig("nope"); err == nil {
+		t.Error("NewConfig(nope) succeeded")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a second Register of command did not panic")
+		}
+	}()
+	Register("command", func() Config { return new(CommandConfig) })
+}
