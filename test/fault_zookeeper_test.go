@@ -18,25 +18,44 @@ import (
 // kvconf's session, and kvconf must walk its prefixes again.
 type zkFault struct {
 	s    *zktest.Server
-	conn *zk.Conn // the test's own client, for put
+	conn *zk.Conn // the test's own client, for put; replaced after a failure
 }
 
 // startZookeeperFault starts a ZooKeeper server for one case of the fault
 // suite; it is killed when the test ends.
 func startZookeeperFault(t *testing.T) faultServer {
 	t.Helper()
-	s := zktest.Start(t, zktest.Options{})
-	return &zkFault{s: s, conn: s.Client(t)}
+	z := &zkFault{s: zktest.Start(t, zktest.Options{})}
+	z.conn = z.connect(t)
+	t.Cleanup(func() { z.conn.Close() })
+	return z
 }
+
+// connect returns a new client of the server; it connects in the
+// background.
+func (z *zkFault) connect(t *testing.T) *zk.Conn {
+	t.Helper()
+	conn, _, err := zk.Connect([]string{z.s.Addr}, 30*time.Second, zk.WithLogInfo(false), zk.WithLogger(zkQuiet{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// zkQuiet discards the messages of the test's ZooKeeper clients.
+type zkQuiet struct{}
+
+func (zkQuiet) Printf(string, ...any) {}
 
 func (z *zkFault) kvconfArgs() []string {
 	return []string{"-backend", "zookeeper", "-node", z.s.Addr}
 }
 
 // put sets key, creating it and its parents when missing, retrying until
-// the server takes it. The test's client reconnects by itself, within
-// about a second of the server answering (go-zookeeper waits 1 s after
-// trying every server), and starts a new session when the old one expired.
+// the server takes it. After a failure it retries with a new client:
+// go-zookeeper waits a second before it dials a server again, which kvconf
+// has to wait but put must not, since it marks the moment the server
+// answers again; a new client dials at once.
 func (z *zkFault) put(t *testing.T, key, value string) {
 	t.Helper()
 	deadline := time.Now().Add(faultDeadline)
@@ -48,6 +67,8 @@ func (z *zkFault) put(t *testing.T, key, value string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("put %s: zookeeper does not answer after %v: %v", key, faultDeadline, err)
 		}
+		z.conn.Close()
+		z.conn = z.connect(t)
 		time.Sleep(10 * time.Millisecond) // polling the test's own server
 	}
 }
