@@ -21,9 +21,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
 	"strings"
-	"sync"
+
+	"github.com/kvconf/kvconf/internal/registry"
 )
 
 // ErrUnsupported is wrapped by the error of an applier that cannot apply a
@@ -97,48 +97,24 @@ func (e *OptionError) Error() string { return e.Key + ": " + e.Err.Error() }
 // Unwrap returns Err.
 func (e *OptionError) Unwrap() error { return e.Err }
 
-var (
-	mu       sync.RWMutex
-	registry = map[string]func() Config{}
-)
+// factories holds the registered appliers' Config factories.
+var factories = registry.New[func() Config]("appliers")
 
 // Register makes an applier available under name. It is meant to be
 // called from the init function of the applier's package, and panics if
 // name is empty, newConfig is nil or name is already registered.
 func Register(name string, newConfig func() Config) {
-	mu.Lock()
-	defer mu.Unlock()
-	if name == "" {
-		panic("appliers: Register with an empty name")
-	}
-	if newConfig == nil {
-		panic("appliers: Register of " + name + " with a nil factory")
-	}
-	if _, dup := registry[name]; dup {
-		panic("appliers: Register called twice for " + name)
-	}
-	registry[name] = newConfig
+	factories.Register(name, newConfig, newConfig == nil)
 }
 
 // Names returns the names of the registered appliers, sorted.
-func Names() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	names := make([]string, 0, len(registry))
-	for n := range registry {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Names() []string { return factories.Names() }
 
 // NewConfig returns a fresh, default Config for the named applier.
 func NewConfig(name string) (Config, error) {
-	mu.RLock()
-	newConfig, ok := registry[name]
-	mu.RUnlock()
+	newConfig, ok := factories.Lookup(name)
 	if !ok {
-		return nil, fmt.Errorf("unknown applier %q (known: %s; missing import of appliers/all?)", name, strings.Join(Names(), ", "))
+		return nil, fmt.Errorf("unknown applier %q (known: %s)", name, strings.Join(Names(), ", "))
 	}
 	return newConfig(), nil
 }
