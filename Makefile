@@ -56,7 +56,7 @@ FUZZ_TARGETS = \
 	./appliers/haproxy:FuzzParseHAProxy \
 	./backends/consul:FuzzIsClean \
 	./backends/consul:FuzzPairs \
-	./backends/consul:FuzzParseListing \
+	./backends/consul/internal/kvlisting:FuzzParseListing \
 	./backends/file:FuzzFlatten \
 	./backends/metadata:FuzzFlatten \
 	./resource:FuzzKeyJoin \
