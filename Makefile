@@ -1,4 +1,4 @@
-# kvconf: `make build` builds a static bin/kvconf; `make example` renders the bundled example; `make test` runs every test.
+# kvconf: `make build` builds a static bin/kvconf and bin/kvconf-backend-redis; `make example` renders the bundled example; `make test` runs every test.
 GO ?= go
 # The binary make build writes.
 BIN ?= bin/kvconf
@@ -17,9 +17,10 @@ LDFLAGS = -X github.com/kvconf/kvconf/cli.version=$(VERSION) -X github.com/kvcon
 
 all: build
 
-## build: a static binary (CGO_ENABLED=0: runs on scratch or alpine) in $(BIN)
+## build: a static binary (CGO_ENABLED=0: runs on scratch or alpine) in $(BIN), and beside it the plugins of plugins/ (kvconf-backend-redis: -backend redis finds it there)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kvconf
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(dir $(BIN))kvconf-backend-redis ./plugins/kvconf-backend-redis
 
 ## version: the version make build stamps (empty without a git tag)
 version:
@@ -52,9 +53,10 @@ test-integration:
 ## target (grep -rn '^func Fuzz') is added to FUZZ_TARGETS, as pkg:Name: the script checks the list.
 FUZZTIME ?= 20s
 FUZZ_TARGETS = \
+	./appliers/haproxy:FuzzParseHAProxy \
 	./backends/consul:FuzzIsClean \
 	./backends/consul:FuzzPairs \
-	./backends/consul:FuzzParseListing \
+	./backends/consul/internal/kvlisting:FuzzParseListing \
 	./backends/file:FuzzFlatten \
 	./backends/metadata:FuzzFlatten \
 	./resource:FuzzKeyJoin \

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"strings"
-	"sync"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/kvconf/kvconf/internal/registry"
 )
 
 // ErrClosed is returned by the methods of a backend after Close.
@@ -162,47 +162,23 @@ type Sampler interface {
 	Sample() string
 }
 
-var (
-	mu       sync.RWMutex
-	registry = map[string]func() Config{}
-)
+// factories holds the registered backends' Config factories.
+var factories = registry.New[func() Config]("backends")
 
-// Register makes a backend available under name. It is meant to be called
-// from the init function of the backend's package, and panics if name is
-// empty, newConfig is nil or name is already registered.
+// Register makes a backend available under name. It is meant to be
+// called from the init function of the backend's package, and panics if
+// name is empty, newConfig is nil or name is already registered.
 func Register(name string, newConfig func() Config) {
-	mu.Lock()
-	defer mu.Unlock()
-	if name == "" {
-		panic("backends: Register with an empty name")
-	}
-	if newConfig == nil {
-		panic("backends: Register of " + name + " with a nil factory")
-	}
-	if _, dup := registry[name]; dup {
-		panic("backends: Register called twice for " + name)
-	}
-	registry[name] = newConfig
+	factories.Register(name, newConfig, newConfig == nil)
 }
 
 // Names returns the names of the registered backends, sorted.
-func Names() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	names := make([]string, 0, len(registry))
-	for n := range registry {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Names() []string { return factories.Names() }
 
 // NewConfig returns a fresh, default Config for the named backend. A name
 // that no backend is registered under is an [*UnknownError].
 func NewConfig(name string) (Config, error) {
-	mu.RLock()
-	newConfig, ok := registry[name]
-	mu.RUnlock()
+	newConfig, ok := factories.Lookup(name)
 	if !ok {
 		return nil, &UnknownError{Name: name, Known: Names()}
 	}

@@ -11,15 +11,24 @@
 #      spaced apart (kvconf's Consul watch paces its blocking queries on a
 #      prefix at least 100 ms apart, so a put right after the previous
 #      update waits for that pacing);
-#   3. CPU used by kvconf -watch while idle for 60 s.
+#   3. CPU used by kvconf -watch while idle for 60 s;
+#   4. scale (issue 19): 200 resources, each on a prefix of its own
+#      (/bench/s/p000 … p199, 50 keys each, 10,000 keys), kvconf -watch at
+#      the agent's default limits; put-to-file latency of 100 puts spread
+#      over 20 of the prefixes (each to another resource), 250 ms apart
+#      (targets: median <= 10 ms, p95 <= 50 ms), and the most connections
+#      from kvconf the agent held meanwhile (ss; target <= 16).
 # Usage: bench/consul.sh [runs [idle_seconds]]
 #   runs: runs per one-shot measurement (default 5); idle_seconds: length
-#   of the idle CPU measurement (default 60).
+#   of the idle CPU measurement (default 60). SECTIONS="1 2 3 4" (the
+#   default) picks the sections to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-5}"
 idle="${2:-60}"
 gap=250ms # between spaced puts: above the watch's pacing of 100-125 ms
+sections=" ${SECTIONS:-1 2 3 4} "
+want() { [[ $sections == *" $1 "* ]]; }
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need curl || ! need python3 || ! [ -x /usr/bin/time ]; then
@@ -109,6 +118,7 @@ load() { # load <n>: keys /bench/k/000000 … of the template, bench/k/… in Co
 	awk -v a="$t0" -v b="$EPOCHREALTIME" -v n="$1" 'BEGIN {printf "(loaded %d keys in %.1f s)\n", n, b-a}'
 }
 
+if want 1; then
 echo "== one-shot render (median of $runs runs, whole process; curl and kvconf take turns)"
 for n in 1000 10000 100000; do
 	load "$n" # overwrites the keys of the previous size
@@ -125,17 +135,19 @@ for n in 1000 10000 100000; do
 	awk -v k="$wall" -v c="$curl_wall" -v n="$n" \
 		'BEGIN {printf "ratio kvconf/curl wall (%d keys): %.2fx%s\n", n, k/c, n == 100000 ? " (target <= 1.25x)" : ""}'
 done
+fi
 
+daemon() { # daemon <confdir> <dest>: start kvconf -watch and wait for its first render
+	"$work/kvconf" -watch -config-file /dev/null -confdir "$1" -backend consul -node "$addr" -log-level error &
+	kv_pid=$!
+	for _ in $(seq 600); do [ -s "$2" ] && break; sleep 0.1; done
+	[ -s "$2" ] || { echo "kvconf -watch rendered nothing into $2" >&2; exit 1; }
+}
+if want 2 || want 3; then
 echo "== put-to-file latency, 10,000 keys under the watched prefix (200 puts)"
 # a: the template reads the changed key only; b: it renders all 10,000 keys.
 curl -sf -X DELETE "http://$addr/v1/kv/bench/?recurse" >/dev/null
 load 10000
-daemon() { # daemon <confdir> <dest>: start kvconf -watch and wait for its first render
-	"$work/kvconf" -watch -config-file /dev/null -confdir "$1" -backend consul -node "$addr" -log-level error &
-	kv_pid=$!
-	for _ in $(seq 100); do [ -s "$2" ] && break; sleep 0.1; done
-	[ -s "$2" ] || { echo "kvconf -watch rendered nothing into $2" >&2; exit 1; }
-}
 putlat() { # putlat <label> <dest> [putlat flags]
 	local label=$1 dest=$2; shift 2
 	printf '%-40s' "$label"
@@ -159,3 +171,41 @@ sleep 1 # let the last render settle
 before=$(ticks); sleep "$idle" & wait $!; after=$(ticks)
 hz=$(getconf CLK_TCK)
 awk -v t=$((after - before)) -v hz="$hz" -v d="$idle" 'BEGIN {printf "cpu %.3f s over %d s (%.3f%%)\n", t/hz, d, 100*t/hz/d}'
+stop "$kv_pid"; kv_pid=
+fi
+
+if want 4; then
+echo "== scale: 200 resources on 200 prefixes over 10,000 keys, 100 puts over 20 of them, $gap apart"
+curl -sf -X DELETE "http://$addr/v1/kv/bench/?recurse" >/dev/null
+python3 - "$addr" <<'PY'
+import json, sys, urllib.request, base64
+addr = sys.argv[1]
+ops = [{"KV": {"Verb": "set", "Key": "bench/s/p%03d/k%05d" % (k % 200, k),
+               "Value": base64.b64encode(b"value %05d" % k).decode()}} for k in range(10000)]
+for i in range(0, len(ops), 64):
+    req = urllib.request.Request("http://%s/v1/txn" % addr, data=json.dumps(ops[i:i+64]).encode(), method="PUT")
+    urllib.request.urlopen(req).read()
+PY
+d="$work/scale"; mkdir -p "$d/conf.d" "$d/templates" "$d/out"
+printf '{{range gets "/*"}}{{.Key}}={{.Value}}\n{{end}}' >"$d/templates/r.tmpl"
+for i in $(seq 0 199); do
+	printf '[template]\nsrc = "r.tmpl"\ndest = "%s/out/r%03d.conf"\nprefix = "/bench/s/p%03d"\nkeys = ["/"]\n' "$d" "$i" "$i" >"$d/conf.d/r$i.toml"
+done
+daemon "$d" "$d/out/r199.conf"
+for _ in $(seq 600); do [ "$(ls "$d/out" | wc -l)" -ge 200 ] && break; sleep 0.1; done
+sleep 2 # let every group's query block
+keys=; files=
+for j in $(seq 0 19); do
+	i=$((j * 10 + j % 10)) # 20 prefixes spread over the 200
+	keys+="/bench/s/p$(printf %03d "$i")/k$(printf %05d "$i"),"
+	files+="$d/out/r$(printf %03d "$i").conf,"
+done
+conns() { ss -Htan | awk -v a="$addr" '($1 == "ESTAB" || $1 == "CLOSE-WAIT") && $4 == a {n++} END {print n+0}'; }
+( peak=0; while kill -0 "$kv_pid" 2>/dev/null; do c=$(conns); [ "$c" -gt "$peak" ] && { peak=$c; echo "$peak" >"$work/peak"; }; sleep 0.05; done ) &
+sampler=$!
+printf '%-40s' "c (200 resources, 20 prefixes):"
+"$work/putlat" -backend consul -endpoint "$addr" -key "${keys%,}" -file "${files%,}" -n 100 -gap "$gap"
+stop "$kv_pid"; kv_pid=
+wait "$sampler" 2>/dev/null || true
+echo "most connections the agent held with kvconf and putlat: $(cat "$work/peak" 2>/dev/null || echo 0) (target <= 16, putlat's one included)"
+fi

@@ -21,7 +21,7 @@
 //
 //	kvconf [flags]            render every resource, once (-onetime), on every change (-watch) or every -interval
 //	kvconf backends [NAME]    list the compiled-in backends, or print NAME's sample configuration
-//	kvconf plugins            list the compiled-in backends and function sets
+//	kvconf plugins            list the compiled-in backends and function sets, and the plugins -backend finds
 //	kvconf exec [flags] -- COMMAND [ARGS...]
 //	                          render every resource, then run COMMAND as a child and signal it on each change
 //	kvconf help [exec]        print the usage of kvconf or of exec
@@ -49,7 +49,6 @@ import (
 	"syscall"
 
 	"github.com/kvconf/kvconf/backends"
-	"github.com/kvconf/kvconf/funcs"
 	"github.com/kvconf/kvconf/resource"
 )
 
@@ -106,7 +105,7 @@ func (c command) run(ctx context.Context, args []string) int {
 		return listBackends(args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "plugins" {
-		return listPlugins(args[1:], stdout, stderr)
+		return c.plugins(ctx, args[1:])
 	}
 	if len(args) > 0 && args[0] == "exec" {
 		return c.exec(ctx, args[1:])
@@ -182,15 +181,15 @@ func (c command) run(ctx context.Context, args []string) int {
 	// ever render: fail as -onetime does. Otherwise the ones that failed
 	// are retried, with backoff, while the others run.
 	gs := p.groups(rs)
-	open, errs := p.openAll(ctx, gs)
-	if open == 0 && len(errs) > 0 {
-		for _, err := range errs {
-			fmt.Fprintf(stderr, "kvconf: %v\n", err)
+	open, failed := p.openAll(ctx, gs)
+	if open == 0 && len(failed) > 0 {
+		for _, f := range failed {
+			fmt.Fprintf(stderr, "kvconf: %v\n", f.err)
 		}
 		return exitFailed
 	}
-	for _, err := range errs {
-		log.Error("backend open failed", "err", err)
+	for _, f := range failed {
+		log.Error("backend open failed", "backend", p.entries[f.name].label, "err", f.err)
 	}
 	if err := c.ops.start(ctx, p, rs); err != nil {
 		fmt.Fprintf(stderr, "kvconf: %v\n", err)
@@ -422,23 +421,6 @@ func listBackends(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, name := range backends.Names() {
 		fmt.Fprintf(stdout, "%s\t%s\n", name, backendDescription(name))
-	}
-	return exitOK
-}
-
-// listPlugins prints what is compiled in, one per line: every backend as
-// "backend\tNAME\tdescription", then every function set as
-// "funcs\tNAME\tdescription".
-func listPlugins(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
-		fmt.Fprintln(stderr, "Usage: kvconf plugins")
-		return exitUsage
-	}
-	for _, name := range backends.Names() {
-		fmt.Fprintf(stdout, "backend\t%s\t%s\n", name, backendDescription(name))
-	}
-	for _, name := range funcs.Names() {
-		fmt.Fprintf(stdout, "funcs\t%s\t%s\n", name, funcs.Description(name))
 	}
 	return exitOK
 }

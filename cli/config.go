@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -40,9 +42,16 @@ type config struct {
 	// Named holds the [backends.NAME] tables of the config file, sorted
 	// by name.
 	Named []namedBackend
+	// PluginDirs are the directories of -plugin-dir (see [pluginDirs]).
+	PluginDirs []string
 	// Ignored lists the settings that -onetime makes kvconf ignore
 	// (-watch, -interval), by where they were set.
 	Ignored []source
+
+	// lacking holds the options of confd backends that are not built in
+	// that were set, by key: a plugin found for -backend takes them.
+	lacking map[string]any
+	path    string // the PATH searched for plugins after PluginDirs
 
 	from    map[string]source // where each option's value came from, by flag name
 	keyFrom map[string]source // the same for the backend options, by key
@@ -75,6 +84,7 @@ func load(f *flags, getenv func(string) (string, bool)) (*config, error) {
 		KeepStageFile: s["keep-stage-file"].value.(bool),
 		Version:       s["version"].value.(bool),
 		Named:         named,
+		PluginDirs:    s["plugin-dir"].value.([]string),
 		BackendOpts:   map[string]any{},
 		from:          map[string]source{},
 		keyFrom:       map[string]source{},
@@ -90,9 +100,14 @@ func load(f *flags, getenv func(string) (string, bool)) (*config, error) {
 			}
 		}
 		if st.opt.lacking != "" && st.from != "default" {
-			return nil, fmt.Errorf("%s: %s", st.from, notBuiltIn(st.opt.lacking))
+			if c.lacking == nil {
+				c.lacking = map[string]any{}
+			}
+			c.lacking[st.opt.key] = st.value
+			c.keyFrom[st.opt.key] = st.from
 		}
 	}
+	c.path, _ = getenv("PATH")
 	if c.Version {
 		return c, nil
 	}
@@ -175,12 +190,31 @@ func (c *config) defaultBackend() (name, typ string, cfg backends.Config, err er
 		for k := range c.BackendOpts {
 			set = append(set, string(c.keyFrom[k]))
 		}
+		if err := c.lackingSet(); err != nil {
+			return "", "", nil, err
+		}
 		if len(set) > 0 {
 			slices.Sort(set)
 			return "", "", nil, fmt.Errorf("%s: the default backend is the config file's [backends.%s] table: set its options there (%s)",
 				c.origin("backend"), n.name, strings.Join(set, ", "))
 		}
 		return n.name, n.typ, n.cfg, nil
+	}
+	if _, err := backends.NewConfig(c.Backend); err != nil && !slices.ContainsFunc(c.Named, func(n namedBackend) bool { return n.name == c.Backend }) {
+		// Not built in: a plugin kvconf-backend-NAME, if there is one,
+		// takes every backend option given.
+		opts := maps.Clone(c.BackendOpts)
+		maps.Copy(opts, c.lacking)
+		cfg, err := c.pluginBackend(context.Background(), c.Backend, opts, c.keyFrom)
+		if err != nil {
+			return "", "", nil, fmt.Errorf("backend %s: %w", c.Backend, err)
+		}
+		if cfg != nil {
+			return "", c.Backend, cfg, nil
+		}
+	}
+	if err := c.lackingSet(); err != nil {
+		return "", "", nil, err
 	}
 	cfg, err = backends.Decode(c.Backend, c.BackendOpts)
 	if err == nil {
@@ -204,6 +238,21 @@ func (c *config) defaultBackend() (name, typ string, cfg backends.Config, err er
 		}
 	}
 	return "", "", nil, fmt.Errorf("backend %s: %s", c.Backend, strings.Join(msgs, "; "))
+}
+
+// lackingSet returns the error for the options of confd backends that
+// are not built in, when one was set and no plugin takes it: the first,
+// in key order, saying where it was set.
+func (c *config) lackingSet() error {
+	keys := slices.Sorted(maps.Keys(c.lacking))
+	for _, k := range keys {
+		for _, b := range confdBackends {
+			if slices.Contains(b.flags, strings.ReplaceAll(k, "_", "-")) {
+				return fmt.Errorf("%s: %s", c.keyFrom[k], notBuiltIn(b.name))
+			}
+		}
+	}
+	return nil
 }
 
 // optionSource says how an error names the backend option key: where it
@@ -233,7 +282,7 @@ func unknownBackend(name string, named []namedBackend) error {
 	if slices.Contains(lackingBackends(), name) {
 		return fmt.Errorf("unknown backend %q: %s (%s)", name, notBuiltIn(name), avail)
 	}
-	return fmt.Errorf("unknown backend %q (%s)", name, avail)
+	return fmt.Errorf("unknown backend %q (%s; no plugin %s%s in -plugin-dir or PATH, see docs/plugins.md)", name, avail, pluginPrefix, name)
 }
 
 // quoted matches a double-quoted string of an error message, such as a

@@ -151,6 +151,9 @@ func TestHelpListsCompiledInBackends(t *testing.T) {
 	lacking := lackingBackends()
 	for _, name := range lacking {
 		line := fmt.Sprintf("  %s: confd's %s backend is not built into this kvconf: add it as a plugin", name, name)
+		if p, _ := findPlugin(name, pluginDirs(nil), os.Getenv("PATH")); p != "" {
+			line = fmt.Sprintf("  %s: confd's %s backend is the plugin %s, which -backend %s runs", name, name, p, name)
+		}
 		if strings.Count(text, line) != 1 {
 			t.Errorf("help has no one line %q:\n%s", line, text)
 		}
@@ -389,7 +392,7 @@ func TestUnknownBackendErrors(t *testing.T) {
 		want string
 	}{
 		{name: "unknown", args: []string{"-backend", "nope"},
-			want: `kvconf: flag -backend: unknown backend "nope" (built in: ` + strings.Join(backends.Names(), ", ") + "; in the config file: p)\n"},
+			want: `kvconf: flag -backend: unknown backend "nope" (built in: ` + strings.Join(backends.Names(), ", ") + "; in the config file: p; no plugin kvconf-backend-nope in -plugin-dir or PATH, see docs/plugins.md)\n"},
 		{name: "unknown from the environment", env: map[string]string{"KVCONF_BACKEND": "nope"},
 			want: `kvconf: environment KVCONF_BACKEND: unknown backend "nope" (built in: `},
 		{name: "options beside a named default", args: []string{"-backend", "p", "-file", data},
@@ -402,7 +405,7 @@ func TestUnknownBackendErrors(t *testing.T) {
 			env  map[string]string
 			want string
 		}{name: "confd's, not built in", args: []string{"-backend", lacking[0]},
-			want: fmt.Sprintf(`kvconf: flag -backend: unknown backend %q: confd's %s backend is not built into this kvconf: add it as a plugin ([backends.%s] with type = "plugin" and command = ["kvconf-backend-%s"]) or build a kvconf with it (docs/plugins.md) (built in: `,
+			want: fmt.Sprintf(`kvconf: flag -backend: unknown backend %q: confd's %s backend is not built into this kvconf: add it as a plugin, an executable kvconf-backend-%s that -backend %s finds in -plugin-dir (default: kvconf's directory, /usr/lib/kvconf/plugins) or PATH, written with the plugin SDK (package backends/plugin/sdk), or build a kvconf with it (docs/plugins.md) (built in: `,
 				lacking[0], lacking[0], lacking[0], lacking[0])})
 	}
 	for _, tt := range tests {
@@ -431,7 +434,7 @@ func TestBackendsUnknown(t *testing.T) {
 	if code := run(t.Context(), []string{"backends", "nope"}, envMap(nil), io.Discard, &stderr); code != exitUsage {
 		t.Errorf("exit code %d, want %d", code, exitUsage)
 	}
-	if want := `kvconf backends: unknown backend "nope" (built in: ` + strings.Join(backends.Names(), ", ") + ")\n"; stderr.String() != want {
+	if want := `kvconf backends: unknown backend "nope" (built in: ` + strings.Join(backends.Names(), ", ") + "; no plugin kvconf-backend-nope in -plugin-dir or PATH, see docs/plugins.md)\n"; stderr.String() != want {
 		t.Errorf("stderr %q, want %q", stderr.String(), want)
 	}
 }

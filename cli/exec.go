@@ -342,6 +342,9 @@ func (c command) supervise(ctx context.Context, sv supervision) int {
 	rel := newReloader(child.Signal, cfg.reloadSignal, log.With("pid", pid))
 	hasReload := map[string]bool{}
 	for _, r := range rs {
+		// The signal applier signals the child; an applier that applied a
+		// change live (resource.Applied) needs no signal either.
+		r.SetSignal(child.Signal)
 		// reload_cmd runs unless -sync-only; then the child is signalled.
 		hasReload[r.Name] = r.Config.ReloadCmd != "" && !sv.syncOnly
 	}

@@ -48,6 +48,7 @@ var coreOptions = []option{
 	{flag: "confdir", key: "confdir", def: "/etc/confd", usage: "directory holding conf.d/ and templates/"},
 	{flag: "config-file", key: "", def: "/etc/confd/confd.toml", usage: "kvconf/confd config file (TOML); a missing default file is ignored"},
 	{flag: "backend", key: "backend", def: "etcd", usage: "the default backend: a compiled-in one (kvconf backends lists them) or a [backends.NAME] table of the config file"},
+	{flag: "plugin-dir", key: "plugin_dir", kind: kList, usage: "directory where -backend NAME, when NAME is not built in, looks for the plugin kvconf-backend-NAME before PATH (repeatable; default: kvconf's own directory, then " + systemPluginDir + ")"},
 	{flag: "prefix", key: "prefix", usage: "key prefix joined before every resource's prefix"},
 	{flag: "onetime", key: "onetime", kind: kBool, usage: "render every resource once and exit (-watch and -interval are then ignored)"},
 	{flag: "interval", key: "interval", kind: kInt, def: "600", usage: "seconds between polls of the backend; with -watch, between full reconciliations (none unless set)"},
@@ -94,14 +95,6 @@ func lackingBackends() []string {
 		}
 	}
 	return out
-}
-
-// notBuiltIn is the one line that says a confd backend is not compiled in
-// and how to add it.
-func notBuiltIn(name string) string {
-	return fmt.Sprintf("confd's %s backend is not built into this kvconf: add it as a plugin "+
-		"([backends.%s] with type = \"plugin\" and command = [\"kvconf-backend-%s\"]) or build a kvconf with it (docs/plugins.md)",
-		name, name, name)
 }
 
 // backendGroup is a compiled-in backend and the options it declares;

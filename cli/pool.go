@@ -205,19 +205,25 @@ func (p *pool) label(name string, err error) error {
 	return errors.Join(parts...)
 }
 
+// openFailure is a backend that could not be opened, and why.
+type openFailure struct {
+	name string // the backend's name in the pool
+	err  error
+}
+
 // openAll opens the backends of gs, returning how many are open and the
 // failures.
-func (p *pool) openAll(ctx context.Context, gs []group) (int, []error) {
-	var errs []error
+func (p *pool) openAll(ctx context.Context, gs []group) (int, []openFailure) {
+	var failed []openFailure
 	open := 0
 	for _, g := range gs {
 		if _, err := p.get(ctx, g.name); err != nil {
-			errs = append(errs, err)
+			failed = append(failed, openFailure{g.name, err})
 			continue
 		}
 		open++
 	}
-	return open, errs
+	return open, failed
 }
 
 // run keeps the resources up to date until ctx is done: one

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -75,6 +76,10 @@ func printBackends(w io.Writer, f *flags) {
 	if lacking := lackingBackends(); len(lacking) > 0 {
 		fmt.Fprint(w, "\nNot built in:\n")
 		for _, name := range lacking {
+			if p, err := findPlugin(name, pluginDirs(nil), os.Getenv("PATH")); err == nil && p != "" {
+				fmt.Fprintf(w, "  %s: confd's %s backend is the plugin %s, which -backend %s runs\n", name, name, p, name)
+				continue
+			}
 			fmt.Fprintf(w, "  %s: %s\n", name, notBuiltIn(name))
 		}
 	}

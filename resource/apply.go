@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aymanbagabas/go-udiff"
 
+	"github.com/kvconf/kvconf/appliers"
 	"github.com/kvconf/kvconf/funcs"
 )
 
@@ -72,6 +74,10 @@ const (
 	Updated
 	// WouldUpdate means dest differs but [Options.Noop] kept it as it was.
 	WouldUpdate
+	// Applied means dest now holds the new content and the resource's
+	// applier (its [template.apply] table) brought the service up to
+	// date, so reload_cmd did not run.
+	Applied
 )
 
 // String returns "unchanged", "updated" or "would update".
@@ -83,6 +89,8 @@ func (r Result) String() string {
 		return "updated"
 	case WouldUpdate:
 		return "would update"
+	case Applied:
+		return "applied"
 	}
 	return fmt.Sprintf("Result(%d)", int(r))
 }
@@ -112,7 +120,7 @@ type state struct {
 //  1. Render to memory. A render error leaves dest untouched.
 //  2. Compare with dest: when content, mode and owner all match, return
 //     [Unchanged] without touching anything. An unset mode keeps dest's
-//     mode (0644 for a new file); an unset owner or group keeps dest's
+//     mode but for its setuid and setgid bits (0644 for a new file); an unset owner or group keeps dest's
 //     (the process's for a new file).
 //  3. With [Options.Noop], print a unified diff to [Options.Diff] and
 //     return [WouldUpdate].
@@ -122,6 +130,11 @@ type state struct {
 //     untouched, the stage file is removed (kept with
 //     [Options.KeepStageFile]) and the error is a [*HookError].
 //  6. Rename the stage file over dest and sync the directory.
+//  6. With an applier (a [template.apply] table) and unless
+//     [Options.SyncOnly], the applier applies the change before the
+//     rename; when it does, Apply returns [Applied] after the rename and
+//     runs no reload_cmd. When it cannot, the reason is logged and the
+//     steps go on: reload_cmd is the fallback.
 //  7. Unless [Options.SyncOnly], run reload_cmd. When it fails and
 //     rollback is on (the default), dest's previous content, mode and
 //     owner are restored the same atomic way (or dest is removed if it did
@@ -131,7 +144,8 @@ type state struct {
 // created if missing, in a directory that exists) and the link stays: a
 // dest in nginx's sites-enabled that links to sites-available updates the
 // file in sites-available. A link is followed only when it is safe to (see
-// [LinkError]).
+// [LinkError]), and no directory above dest may be one that another user
+// could swap for a link (see [DirError]).
 //
 // Errors are [*Error]s, whose messages start with "resource NAME: ". Apply
 // calls on one resource are serialised.
@@ -146,6 +160,7 @@ func (r *Resource) apply(ctx context.Context, s *funcs.Store) (Result, error) {
 	if u == nil {
 		return res, err
 	}
+	applied := r.applyLive(ctx, u)
 	if err := r.commit(u); err != nil {
 		return Unchanged, err
 	}
@@ -153,14 +168,79 @@ func (r *Resource) apply(ctx context.Context, s *funcs.Store) (Result, error) {
 	if syncErr != nil {
 		syncErr = fmt.Errorf("commit: %w", syncErr)
 	}
+	if applied {
+		return Applied, r.fail(StepWrite, syncErr)
+	}
 	return r.finish(ctx, u, syncErr)
 }
+
+// applyLive has the resource's applier, if any, apply the staged update
+// u, and reports whether it did. When it did not, it logs why: reload_cmd
+// is then the fallback.
+func (r *Resource) applyLive(ctx context.Context, u *staged) bool {
+	if r.applier == nil || r.opts.SyncOnly {
+		return false
+	}
+	start := time.Now()
+	// The rendered content, not a read of the stage file: whoever can
+	// write dest's directory could have swapped that for a link.
+	c := appliers.Change{Resource: r.Name, Dest: r.dest, Stage: u.stage, New: u.data}
+	if u.prev.exists {
+		c.Old = u.prev.data
+	}
+	actx, cancel := context.WithTimeout(ctx, r.timeout)
+	err := r.applier.Apply(actx, c, appliers.Env{Run: r.runApplyHook, Signal: r.signal,
+		Logger: r.log.With("resource", r.Name, "applier", r.applierName)})
+	cancel()
+	if err != nil {
+		reason := "error"
+		if errors.Is(err, appliers.ErrUnsupported) {
+			reason = "unsupported"
+		}
+		r.log.Info("apply fallback", "resource", r.Name, "dest", r.dest, "applier", r.applierName,
+			"path", "reload", "reason", reason, "err", err)
+		r.observe(EventApplyFallback, time.Since(start), err)
+		return false
+	}
+	r.log.Info("applied", "resource", r.Name, "dest", r.dest, "applier", r.applierName, "path", "runtime")
+	r.observe(EventApplied, time.Since(start), nil)
+	return true
+}
+
+// runApplyHook runs an applier's command as a hook, with {{.src}} and
+// {{.dest}} both dest.
+func (r *Resource) runApplyHook(ctx context.Context, name, cmd string) error {
+	t, err := parseHook(name, cmd)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if t == nil {
+		return fmt.Errorf("%s: empty command", name)
+	}
+	line, err := hookCommand(t, r.dest, r.dest)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return r.runHook(ctx, name, line)
+}
+
+// SetSignal sets how the resource's applier signals the service kvconf
+// supervises (exec mode): the "signal" applier without a pidfile uses it.
+func (r *Resource) SetSignal(f func(os.Signal) error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.signal = f
+}
+
+// Applier returns the type of the resource's applier, or "" without one.
+func (r *Resource) Applier() string { return r.applierName }
 
 // staged is a new content of dest, staged and checked, that
 // [Resource.commit] puts in place.
 type staged struct {
 	target string // the file written: dest, or the file dest links to
 	stage  string // the stage file, beside target
+	data   []byte // what the stage file was written with
 	prev   state  // what target held before, for a rollback
 }
 
@@ -190,7 +270,9 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 	case r.modeSet:
 		want.mode = r.mode
 	case cur.exists:
-		want.mode = cur.mode
+		// Not its setuid and setgid bits: dest may be another user's
+		// hard link to a setuid program.
+		want.mode = cur.mode &^ (fs.ModeSetuid | fs.ModeSetgid)
 	}
 	if want.uid < 0 {
 		want.uid = cur.uid
@@ -238,7 +320,7 @@ func (r *Resource) prepare(ctx context.Context, s *funcs.Store) (Result, *staged
 			return Unchanged, nil, r.fail(StepCheck, err)
 		}
 	}
-	return Unchanged, &staged{target: target, stage: stage, prev: cur}, nil
+	return Unchanged, &staged{target: target, stage: stage, data: want.data, prev: cur}, nil
 }
 
 // commit renames u's stage file over dest. It does not sync the directory.
@@ -327,6 +409,9 @@ func (e *LinkError) Error() string {
 func linkTarget(dest string) (string, error) {
 	p := dest
 	for range maxLinks {
+		if err := safeDir(dest, filepath.Dir(p)); err != nil {
+			return "", err
+		}
 		fi, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) || err == nil && fi.Mode()&fs.ModeSymlink == 0 {
 			return p, nil
@@ -381,6 +466,114 @@ func unsafeLink(p string, fi fs.FileInfo) (string, error) {
 		return fmt.Sprintf("its directory %s (mode %04o) can be written by others than its owner", dir, octal(m)), nil
 	}
 	return "", nil
+}
+
+// DirError reports a dest with a directory on its path (or on that of a
+// link it leads to) that someone other than root or kvconf's user could
+// swap for a link, and so make kvconf write, as root, in any directory:
+// a directory held by a directory that they own or can write (unless it
+// is sticky and the entry is root's), a symbolic link among them that is
+// not root's in such a directory, or a missing directory that kvconf
+// would make in one. Dest's own directory may be anyone's: dest itself is
+// never followed unless safe (see [LinkError]).
+type DirError struct {
+	// Dest is the resource's dest.
+	Dest string
+	// Dir is the directory, or link, that could be swapped.
+	Dir string
+	// Reason says why, such as "its directory /srv is owned by uid 65534".
+	Reason string
+}
+
+func (e *DirError) Error() string {
+	return fmt.Sprintf("dest %s: %s could be replaced by a link, as %s "+
+		"(every directory above dest must be one only root can change)", e.Dest, e.Dir, e.Reason)
+}
+
+// safeDir returns a [*DirError] when someone other than root or kvconf's
+// user could swap dir, or a directory above it, for a link. It follows
+// the links on the way once it has checked them, as the kernel would.
+func safeDir(dest, dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("read dest: %w", err)
+	}
+	p := "/"
+	rest := strings.Split(abs, "/")
+	links := 0
+	for len(rest) > 0 {
+		name := rest[0]
+		rest = rest[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			p = filepath.Dir(p) // p holds no links: this is its parent
+			continue
+		}
+		next := filepath.Join(p, name)
+		dfi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("read dest: %w", err)
+		}
+		fi, err := os.Lstat(next)
+		if errors.Is(err, fs.ErrNotExist) {
+			// MkdirAll would make it: only in a directory no one else can write.
+			if reason := replaceable(p, dfi, nil); reason != "" {
+				return &DirError{Dest: dest, Dir: next, Reason: reason}
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read dest: %w", err)
+		}
+		if reason := replaceable(p, dfi, fi); reason != "" {
+			return &DirError{Dest: dest, Dir: next, Reason: reason}
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			p = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return fmt.Errorf("read dest: %s: more than %d symbolic links", dir, maxLinks)
+		}
+		link, err := os.Readlink(next)
+		if err != nil {
+			return fmt.Errorf("read dest: %w", err)
+		}
+		if filepath.IsAbs(link) {
+			p = "/"
+		}
+		rest = append(strings.Split(link, "/"), rest...)
+	}
+	return nil
+}
+
+// replaceable returns why someone other than root or kvconf's user could
+// replace fi, an entry of the directory dir whose Stat is dfi (a nil fi:
+// make one), or "" when no one can.
+func replaceable(dir string, dfi, fi fs.FileInfo) string {
+	duid, _ := fileOwner(dfi)
+	if duid < 0 {
+		return "" // no file owners on this system
+	}
+	euid := os.Geteuid()
+	trusted := func(id int) bool { return id == 0 || id == euid }
+	if !trusted(duid) {
+		return fmt.Sprintf("its directory %s is owned by uid %d", dir, duid)
+	}
+	uid := 0
+	if fi != nil {
+		uid, _ = fileOwner(fi)
+	}
+	if fi != nil && fi.Mode()&fs.ModeSymlink != 0 && !trusted(uid) {
+		return fmt.Sprintf("it is a link owned by uid %d", uid)
+	}
+	m := dfi.Mode()
+	if m.Perm()&0o022 == 0 || (fi != nil && m&fs.ModeSticky != 0 && trusted(uid)) {
+		return ""
+	}
+	return fmt.Sprintf("its directory %s (mode %04o) can be written by others than its owner", dir, octal(m))
 }
 
 // sizeHint returns how many bytes a render of r is likely to take: those

@@ -504,6 +504,8 @@ func (w *worker) render(ctx context.Context, owed *bool) error {
 	switch {
 	case err == nil && res == Updated:
 		*owed = false // Apply ran reload_cmd
+	// An applier's live change (Applied) does not pay a reload owed from
+	// an earlier attempt: that may be of a change the applier never saw.
 	case err == nil && *owed:
 		if err = w.r.reloadOnly(ctx); err == nil {
 			*owed = false

@@ -14,7 +14,8 @@ type EventKind int
 // The events of a resource, in the order of the steps of [Resource.Apply].
 // An attempt to bring dest up to date sends EventRendered, then either
 // EventUnchanged or (after EventCheck, when there is a check_cmd)
-// EventWritten, EventReload and maybe EventRolledBack, and ends with
+// EventWritten (preceded, with an applier, by EventApplied, or by
+// EventApplyFallback), EventReload and maybe EventRolledBack, and ends with
 // EventDone. An attempt that fails stops sending at the failed step and
 // still ends with EventDone, whose Err is the attempt's error.
 const (
@@ -38,6 +39,13 @@ const (
 	// EventDone: an attempt to bring dest up to date ended; Err is its
 	// error, nil when dest is up to date.
 	EventDone
+	// EventApplied: the resource's applier ([template.apply]) brought the
+	// service up to date without reload_cmd; Duration is how long it
+	// took. Sent before EventWritten.
+	EventApplied
+	// EventApplyFallback: the resource's applier could not apply the
+	// change; Err says why, and reload_cmd (EventReload) follows.
+	EventApplyFallback
 )
 
 // String returns the event's name, such as "rendered".
@@ -57,6 +65,10 @@ func (k EventKind) String() string {
 		return "rolled back"
 	case EventDone:
 		return "done"
+	case EventApplied:
+		return "applied"
+	case EventApplyFallback:
+		return "apply fallback"
 	}
 	return "unknown"
 }

@@ -172,17 +172,27 @@ func hookCommand(t *texttemplate.Template, src, dest string) (string, error) {
 	if err := t.Execute(&b, map[string]string{"src": srcMark, "dest": destMark}); err != nil {
 		return "", err
 	}
-	return quotePaths(b.String(), src, dest), nil
+	return quotePaths(b.String(), src, dest)
 }
 
 // Shell quoting states of [quotePaths].
 const (
-	shBare     = iota // outside quotes, or in $(...)
-	shSingle          // in '...'
-	shDouble          // in "..."
-	shBacktick        // in `...`
-	shComment         // after # at the start of a word, to the end of the line
+	shBare         = iota // outside quotes, or in $(...)
+	shSingle              // in '...'
+	shDouble              // in "..."
+	shBacktick            // in `...`
+	shComment             // after # at the start of a word, to the end of the line
+	shArith               // in $((...))
+	shDollarSingle        // in bash's $'...'
 )
+
+// heredoc is a here-document whose body starts after the current line.
+type heredoc struct {
+	delim  string
+	strip  bool // <<-: leading tabs are stripped
+	quoted bool // a quoted delimiter: the body is taken literally
+	nested bool // in `...`, which takes a level of backslashes first: no path may go in
+}
 
 // quotePaths replaces the marks in cmd by the paths src and dest, quoted
 // for /bin/sh so that each stays one word, taken literally, whatever it
@@ -192,24 +202,39 @@ const (
 // command may already put around {{.src}}, with each quote in it closing
 // the quotes, escaped, and opening them again; with \ " $ ` escaped
 // inside "..."; and escaped again for each `...` around it. The scan
-// follows quotes, backslashes, `...`, $(...) and comments; it does not know here-documents, and a path is quoted for
-// the shell that runs the hook only, not for one that the hook runs in
-// turn (sh -c '... {{.src}}').
-func quotePaths(cmd, src, dest string) string {
+// follows quotes, backslashes, `...`, $(...) and the case patterns in
+// it, $((...)), here-documents and comments. A path is quoted for the
+// shell that runs the hook only, not for one that the hook runs in turn
+// (sh -c '... {{.src}}').
+//
+// In a here-document's body a path goes in literally after a quoted
+// delimiter, with \ $ ` escaped after a plain one; in bash's $'...' the
+// quotes are closed around a single-quoted path. A path with a newline in
+// a here-document, and any but a plain path in $((...)), where no quoting
+// holds, are errors, as is a mark in a here-document's delimiter.
+func quotePaths(cmd, src, dest string) (string, error) {
 	if !strings.Contains(cmd, "\x00") {
-		return cmd
+		return cmd, nil
 	}
 	var b strings.Builder
 	stack := []int{shBare}
-	depth := []int{0} // open parentheses of each $(...) on the stack
+	depth := []int{0}        // open parentheses of each $(...) on the stack
+	cases := []caseState{{}} // the case commands of each $(...) on the stack
 	wordStart := true
+	var pending []heredoc // here-documents whose bodies follow the line
 	for i := 0; i < len(cmd); {
 		top := stack[len(stack)-1]
 		if v, n := markAt(cmd[i:], src, dest); n > 0 {
+			if top == shArith && !shellSafe(v) {
+				return "", fmt.Errorf("path %q in $((...)) cannot be quoted", v)
+			}
 			b.WriteString(quoteAt(v, stack))
 			i += n
 			wordStart = false
 			continue
+		}
+		if top == shBare && wordStart && len(cases) > 1 {
+			cases[len(cases)-1].word(cmd[i:])
 		}
 		c := cmd[i]
 		if c == '\\' && top != shSingle && top != shComment && i+1 < len(cmd) && cmd[i+1] == 0 {
@@ -219,6 +244,13 @@ func quotePaths(cmd, src, dest string) string {
 		}
 		b.WriteByte(c)
 		i++
+		if c == '\n' && len(pending) > 0 && (top == shBare || top == shComment || top == shBacktick) {
+			var err error
+			if i, err = copyHeredocs(&b, cmd, i, pending, src, dest); err != nil {
+				return "", err
+			}
+			pending = nil
+		}
 		switch top {
 		case shComment:
 			if c == '\n' {
@@ -228,6 +260,14 @@ func quotePaths(cmd, src, dest string) string {
 			continue
 		case shSingle:
 			if c == '\'' {
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		case shDollarSingle:
+			if c == '\\' && i < len(cmd) && cmd[i] != 0 {
+				b.WriteByte(cmd[i])
+				i++
+			} else if c == '\'' {
 				stack = stack[:len(stack)-1]
 			}
 			continue
@@ -249,24 +289,190 @@ func quotePaths(cmd, src, dest string) string {
 			stack = append(stack, shBacktick)
 		case c == '\'' && top != shDouble:
 			stack = append(stack, shSingle)
+		case c == '$' && i < len(cmd) && cmd[i] == '\'' && top != shDouble && top != shArith:
+			b.WriteByte('\'')
+			i++
+			stack = append(stack, shDollarSingle)
 		case c == '$' && i < len(cmd) && cmd[i] == '(':
 			b.WriteByte('(')
 			i++
-			stack = append(stack, shBare)
-			depth = append(depth, 1)
-		case c == '#' && wordStart && top != shDouble:
+			if i < len(cmd) && cmd[i] == '(' {
+				b.WriteByte('(')
+				i++
+				stack = append(stack, shArith)
+				depth = append(depth, 2)
+			} else {
+				stack = append(stack, shBare)
+				depth = append(depth, 1)
+			}
+			cases = append(cases, caseState{})
+			top, c = shBare, '(' // a word starts after $( as after (
+		case c == ';' && top == shBare && i < len(cmd) && cmd[i] == ';' && cases[len(cases)-1].open > 0:
+			// ;; ends a case item: a pattern follows.
+			b.WriteByte(';')
+			i++
+			cases[len(cases)-1].pattern = true
+		case c == '<' && (top == shBare || top == shBacktick) && i < len(cmd) && cmd[i] == '<':
+			h, n, err := heredocAt(cmd[i+1:])
+			if err != nil {
+				return "", err
+			}
+			b.WriteString(cmd[i : i+1+n])
+			i += 1 + n
+			if h != nil {
+				h.nested = top == shBacktick
+				pending = append(pending, *h)
+			}
+		case c == '#' && wordStart && top != shDouble && top != shArith:
 			stack = append(stack, shComment)
-		case top == shBare && len(depth) > 1 && c == '(':
+		case top == shBare && len(depth) > 1 && cases[len(cases)-1].pattern && (c == '(' || c == ')'):
+			// A case pattern's parentheses: the ( is optional, the ) ends it.
+			cases[len(cases)-1].pattern = c == '('
+		case (top == shBare || top == shArith) && len(depth) > 1 && c == '(':
 			depth[len(depth)-1]++
-		case top == shBare && len(depth) > 1 && c == ')':
+		case (top == shBare || top == shArith) && len(depth) > 1 && c == ')':
 			if depth[len(depth)-1]--; depth[len(depth)-1] == 0 {
 				depth = depth[:len(depth)-1]
+				cases = cases[:len(cases)-1]
 				stack = stack[:len(stack)-1]
 			}
 		}
 		wordStart = top != shDouble && strings.IndexByte(" \t\n;&|()<>", c) >= 0
 	}
-	return b.String()
+	return b.String(), nil
+}
+
+// caseState follows the case commands in one $(...), where the ) of a
+// pattern does not close the $(...).
+type caseState struct {
+	open    int  // case commands not yet closed by esac
+	awaitIn bool // after "case", before its "in"
+	pattern bool // where a pattern stands, up to its )
+}
+
+// word notes the reserved word of a case command that starts s, if any.
+func (cs *caseState) word(s string) {
+	is := func(w string) bool {
+		return strings.HasPrefix(s, w) && (len(s) == len(w) || strings.IndexByte(" \t\n;&|()<>", s[len(w)]) >= 0)
+	}
+	switch {
+	case cs.open > 0 && is("esac"):
+		cs.open--
+		cs.pattern = false
+	case cs.pattern:
+	case is("case"):
+		cs.open++
+		cs.awaitIn = true
+	case cs.awaitIn && is("in"):
+		cs.awaitIn = false
+		cs.pattern = true
+	}
+}
+
+// heredocAt parses what follows "<<" in s: "<" (a here-string, nil), or
+// an optional "-", blanks and a delimiter word. It returns the
+// here-document and how many bytes of s it took.
+func heredocAt(s string) (*heredoc, int, error) {
+	if strings.HasPrefix(s, "<") {
+		return nil, 1, nil
+	}
+	h := &heredoc{}
+	i := 0
+	if strings.HasPrefix(s, "-") {
+		h.strip = true
+		i++
+	}
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	var d strings.Builder
+	for i < len(s) && strings.IndexByte(" \t\n;&|()<>", s[i]) < 0 {
+		switch c := s[i]; c {
+		case 0:
+			return nil, 0, errors.New("{{.src}} or {{.dest}} in a here-document's delimiter")
+		case '\'', '"':
+			h.quoted = true
+			end := strings.IndexByte(s[i+1:], c)
+			if end < 0 {
+				end = len(s) - i - 1
+			}
+			if strings.IndexByte(s[i+1:i+1+end], 0) >= 0 {
+				return nil, 0, errors.New("{{.src}} or {{.dest}} in a here-document's delimiter")
+			}
+			d.WriteString(s[i+1 : i+1+end])
+			i = min(len(s), i+end+2)
+		case '\\':
+			h.quoted = true
+			if i+1 < len(s) {
+				d.WriteByte(s[i+1])
+			}
+			i += 2
+		default:
+			d.WriteByte(c)
+			i++
+		}
+	}
+	h.delim = d.String()
+	return h, min(i, len(s)), nil
+}
+
+// copyHeredocs writes to b the bodies of the here-documents docs, which
+// start at cmd[i], with the marks in them replaced by their paths: taken
+// literally after a quoted delimiter, with \ $ ` escaped after a plain
+// one. It returns where the bodies end. A path with a newline, or one
+// that makes a line the delimiter, is an error: it would end the body.
+func copyHeredocs(b *strings.Builder, cmd string, i int, docs []heredoc, src, dest string) (int, error) {
+	for _, h := range docs {
+		for i < len(cmd) {
+			end := strings.IndexByte(cmd[i:], '\n')
+			if end < 0 {
+				end = len(cmd)
+			} else {
+				end += i
+			}
+			raw := cmd[i:end]
+			var line strings.Builder
+			for j := 0; j < len(raw); {
+				v, n := markAt(raw[j:], src, dest)
+				if n == 0 {
+					line.WriteByte(raw[j])
+					j++
+					continue
+				}
+				if h.nested {
+					return 0, errors.New("{{.src}} or {{.dest}} in a here-document inside `...`: use $(...)")
+				}
+				if strings.ContainsAny(v, "\n\x00") {
+					return 0, fmt.Errorf("path %q in a here-document cannot be quoted", v)
+				}
+				for _, c := range []byte(v) {
+					if !h.quoted && (c == '\\' || c == '$' || c == '`') {
+						line.WriteByte('\\')
+					}
+					line.WriteByte(c)
+				}
+				j += n
+			}
+			l := line.String()
+			last := l
+			if h.strip {
+				last = strings.TrimLeft(l, "\t")
+			}
+			if last == h.delim && l != raw {
+				return 0, fmt.Errorf("a path ends the here-document %s", h.delim)
+			}
+			b.WriteString(l)
+			i = end
+			if i < len(cmd) {
+				b.WriteByte('\n')
+				i++
+			}
+			if last == h.delim {
+				break
+			}
+		}
+	}
+	return i, nil
 }
 
 // markAt returns the path whose mark starts s, and the mark's length, or
@@ -323,6 +529,9 @@ func quoteFor(p string, state int) string {
 			b.WriteByte(c)
 		}
 		return b.String()
+	case shDollarSingle:
+		// Close bash's $'...', put p in '...', open $'...' again.
+		return "''" + strings.ReplaceAll(p, "'", `'\''`) + "'$'"
 	case shComment:
 		// Never run, but a newline would end the comment.
 		return strings.Map(func(r rune) rune {

@@ -293,3 +293,92 @@ func FuzzQuotePaths(f *testing.F) {
 		}
 	})
 }
+
+// attackPaths are paths that run "touch PWNED" when a quoter misjudges
+// where {{.src}} stands: in a here-document, in $((...)), in bash's $'...'.
+var attackPaths = append([]string{
+	"/srv/$(touch PWNED)/f",
+	"/srv/`touch PWNED`/f",
+	`/srv/a\';touch PWNED;'/f`,
+	"/srv/a)); touch PWNED; ((/f",
+	"/srv/x\nEOF\ntouch PWNED\n/f",
+}, nastyPaths...)
+
+// TestQuotePathsMoreContexts puts {{.src}} where the quoter once did not
+// look: here-documents (quoted delimiter or not, <<-, inside $(...)),
+// arithmetic expansion, and bash's $'...' (bash is /bin/sh on some
+// distributions). No path may run a command; where a path cannot be put
+// literally (a newline in a here-document, anything but a plain path in
+// $((...))), hookCommand must refuse it; else the command sees the path.
+func TestQuotePathsMoreContexts(t *testing.T) {
+	t.Parallel()
+	bash, _ := exec.LookPath("bash")
+	tests := []struct {
+		name  string
+		shell string
+		cmd   string
+		want  func(p string) string // nil: the command may fail, nothing may run
+		fails func(p string) bool   // which paths hookCommand must refuse
+	}{
+		{"here-document", "/bin/sh", "cat <<EOF > \"$OUT\"\n{{.src}}\nEOF", nl, hasNL},
+		{"here-document, quoted delimiter", "/bin/sh", "cat <<'EOF' > \"$OUT\"\nx {{.src}}\nEOF", func(p string) string { return "x " + p + "\n" }, hasNL},
+		{"here-document, <<-", "/bin/sh", "cat <<-\"E O\" > \"$OUT\"\n\t{{.src}}\n\tE O", nl, hasNL},
+		{"here-document in $(...)", "/bin/sh", "x=$(cat <<EOF\n{{.src}}\nEOF\n); printf '%s' \"$x\" > \"$OUT\"", same, hasNL},
+		{"here-document in `...`", "/bin/sh", "x=`cat <<EOF\n{{.src}}\nEOF\n`; printf '%s' \"$x\" > \"$OUT\"", nil, func(string) bool { return true }},
+		{"after a here-document", "/bin/sh", "cat <<EOF >/dev/null\n$HOME\nEOF\nprintf '%s' {{.src}} > \"$OUT\"", same, nil},
+		{"after arithmetic", "/bin/sh", "printf '%s' $(( 1 + (2) )){{.src}} > \"$OUT\"", func(p string) string { return "3" + p }, nil},
+		{"in arithmetic", "/bin/sh", "echo $(( {{.src}} )) > \"$OUT\"", nil, func(p string) bool { return !shellSafe(p) }},
+		{"case in $(...)", "/bin/sh", "printf '%s' \"$(case x in (y) ;; x) printf '%s' {{.src}};; esac)\" > \"$OUT\"", same, nil},
+		{"after case in $(...)", "/bin/sh", "x=\"$(case x in x) echo 1;; esac)\"; printf '%s' \"$x {{.src}}\" > \"$OUT\"", func(p string) string { return "1 " + p }, nil},
+		{"bash $'...'", bash, "printf '%s' $'<{{.src}}>' > \"$OUT\"", func(p string) string { return "<" + p + ">" }, nil},
+	}
+	for _, tt := range tests {
+		if tt.shell == "" {
+			t.Logf("%s: no bash here", tt.name)
+			continue
+		}
+		tmpl, err := parseHook("check_cmd", tt.cmd)
+		if err != nil && tt.fails != nil && tt.fails("/plain") {
+			continue // refused at load, whatever the path
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		for _, p := range attackPaths {
+			t.Run(tt.name+"/"+p, func(t *testing.T) {
+				t.Parallel()
+				cmd, err := hookCommand(tmpl, p, p)
+				if tt.fails != nil && tt.fails(p) {
+					if err == nil {
+						t.Fatalf("path %q accepted: %q", p, cmd)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				dir := t.TempDir()
+				out := filepath.Join(dir, "out")
+				sh := exec.Command(tt.shell, "-c", cmd)
+				sh.Dir = dir
+				sh.Env = append(os.Environ(), "OUT="+out)
+				b, err := sh.CombinedOutput()
+				if exists(t, filepath.Join(dir, "PWNED")) {
+					t.Fatalf("%s -c %q ran touch", tt.shell, cmd)
+				}
+				if tt.want == nil {
+					return
+				}
+				if err != nil {
+					t.Fatalf("%s -c %q: %v\n%s", tt.shell, cmd, err, b)
+				}
+				if got, want := readFile(t, out), tt.want(p); got != want {
+					t.Errorf("%s -c %q\nsaw  %q\nwant %q", tt.shell, cmd, got, want)
+				}
+			})
+		}
+	}
+}
+
+func nl(p string) string  { return p + "\n" }
+func hasNL(p string) bool { return strings.Contains(p, "\n") }

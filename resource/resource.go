@@ -22,6 +22,14 @@
 //	funcs = ["sprig", "confd"]      # the function sets of the template, in order
 //	sensitive = true                # keep hook output and diffs out of logs and reports
 //
+//	[template.apply]                # optional: apply changes without reload_cmd
+//	type = "haproxy-runtime"        # an applier (see package appliers)
+//	socket = "/run/haproxy/admin.sock"
+//
+// With an apply table, the applier brings the service up to date once
+// check_cmd passed, and reload_cmd is the fallback, run only when the
+// applier cannot apply the change.
+//
 // Apply never leaves dest half-written: the new content is written to a
 // stage file in dest's directory and renamed over dest, and dest is touched
 // only when its content, mode or owner differ from what the resource wants.
@@ -50,6 +58,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/kvconf/kvconf/appliers"
 	"github.com/kvconf/kvconf/funcs"
 	"github.com/kvconf/kvconf/template"
 )
@@ -182,8 +191,12 @@ type Resource struct {
 	opts    Options
 	log     *slog.Logger
 
-	mu       sync.Mutex // serialises Apply
-	lastSize int        // bytes of the last render, under mu; 0 before the first
+	applier     appliers.Applier // nil without [template.apply]
+	applierName string           // its type
+
+	mu       sync.Mutex            // serialises Apply
+	lastSize int                   // bytes of the last render, under mu; 0 before the first
+	signal   func(os.Signal) error // the supervised command's, under mu; see SetSignal
 }
 
 // LoadError reports a problem with a resource file.
@@ -267,6 +280,19 @@ type file struct {
 	Template Config `toml:"template"`
 }
 
+// applyFile is the layout of a resource file as far as its apply table
+// goes, decoded once the applier's type is known.
+type applyFile struct {
+	Template struct {
+		Apply toml.Primitive `toml:"apply"`
+	} `toml:"template"`
+}
+
+// applyType is the part of the apply table that picks the applier.
+type applyType struct {
+	Type string `toml:"type"`
+}
+
 // load decodes and checks the resource file data, named name in errors.
 func load(name string, data []byte, opts Options, cache parsed) (*Resource, error) {
 	var f file
@@ -286,8 +312,12 @@ func load(name string, data []byte, opts Options, cache parsed) (*Resource, erro
 	bad := func(field string, err error) {
 		errs = append(errs, &LoadError{Path: name, Field: field, Err: err})
 	}
+	applier, applierName := decodeApply(data, md, bad)
 	unknown := map[string]bool{}
 	for _, k := range md.Undecoded() {
+		if len(k) >= 2 && k[0] == "template" && k[1] == "apply" {
+			continue // decodeApply's
+		}
 		unknown[k.String()] = true
 		if len(k) > 1 && unknown[k[:len(k)-1].String()] {
 			continue // inside an unknown table, which was reported
@@ -315,7 +345,8 @@ func load(name string, data []byte, opts Options, cache parsed) (*Resource, erro
 	}
 
 	c := f.Template
-	r := &Resource{Name: name, Path: name, Config: c, opts: opts, uid: -1, gid: -1}
+	r := &Resource{Name: name, Path: name, Config: c, opts: opts, uid: -1, gid: -1,
+		applier: applier, applierName: applierName}
 	r.log = opts.Logger
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -414,6 +445,77 @@ func load(name string, data []byte, opts Options, cache parsed) (*Resource, erro
 		return nil, errors.Join(errs...)
 	}
 	return r, nil
+}
+
+// decodeApply decodes the [template.apply] table of the resource file
+// data, whose metadata is fmd, when there is one, into its applier's
+// config, reports its problems (unknown keys too) through bad and returns
+// the applier and its type.
+func decodeApply(data []byte, fmd toml.MetaData, bad func(string, error)) (appliers.Applier, string) {
+	if !fmd.IsDefined("template", "apply") {
+		return nil, ""
+	}
+	if fmd.Type("template", "apply") != "Hash" {
+		bad("template.apply", errors.New("not a table"))
+		return nil, ""
+	}
+	var f applyFile
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&f)
+	if err != nil {
+		bad("template.apply", err)
+		return nil, ""
+	}
+	prim := f.Template.Apply
+	var t applyType
+	if err := md.PrimitiveDecode(prim, &t); err != nil {
+		bad("template.apply.type", err)
+		return nil, ""
+	}
+	if t.Type == "" {
+		bad("template.apply.type", errors.New("missing"))
+		return nil, ""
+	}
+	cfg, err := appliers.NewConfig(t.Type)
+	if err != nil {
+		bad("template.apply.type", err)
+		return nil, ""
+	}
+	if err := md.PrimitiveDecode(prim, cfg); err != nil {
+		bad("template.apply", err)
+		return nil, ""
+	}
+	unknown := false
+	for _, k := range md.Undecoded() {
+		if len(k) == 3 && k[0] == "template" && k[1] == "apply" {
+			bad(k.String(), fmt.Errorf("unknown key for applier %q", t.Type))
+			unknown = true
+		}
+	}
+	if unknown {
+		return nil, ""
+	}
+	if v, ok := cfg.(appliers.Validator); ok {
+		if err := v.Validate(); err != nil {
+			bad(applyField(err))
+			return nil, ""
+		}
+	}
+	a, err := cfg.New()
+	if err != nil {
+		bad(applyField(err))
+		return nil, ""
+	}
+	return a, t.Type
+}
+
+// applyField returns the key an applier's config error is about, and the
+// error without the key.
+func applyField(err error) (string, error) {
+	var oe *appliers.OptionError
+	if errors.As(err, &oe) {
+		return "template.apply." + oe.Key, oe.Err
+	}
+	return "template.apply", err
 }
 
 // unknownBackend is the error for a backend name that is not configured.

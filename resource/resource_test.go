@@ -96,7 +96,7 @@ func describe(t *testing.T, r *Resource) string {
 	fmt.Fprintf(&b, "timeout: %s\n", r.timeout)
 	fmt.Fprintf(&b, "template: %s\n", r.tmpl.Name())
 	b.WriteString("config:\n")
-	if err := toml.NewEncoder(&b).Encode(file{Template: r.Config}); err != nil {
+	if err := toml.NewEncoder(&b).Encode(configFile{Template: r.Config}); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
@@ -310,7 +310,7 @@ func FuzzLoadResource(f *testing.F) {
 			return
 		}
 		var buf bytes.Buffer
-		if err := toml.NewEncoder(&buf).Encode(file{Template: r.Config}); err != nil {
+		if err := toml.NewEncoder(&buf).Encode(configFile{Template: r.Config}); err != nil {
 			t.Fatalf("encode %+v: %v", r.Config, err)
 		}
 		r2, err := load("fuzz.toml", buf.Bytes(), opts, nil)
@@ -375,4 +375,10 @@ func TestLoadBackend(t *testing.T) {
 			}
 		})
 	}
+}
+
+// configFile is a resource file with the [Config] fields alone, for
+// re-encoding what loaded.
+type configFile struct {
+	Template Config `toml:"template"`
 }

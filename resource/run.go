@@ -94,12 +94,14 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 	// durable when its directory is synced after it.
 	var dirs []string
 	seen := map[string]bool{}
+	applied := make([]bool, len(rs))
 	for i, u := range ups {
 		if u == nil {
 			continue
 		}
 		r := rs[i]
 		r.mu.Lock()
+		applied[i] = r.applyLive(ctx, u) // a resource's applier goes before its rename
 		errs[i] = r.commit(u)
 		r.mu.Unlock()
 		if errs[i] != nil {
@@ -117,6 +119,10 @@ func once(ctx context.Context, b backends.Backend, rs []*Resource) (failed []fai
 			err := dirErrs[filepath.Dir(u.target)]
 			if err != nil {
 				err = fmt.Errorf("commit: %w", err)
+			}
+			if applied[i] { // no reload_cmd
+				errs[i] = r.fail(StepWrite, err)
+				return
 			}
 			r.mu.Lock()
 			_, errs[i] = r.finish(ctx, u, err)

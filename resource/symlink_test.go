@@ -324,3 +324,98 @@ func TestReadStateNoFollow(t *testing.T) {
 		t.Fatal("readState blocked on a FIFO")
 	}
 }
+
+// TestApplyUnsafeParentDir checks the directories above dest: another
+// user who can write a directory on dest's path can swap the directory
+// below it for a link (here home/app → etc, with dest home/app/passwd),
+// or plant one before kvconf makes a missing directory; Apply refuses
+// both, before and after the swap, and writes nothing. Root's link among
+// root's directories (like /var/run → /run) is still followed, and a dest
+// right in another user's directory is still written.
+func TestApplyUnsafeParentDir(t *testing.T) {
+	needRoot(t, "to make directories owned by another user")
+	t.Parallel()
+	e := newEnv(t)
+	etc := filepath.Join(e.dir, "etc")
+	mkdirMode(t, etc, 0o755, 0)
+	passwd := filepath.Join(etc, "passwd")
+	const orig = "root:x:0:0:root:/root:/bin/sh\n"
+	writeFile(t, passwd, orig, 0o644)
+	home := filepath.Join(e.out, "home")
+	mkdirMode(t, home, 0o755, nobody)
+	app := filepath.Join(home, "app")
+	mkdirMode(t, app, 0o755, nobody)
+	dest := filepath.Join(app, "passwd")
+
+	var de *DirError
+	r := e.resource("app", "pwned::0:0::/:/bin/sh\n", "dest = "+q(dest), `mode = "0644"`)
+	if _, err := apply(t, r, nil); !errors.As(err, &de) || !strings.Contains(err.Error(), app) {
+		t.Fatalf("Apply under another user's directory = %v; want a *DirError naming %s", err, app)
+	}
+	// The other user swaps home/app for a link to etc.
+	if err := os.Rename(app, filepath.Join(home, "old")); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, etc, app)
+	if err := os.Lchown(app, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apply(t, r, nil); !errors.As(err, &de) {
+		t.Fatalf("Apply through another user's directory link = %v; want a *DirError", err)
+	}
+	if c := readFile(t, passwd); c != orig {
+		t.Fatalf("etc/passwd written through home/app: %q", c)
+	}
+	noStageFiles(t, etc)
+	// A missing directory in another user's directory is not made.
+	r2 := e.resource("app2", "x\n", "dest = "+q(filepath.Join(home, "new", "passwd")))
+	if _, err := apply(t, r2, nil); !errors.As(err, &de) || exists(t, filepath.Join(home, "new")) {
+		t.Fatalf("Apply = %v; want a *DirError and no directory made", err)
+	}
+	// Right in another user's directory, and through root's link in
+	// root's directory, dest is written.
+	r3 := e.resource("app3", "x\n", "dest = "+q(filepath.Join(home, "app.conf")))
+	if res, err := apply(t, r3, nil); err != nil || res != Updated {
+		t.Fatalf("Apply in another user's directory = %v, %v; want Updated", res, err)
+	}
+	run := filepath.Join(e.out, "run")
+	symlink(t, etc, run)
+	r4 := e.resource("app4", "x\n", "dest = "+q(filepath.Join(run, "app.conf")))
+	if res, err := apply(t, r4, nil); err != nil || res != Updated || readFile(t, filepath.Join(etc, "app.conf")) != "x\n" {
+		t.Fatalf("Apply through root's link = %v, %v; want Updated", res, err)
+	}
+}
+
+// TestApplyHardLinkSetuid checks that dest's mode, kept when the resource
+// sets none, never carries setuid or setgid bits: another user who can
+// write dest's directory could make dest a hard link to a setuid root
+// program (fs.protected_hardlinks off), and kvconf would then write the
+// rendered content, which KV writers choose, as a new setuid root file.
+func TestApplyHardLinkSetuid(t *testing.T) {
+	needRoot(t, "to make a directory owned by another user")
+	t.Parallel()
+	e := newEnv(t)
+	bin := filepath.Join(e.dir, "bin")
+	mkdirMode(t, bin, 0o755, 0)
+	tool := filepath.Join(bin, "tool")
+	writeFile(t, tool, "\x7fELF...", 0o755)
+	if err := os.Chmod(tool, 0o4755|fs.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(e.out, "home")
+	mkdirMode(t, home, 0o755, nobody)
+	dest := filepath.Join(home, "app.conf")
+	if err := os.Link(tool, dest); err != nil {
+		t.Fatal(err)
+	}
+	r := e.resource("app", "#!/bin/sh\nid\n", "dest = "+q(dest))
+	if res, err := apply(t, r, nil); err != nil || res != Updated {
+		t.Fatalf("Apply = %v, %v; want Updated", res, err)
+	}
+	if m := stat(t, dest).Mode(); m&(fs.ModeSetuid|fs.ModeSetgid) != 0 || m.Perm() != 0o755 {
+		t.Errorf("dest has mode %v, want 0755 without setuid", m)
+	}
+	if c := readFile(t, tool); c != "\x7fELF..." {
+		t.Errorf("the linked program was written: %q", c)
+	}
+}

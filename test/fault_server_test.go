@@ -19,8 +19,10 @@ import (
 
 // faultServer is a backend server that the fault suite takes down and
 // brings back, run as a process of its own. The suite's cases run against
-// each one in faultServers; another server (Consul, ZooKeeper) plugs in
-// with an implementation and an entry there.
+// each one in faultServers (etcd, ZooKeeper); another server (Consul)
+// plugs in with an implementation and an entry there. A server that keeps
+// no history of changes says so from compact, and the cases that need one
+// skip it.
 type faultServer interface {
 	// kvconfArgs are the kvconf flags that select the server as the
 	// backend.
@@ -46,6 +48,7 @@ var faultServers = []struct {
 	start func(t *testing.T) faultServer
 }{
 	{"etcd", startEtcdProc},
+	{"zookeeper", startZookeeperFault},
 }
 
 var (

@@ -2,7 +2,6 @@ package test
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -44,35 +43,13 @@ func redisPlugin(t *testing.T) string {
 }
 
 // startRedis runs redis-server on a free loopback port, without
-// persistence, until the test ends, and returns its address.
+// persistence and with keyspace notifications on (KA), until the test
+// ends, and returns its address.
 func startRedis(t *testing.T) string {
 	t.Helper()
-	bin := requireTool(t, "redis-server", "install Debian's redis-server package (scripts/test-deps does)")
-	addr := freePort(t)
-	_, port, _ := net.SplitHostPort(addr)
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--daemonize", "no")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // it has no state worth a clean shutdown
-		_ = cmd.Wait()         // killed: its status says so
-		if t.Failed() {
-			t.Logf("redis-server output:\n%s", out.String())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := redisDo(addr, "PING"); err == nil {
-			return addr
-		} else if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not answer PING: %v\n%s", addr, err, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s := &redisServer{dir: t.TempDir(), args: []string{"--save", "", "--appendonly", "no", "--notify-keyspace-events", "KA"}}
+	s.start(t)
+	return s.addr
 }
 
 // redisDo runs one command on a new connection to addr and returns the
@@ -112,26 +89,38 @@ func redisMust(t *testing.T, addr string, args ...string) {
 }
 
 // TestPluginRedisConformance runs the backend conformance suite through the
-// plugin backend and the kvconf-backend-redis plugin, on a real Redis.
+// plugin backend and the kvconf-backend-redis plugin, on a real Redis:
+// with the keys stored as named, and with -separator ":" (confd's
+// mapping: /kvconftest/app/db/host is the Redis key kvconftest:app:db:host).
 func TestPluginRedisConformance(t *testing.T) {
 	addr := startRedis(t)
 	bin := redisPlugin(t)
-	backendtest.Run(t, backendtest.Harness{
-		Open: func(t *testing.T) backends.Backend {
-			redisMust(t, addr, "FLUSHALL")
-			c, err := plugin.New(t.Context(), plugin.Config{
-				Command:        []string{bin},
-				Options:        map[string]string{"address": addr, "poll_interval": "20ms"},
-				RestartBackoff: "50ms",
-			})
-			if err != nil {
-				t.Fatal(err)
+	for _, sep := range []string{"/", ":"} {
+		t.Run("separator "+sep, func(t *testing.T) {
+			redisKey := func(k string) string {
+				if sep == "/" {
+					return k
+				}
+				return strings.ReplaceAll(strings.TrimPrefix(k, "/"), "/", sep)
 			}
-			return c
-		},
-		Put:    func(t *testing.T, k, v string) { redisMust(t, addr, "SET", k, v) },
-		Delete: func(t *testing.T, k string) { redisMust(t, addr, "DEL", k) },
-	})
+			backendtest.Run(t, backendtest.Harness{
+				Open: func(t *testing.T) backends.Backend {
+					redisMust(t, addr, "FLUSHALL")
+					c, err := plugin.New(t.Context(), plugin.Config{
+						Command:        []string{bin},
+						Options:        map[string]string{"nodes": addr, "separator": sep},
+						RestartBackoff: "50ms",
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return c
+				},
+				Put:    func(t *testing.T, k, v string) { redisMust(t, addr, "SET", redisKey(k), v) },
+				Delete: func(t *testing.T, k string) { redisMust(t, addr, "DEL", redisKey(k)) },
+			})
+		})
+	}
 }
 
 // TestPluginRedisKvconf renders a template with kvconf -onetime from a
@@ -178,5 +167,93 @@ options = { address = %q, db = "3" }
 	}
 	if want := "url = db.example.com\nuser = rob\n"; string(got) != want {
 		t.Errorf("myapp.conf = %q, want %q", got, want)
+	}
+}
+
+// docExample returns the Go code block of docs/plugins.md that calls
+// sdk.Serve: the complete plugin the documentation shows.
+func docExample(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "plugins.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, block := range strings.Split(string(b), "```go\n")[1:] {
+		code, _, ok := strings.Cut(block, "```")
+		if ok && strings.Contains(code, "sdk.Serve(") {
+			return code
+		}
+	}
+	t.Fatal("docs/plugins.md has no Go code block calling sdk.Serve")
+	return ""
+}
+
+// TestPluginSDKDocExample (issue 18.4): the plugin of docs/plugins.md,
+// exactly as written there and under 40 lines, builds against this
+// checkout; kvconf -backend json finds it in -plugin-dir, hands it -node
+// and renders its keys; kvconf plugins lists it with its handshake.
+func TestPluginSDKDocExample(t *testing.T) {
+	code := docExample(t)
+	if n := strings.Count(strings.TrimSpace(code), "\n") + 1; n >= 40 {
+		t.Errorf("the documented plugin has %d lines, want under 40", n)
+	}
+	mod := t.TempDir()
+	root := repoRoot(t)
+	goMod := "module example.com/kvconf-backend-json\n\ngo 1.26\n\nrequire github.com/kvconf/kvconf v0.0.0\n\nreplace github.com/kvconf/kvconf => " + root + "\n"
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{"main.go": code, "go.mod": goMod, "go.sum": string(sum)} {
+		if err := os.WriteFile(filepath.Join(mod, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pluginDir := t.TempDir()
+	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-o", filepath.Join(pluginDir, "kvconf-backend-json"), "."}} {
+		cmd := exec.CommandContext(t.Context(), "go", args...)
+		cmd.Dir = mod
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys.json")
+	dest := filepath.Join(dir, "app.conf")
+	files := map[string]string{
+		"keys.json":          `{"/app/port": "8080", "/app/host": "example.com", "/other": "x"}`,
+		"conf.d/app.toml":    fmt.Sprintf("[template]\nsrc = \"app.tmpl\"\ndest = %q\nkeys = [\"/app\"]\n", dest),
+		"templates/app.tmpl": "listen {{getv \"/app/host\"}}:{{getv \"/app/port\"}}\n",
+	}
+	for f, content := range files {
+		p := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.CommandContext(t.Context(), kvconfBin, "-onetime", "-config-file", os.DevNull, "-confdir", dir,
+		"-plugin-dir", pluginDir, "-backend", "json", "-node", keys)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kvconf: %v\n%s", err, out)
+	}
+	got, err := os.ReadFile(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "listen example.com:8080\n"; string(got) != want {
+		t.Errorf("app.conf = %q, want %q", got, want)
+	}
+
+	cmd = exec.CommandContext(t.Context(), kvconfBin, "plugins", "-config-file", os.DevNull, "-plugin-dir", pluginDir)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kvconf plugins: %v", err)
+	}
+	if want := "plugin\tjson\tno description (kvconf-backend version 1, " + filepath.Join(pluginDir, "kvconf-backend-json") + ")\n"; !strings.Contains(string(out), want) {
+		t.Errorf("kvconf plugins:\n%s\nwant a line %q", out, want)
 	}
 }

@@ -354,3 +354,46 @@ func TestNoopSensitive(t *testing.T) {
 		t.Errorf("stdout lacks %q:\n%s", want, stdout)
 	}
 }
+
+// TestSecuritySwappedParentDir: dest is home/app/passwd, and another user
+// owns home: they swap home/app for a link to a root-owned directory
+// holding a file named passwd (standing in for /etc). kvconf, as root,
+// must not write through the link, and must say why.
+func TestSecuritySwappedParentDir(t *testing.T) {
+	secRoot(t, "to run kvconf as root against another user's directory")
+	t.Parallel()
+	r := newSecRig(t, "user: pwned\n")
+	etc := filepath.Join(r.dir, "etc")
+	secMkdir(t, etc, 0o755, 0)
+	passwd := filepath.Join(etc, "passwd")
+	if err := os.WriteFile(passwd, []byte(fakePasswd), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(r.dir, "home")
+	secMkdir(t, home, 0o755, secNobody)
+	app := filepath.Join(home, "app")
+	asNobody(t, "mkdir", app)
+	dest := filepath.Join(app, "passwd")
+	r.resource("app", "{{getv \"/user\"}}::0:0::/root:/bin/sh\n", dest, `mode = "0644"`,
+		`reload_cmd = "true"`)
+	asNobody(t, "mv", app, filepath.Join(home, "old"))
+	asNobody(t, "ln", "-s", etc, app)
+
+	code, _, stderr := r.run()
+	if code != 1 {
+		t.Errorf("exit code %d, want 1\n%s", code, stderr)
+	}
+	for _, want := range []string{"1 of 1 resources failed", "dest " + dest + ": " + app + " could be replaced by a link",
+		"its directory " + home + " is owned by uid 65534"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if c := secRead(t, passwd); c != fakePasswd {
+		t.Errorf("the fake /etc/passwd was overwritten through %s: %q", app, c)
+	}
+	ents, err := os.ReadDir(etc)
+	if err != nil || len(ents) != 1 {
+		t.Errorf("etc holds %v, %v; want passwd alone", ents, err)
+	}
+}

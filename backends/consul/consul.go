@@ -32,22 +32,32 @@
 // # Listings
 //
 // A key/value prefix is read with one recursive listing, which kvconf
-// decodes as it arrives, keeping the key and the value of each pair only.
+// decodes as it arrives (package
+// github.com/kvconf/kvconf/backends/consul/internal/kvlisting), keeping the
+// key and the value of each pair only.
 // Consul lists keys sorted, so the keys usually come out sorted with no
 // sort: [Client.List] hands them over as a list ([backends.Lister]), and
 // [Client.Snapshot] as a map.
 //
 // # Watching
 //
-// [Client.Watch] runs one blocking query per prefix, each listing the
-// prefix once its index passes the revision the caller holds. Consul
-// answers a blocking query with the whole listing of the prefix; Watch
-// compares it with the listing it returned last for that prefix and hands
-// the caller the keys that changed, or a full snapshot when it holds no
-// listing at the caller's revision. The pairs of a new listing that the
-// last one holds share its strings, so that the client and the caller
-// hold one copy of them. Queries on one prefix are at least 100 ms apart,
-// plus up to 25 ms of jitter.
+// [Client.Watch] keeps a session of blocking queries running between
+// calls, at most [maxQueries] of them per set of prefixes whatever their
+// number: key/value prefixes are grouped under common string prefixes (a
+// trie over the prefixes cut into groups of similar weight), each group
+// listed by one blocking query whose listing is split among its prefixes;
+// each query keeps its own index, so that a change under one prefix never
+// cuts short the queries of the others (the agent keeps a cancelled query,
+// and its connection, until its wait ends, which counts against its
+// per-client limit). Watch compares the newest listing of each prefix
+// with the one it returned last and hands the caller the keys that
+// changed, or a full snapshot when it holds no listing at the caller's
+// revision. The pairs of a new listing that the last one holds share its
+// strings, so that the client and the caller hold one copy of them.
+// Queries of one group are at least 100 ms apart, plus up to 25 ms of
+// jitter; a failing query is retried with backoff, and Watch returns its
+// error meanwhile. An agent's refusal over its connection limit (HTTP
+// 429) is logged once, naming limits.http_max_conns_per_client.
 //
 // # Environment
 //
@@ -64,6 +74,7 @@ import (
 	_ "embed" // for Sample
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -76,6 +87,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/backends/consul/internal/kvlisting"
 	"github.com/kvconf/kvconf/internal/redact"
 	"github.com/kvconf/kvconf/internal/tlsfiles"
 )
@@ -145,7 +157,15 @@ type Config struct {
 	// [DefaultRequestTimeout]. A blocking query of Watch may take its wait
 	// time (1 minute) on top of it.
 	RequestTimeout string `toml:"request_timeout"`
+
+	log *slog.Logger // see SetLogger
 }
+
+// SetLogger sets the logger of the client that Open returns; it
+// implements [backends.LogSetter]. The client logs only what the caller
+// cannot see in an error: that the agent refused connections over its
+// limit, once.
+func (c *Config) SetLogger(l *slog.Logger) { c.log = l }
 
 // Sample returns [Sample], the commented sample configuration.
 func (c *Config) Sample() string { return Sample }
@@ -221,7 +241,9 @@ func (c *Config) Open(ctx context.Context) (backends.Backend, error) {
 // Client reads and watches keys in Consul's KV store and its service
 // catalog. Its methods are safe for concurrent use.
 type Client struct {
-	clients        []*api.Client // one per node, in order
+	clients        []*api.Client               // one per node, in order
+	configs        map[*api.Client]*api.Config // of each client, as the API library completed it
+	decoder        kvlisting.Decoder
 	http           *http.Client
 	query          api.QueryOptions // template of every query's options
 	secrets        []string         // token and password, kept out of errors
@@ -237,10 +259,13 @@ type Client struct {
 	nextCall uint64
 	// By source name (see [source]): a key/value prefix in template form,
 	// "/app/db", or a catalog prefix, "consul:nodes//".
-	listings map[string]*listing  // the last listing returned
-	indexes  map[string]uint64    // its index at its last listing
-	checked  map[string]uint64    // epoch of its last listing
-	lastWait map[string]time.Time // start of its last query in Watch
+	listings map[string]*listing // the last listing returned
+	indexes  map[string]uint64   // its index at its last listing
+	sessions map[string]*session // the watches running, by key (see [sessionKey])
+	running  sync.WaitGroup      // the goroutines of the sessions
+	log      *slog.Logger
+	// limitOnce logs the first refusal over the agent's connection limit.
+	limitOnce sync.Once
 	// By datacenter: the last listing of every service (see
 	// [Client.allServices]).
 	catalogs map[string]*catalogState
@@ -283,11 +308,14 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	// 100,000 keys doubles the time Consul takes to answer, and costs
 	// kvconf the time to inflate it.
 	tr.DisableCompression = true
-	hc := &http.Client{Transport: newListingTransport(tr)}
+	hc := &http.Client{Transport: tr}
 
 	token := cfg.AuthToken
 	if token == "" {
 		token = os.Getenv("CONSUL_HTTP_TOKEN")
+	}
+	if cfg.log == nil {
+		cfg.log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{
 		http:           hc,
@@ -295,8 +323,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		calls:          map[uint64]context.CancelFunc{},
 		listings:       map[string]*listing{},
 		indexes:        map[string]uint64{},
-		checked:        map[string]uint64{},
-		lastWait:       map[string]time.Time{},
+		sessions:       map[string]*session{},
+		configs:        map[*api.Client]*api.Config{},
+		log:            cfg.log,
 		catalogs:       map[string]*catalogState{},
 		secrets:        append(redact.Basic(cfg.Username, cfg.Password), token),
 	}
@@ -322,24 +351,36 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("consul: node %s: %w", a, err)
 		}
 		c.clients = append(c.clients, cl)
+		c.configs[cl] = acfg
 	}
 	return c, nil
 }
 
-// Close cancels the requests in progress and closes idle connections;
-// calls in progress and later ones return [backends.ErrClosed]. It is
-// idempotent.
+// Close cancels the requests in progress, stops the queries of watches
+// and waits for them, and closes idle connections; calls in progress and
+// later ones return [backends.ErrClosed]. It is idempotent.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return nil
 	}
 	c.closed = true
 	for _, cancel := range c.calls {
 		cancel()
 	}
+	sessions := c.sessions
+	c.sessions = nil
 	c.listings = nil
+	c.mu.Unlock()
+	for _, s := range sessions {
+		s.cancel()
+		s.mu.Lock()
+		close(s.wake) // the calls waiting on it return ErrClosed
+		s.wake = make(chan struct{})
+		s.mu.Unlock()
+	}
+	c.running.Wait()
 	c.http.CloseIdleConnections()
 	return nil
 }
@@ -407,38 +448,15 @@ var errFiltered = errors.New("every key is hidden by ACLs: the ACL token (auth_t
 
 // list lists the Consul prefix p, as a blocking query from index wait
 // when wait > 0 (see [fetch]): "/" + each key and its value, in Consul's
-// order. The body of the listing is decoded by [listingTransport], not by
-// the API library.
+// order (see [Client.getListing]).
 func (c *Client) list(ctx context.Context, p string, wait uint64) ([]backends.KV, uint64, error) {
-	slot := new(listingSlot)
+	var prev []backends.KV
 	c.mu.Lock()
 	if l := c.listings[kvSource{p: p}.name()]; l != nil {
-		slot.prev = l.kvs
+		prev = l.kvs
 	}
 	c.mu.Unlock()
-	_, meta, err := fetch(withSlot(ctx, slot), c, "", wait, func(cl *api.Client, q *api.QueryOptions) (api.KVPairs, *api.QueryMeta, error) {
-		slot.kvs, slot.err = nil, nil
-		return cl.KV().List(p, q)
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	if slot.err != nil {
-		return nil, 0, slot.err
-	}
-	if len(slot.kvs) == 0 && meta.ResultsFilteredByACLs {
-		return nil, 0, errFiltered
-	}
-	if len(slot.kvs) == 0 && c.query.Token == "" && p != "" {
-		// Consul hides from the anonymous token that ACLs filtered a
-		// listing; reading the prefix as a key tells denied from empty.
-		if _, _, err := fetch(ctx, c, "", 0, func(cl *api.Client, q *api.QueryOptions) (*api.KVPair, *api.QueryMeta, error) {
-			return cl.KV().Get(p, q)
-		}); err != nil {
-			return nil, 0, err
-		}
-	}
-	return slot.kvs, max(meta.LastIndex, 1), nil // index 0 is taken as 1
+	return c.listFrom(ctx, p, wait, prev)
 }
 
 // each calls f with the API client of each node in turn, from the last
@@ -630,7 +648,6 @@ func (c *Client) record(name string, idx uint64) (reset bool) {
 		reset = true
 	}
 	c.indexes[name] = idx
-	c.checked[name] = c.epoch.Load()
 	c.seen(idx)
 	return reset
 }
@@ -654,4 +671,5 @@ var (
 	_ backends.Validator = (*Config)(nil)
 	_ backends.Describer = (*Config)(nil)
 	_ backends.Sampler   = (*Config)(nil)
+	_ backends.LogSetter = (*Config)(nil)
 )

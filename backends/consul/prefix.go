@@ -186,3 +186,101 @@ func collect(kvs map[string]string, p string, listed []backends.KV) {
 		folders[k] = !exact
 	}
 }
+
+// cut is one group of [groups]: key/value prefixes listed together by one
+// recursive listing of prefix, which they all start with.
+type cut struct {
+	prefix  string
+	members []string
+}
+
+// groups cuts ps, Consul prefixes sorted with none covering another, into
+// at most n groups, each listed by one recursive listing of a common
+// string prefix of its members and split among them. Consul's recurse
+// matches keys by plain string prefix, so a group can be cut at any
+// character: "scale/p0" covers scale/p00 … scale/p09.
+//
+// The groups are the nodes of the trie of ps where it is cut: starting
+// from one group (the longest common prefix of all), groups splits the
+// heaviest group into its children (the runs of members that share one
+// more character, each under its own longest common prefix) as long as
+// the number of groups stays within n. weights[i] is the cost of listing
+// ps[i], its keys plus one; a group weighs the sum of its members'. A
+// group's listing also holds the keys under its prefix that no member
+// watches, which the trie keeps few by cutting at the members' common
+// prefixes.
+func groups(ps []string, weights []int, n int) []cut {
+	if len(ps) == 0 {
+		return nil
+	}
+	type node struct {
+		cut
+		weight int
+		done   bool // cannot be split within n
+		lo     int  // index in ps of members[0]
+	}
+	weigh := func(lo, hi int) int {
+		w := 0
+		for _, x := range weights[lo:hi] {
+			w += x
+		}
+		return w
+	}
+	mk := func(lo, hi int) *node {
+		return &node{cut: cut{prefix: lcp(ps[lo:hi]), members: ps[lo:hi]}, weight: weigh(lo, hi), lo: lo}
+	}
+	nodes := []*node{mk(0, len(ps))}
+	for {
+		var heavy *node
+		for _, g := range nodes {
+			if !g.done && len(g.members) > 1 && (heavy == nil || g.weight > heavy.weight) {
+				heavy = g
+			}
+		}
+		if heavy == nil {
+			break
+		}
+		// The children: runs of members with the same next character.
+		var kids []*node
+		depth := len(heavy.prefix)
+		start := 0
+		for i := 1; i <= len(heavy.members); i++ {
+			if i == len(heavy.members) || !sameAt(heavy.members[start], heavy.members[i], depth) {
+				kids = append(kids, mk(heavy.lo+start, heavy.lo+i))
+				start = i
+			}
+		}
+		if len(nodes)-1+len(kids) > n || len(kids) < 2 {
+			heavy.done = true
+			continue
+		}
+		i := slices.Index(nodes, heavy)
+		nodes = slices.Replace(nodes, i, i+1, kids...)
+	}
+	out := make([]cut, len(nodes))
+	for i, g := range nodes {
+		out[i] = g.cut
+	}
+	return out
+}
+
+// sameAt reports whether a and b have the same byte at i, or both end
+// before it.
+func sameAt(a, b string, i int) bool {
+	switch {
+	case len(a) <= i || len(b) <= i:
+		return len(a) <= i && len(b) <= i
+	default:
+		return a[i] == b[i]
+	}
+}
+
+// lcp returns the longest common prefix of ps, sorted.
+func lcp(ps []string) string {
+	first, last := ps[0], ps[len(ps)-1]
+	i := 0
+	for i < len(first) && i < len(last) && first[i] == last[i] {
+		i++
+	}
+	return first[:i]
+}

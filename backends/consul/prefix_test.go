@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -160,4 +161,85 @@ func FuzzIsClean(f *testing.F) {
 			t.Fatalf("isClean(%q) = %t, want %t", k, got, want)
 		}
 	})
+}
+
+// TestGroups cuts sorted prefixes into at most n groups at the nodes of
+// their trie: every prefix in exactly one group, each group's prefix a
+// string prefix of its members, the heaviest groups split first.
+func TestGroups(t *testing.T) {
+	t.Parallel()
+	seq := func(format string, n int) []string {
+		var ps []string
+		for i := range n {
+			ps = append(ps, fmt.Sprintf(format, i))
+		}
+		return ps
+	}
+	ones := func(n int) []int {
+		w := make([]int, n)
+		for i := range w {
+			w[i] = 1
+		}
+		return w
+	}
+	prefixes := func(cs []cut) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.prefix)
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		ps      []string
+		weights []int
+		n       int
+		want    []string
+	}{
+		{name: "none", n: 4},
+		{name: "one", ps: []string{"app/"}, weights: []int{5}, n: 4, want: []string{"app/"}},
+		{name: "within n", ps: []string{"a/", "b/", "c/"}, weights: ones(3), n: 3, want: []string{"a/", "b/", "c/"}},
+		{name: "one group", ps: []string{"a/", "b/", "c/"}, weights: ones(3), n: 1, want: []string{""}},
+		{name: "200 prefixes in 12", ps: seq("scale/p%03d/", 200), weights: ones(200), n: 12,
+			want: append(seq("scale/p0%d", 10), "scale/p1")},
+		{name: "200 prefixes in 2", ps: seq("scale/p%03d/", 200), weights: ones(200), n: 2, want: []string{"scale/p0", "scale/p1"}},
+		{name: "1000 prefixes in 12", ps: seq("scale/p%04d/", 1000), weights: ones(1000), n: 12, want: seq("scale/p0%d", 10)},
+		{
+			name: "the heaviest first", ps: []string{"a/1", "a/2", "b/1", "b/2", "b/3"}, weights: []int{1, 1, 100, 1, 1}, n: 4,
+			want: []string{"a/", "b/1", "b/2", "b/3"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := groups(tt.ps, tt.weights, tt.n)
+			if len(got) > max(tt.n, 1) {
+				t.Fatalf("%d groups, want at most %d", len(got), tt.n)
+			}
+			var members []string
+			for _, g := range got {
+				for _, m := range g.members {
+					if !strings.HasPrefix(m, g.prefix) {
+						t.Errorf("member %q of group %q", m, g.prefix)
+					}
+				}
+				members = append(members, g.members...)
+			}
+			if !slices.Equal(members, tt.ps) {
+				t.Errorf("members %q, want %q", members, tt.ps)
+			}
+			if tt.want != nil && !slices.Equal(prefixes(got), tt.want) {
+				t.Errorf("groups %q, want %q", prefixes(got), tt.want)
+			}
+		})
+	}
+}
+
+// kvList returns the pairs of key, value, key, value…
+func kvList(kv ...string) []backends.KV {
+	kvs := []backends.KV{}
+	for i := 0; i < len(kv); i += 2 {
+		kvs = append(kvs, backends.KV{Key: kv[i], Value: kv[i+1]})
+	}
+	return kvs
 }

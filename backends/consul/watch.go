@@ -5,29 +5,51 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
+	"github.com/hashicorp/consul/api"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/backends/consul/catalog"
+	"github.com/kvconf/kvconf/internal/backoff"
 )
 
 // waitTime is how long a blocking query waits for a change before Consul
-// answers with the listing unchanged (the Consul API's maximum is 10m). It
-// also bounds how long an index that went backwards without a failed
-// request (a snapshot restored, an agent restarted between two queries)
-// goes unnoticed: Consul holds a query whose index is ahead of its own
-// until the wait time ends, then answers with its lower index.
+// answers with the listing unchanged (the Consul API's maximum is 10m).
 const waitTime = time.Minute
 
-// Pace of the queries of Watch on one prefix: at least minGap apart, plus
-// a random share of jitter, as consul-template does.
+// Pace of the queries of one group of a watch: at least minGap apart,
+// plus a random share of jitter, as consul-template does.
 const (
 	minGap = 100 * time.Millisecond
 	jitter = 25 * time.Millisecond
 )
+
+// maxQueries bounds the blocking queries that the watch of one set of
+// prefixes keeps open at once, whatever the number of prefixes: Consul
+// counts every connection of a client against its per-client limit
+// (limits.http_max_conns_per_client, 200 by default), and a query it
+// still holds counts until its wait ends even once the client has gone.
+// Twelve queries, plus the odd listing beside them, stay well under it,
+// and the measurements in bench/README.md show no gain from more.
+const maxQueries = 12
+
+// maxServiceQueries is how many services of one datacenter a watch
+// follows with one health query each; with more, it follows the
+// datacenter's nodes, checks and services (three queries) and reads the
+// health of the services whose checks changed, as a watch of every
+// service does.
+const maxServiceQueries = 3
+
+// retry paces the queries of a group after a failure: an agent that is
+// down, or that refused a connection over its limit (HTTP 429).
+var retry = backoff.Policy{Min: 250 * time.Millisecond, Max: 5 * time.Second}
 
 // listing is the content of a source (see [source]) as a caller holds it.
 type listing struct {
@@ -38,22 +60,25 @@ type listing struct {
 }
 
 // keep makes l the listing that [Client.Watch] compares the next listing
-// of its source with.
-func (c *Client) keep(l *listing) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// of its source with. The caller holds c.mu.
+func (c *Client) keepLocked(l *listing) {
 	if !c.closed {
 		c.listings[l.name] = l
 	}
 }
 
-// base returns the listing kept for the source named name if a caller at
-// revision after holds it, or nil. A listing made at index i and returned
-// with revision r is the content of its source at every revision from i to
-// r: nothing under it changed in between.
-func (c *Client) base(name string, after uint64) *listing {
+// keep is keepLocked for a caller that does not hold c.mu.
+func (c *Client) keep(l *listing) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.keepLocked(l)
+}
+
+// baseLocked returns the listing kept for the source named name if a
+// caller at revision after holds it, or nil. A listing made at index i and
+// returned with revision r is the content of its source at every revision
+// from i to r: nothing under it changed in between. The caller holds c.mu.
+func (c *Client) baseLocked(name string, after uint64) *listing {
 	if l := c.listings[name]; l != nil && l.index <= after && after <= l.rev {
 		return l
 	}
@@ -65,25 +90,30 @@ func (c *Client) base(name string, after uint64) *listing {
 // it returns at once with the current revision: the index of the first
 // prefix or the highest index seen, whichever is higher.
 //
-// Watch runs one blocking query per prefix (after merging prefixes that
-// another covers), from after: Consul answers when the prefix's index
-// passes after, or when the query's wait time ends, and then Watch asks
-// again. A catalog prefix is watched through its endpoint: the health of
-// the service, or the list of services or of nodes. Every service of a
-// datacenter is watched through the nodes, the checks and the services at
-// once, and read again whole when the first of them answers. Queries on
-// one prefix are at least 100 ms apart, plus jitter. With several
-// prefixes, the queries run at once, and the first change ends them all;
-// Watch then lists every prefix again. Watch returns the changes when it
-// holds the listings the caller holds (those it returned with after), and
-// a full snapshot otherwise.
+// The prefixes (after merging those that another covers) are watched by
+// a session of blocking queries that outlives each call: the next call
+// with the same prefixes finds its queries still waiting, each with its
+// own index, so that a change under one prefix never cuts short the
+// queries of the others. The session holds at most [maxQueries] queries
+// whatever the number of prefixes: key/value prefixes are grouped under
+// common string prefixes (see [groups]), each group listed by one query
+// and its listing split among its prefixes; a catalog prefix is watched
+// through its endpoint (the health of the service, the list of services
+// or of nodes), and every service of a datacenter, or more than
+// [maxServiceQueries] of them, through the nodes, the checks and the
+// services, then read again. Queries of one group are at least 100 ms
+// apart, plus jitter. Watch compares the newest listing of each prefix
+// with the one the caller holds (the one it returned with after) and
+// returns the changes, or a full snapshot when it holds none.
 //
 // When Consul's index goes backwards (a snapshot restore, a dev agent
 // restarted), or when after is above every index seen since such a
 // reset, Watch returns a full snapshot with the new store's revision,
-// lower than after. After a request that reached no node, the next query
-// on each prefix does not block, so that a restarted agent is noticed at
-// once. An error of a query ends Watch; the caller calls it again.
+// lower than after. A query that fails (an agent down, over its
+// connection limit) makes Watch return its error while it fails; the
+// session retries it with backoff, and its next query after a request
+// that reached no node, or on a new connection, does not block, so that a
+// restarted agent is noticed at once.
 func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (backends.Update, error) {
 	if err := c.check(ctx, "watch"); err != nil {
 		return backends.Update{}, err
@@ -108,38 +138,124 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 		<-ctx.Done()
 		return backends.Update{}, fmt.Errorf("consul: watch: %w", ctx.Err())
 	}
-	bases := make([]*listing, len(srcs))
-	for i, s := range srcs {
-		bases[i] = c.base(s.name(), after)
+	s := c.session(srcs, after)
+	if s == nil {
+		return backends.Update{}, fmt.Errorf("consul: watch: %w", backends.ErrClosed)
 	}
-	var w woken
-	if len(srcs) == 1 {
-		w, err = c.watchSource(ctx, srcs[0], after, bases[0])
-	} else {
-		w, err = c.watchAll(ctx, srcs, after, bases)
-	}
-	if err != nil {
-		return backends.Update{}, err
-	}
-	if w.reset {
-		rev, ls, err := c.snapshot(ctx, srcs)
-		if err != nil {
-			return backends.Update{}, err
+	defer c.release(s)
+	for {
+		s.mu.Lock()
+		wake := s.wake
+		u, done, err := c.collect(s, after)
+		s.mu.Unlock()
+		if errors.Is(err, errReset) {
+			// Read the new store whole, as Snapshot does.
+			rev, ls, err := c.snapshot(ctx, srcs)
+			if err != nil {
+				return backends.Update{}, err
+			}
+			// The new store's listings, until the groups read newer ones.
+			s.mu.Lock()
+			for _, l := range ls {
+				s.latest[l.name] = &listing{name: l.name, index: l.index, kvs: l.kvs}
+			}
+			s.mu.Unlock()
+			return backends.Update{Rev: rev, Full: &backends.Snapshot{Rev: rev, KVs: toMap(ls)}}, nil
 		}
-		return backends.Update{Rev: rev, Full: &backends.Snapshot{Rev: rev, KVs: toMap(ls)}}, nil
+		if err != nil {
+			return backends.Update{}, c.fail(ctx, "watch", err)
+		}
+		if done {
+			return u, nil
+		}
+		select {
+		case <-ctx.Done():
+			return backends.Update{}, c.fail(ctx, "watch", ctx.Err())
+		case <-wake:
+		}
 	}
-	if len(srcs) == 1 {
-		w.l.rev = w.rev
-		c.keep(w.l)
-		return update(bases, []*listing{w.l}, w.rev), nil
+}
+
+// errReset is returned by [Client.collect] when Consul's index went
+// backwards: the caller reads the new store whole.
+var errReset = errors.New("consul: index reset")
+
+// collect returns what Watch returns to a caller at revision after, from
+// the newest listings of s, and whether it is ready: false while no
+// listing differs from the caller's. It returns [errReset], having
+// forgotten every index and listing, when Consul's index went backwards
+// (or after is above every index seen since it did). The caller holds
+// s.mu.
+func (c *Client) collect(s *session, after uint64) (backends.Update, bool, error) {
+	for _, g := range s.groups {
+		if g.err == nil {
+			continue
+		}
+		if s.reported {
+			// Reported once: now Watch waits for the groups to recover,
+			// while they retry with backoff, so that the caller (which
+			// backs off too) does not add its own delays to a recovery.
+			return backends.Update{}, false, nil
+		}
+		s.reported = true
+		return backends.Update{}, false, g.err
 	}
-	// Read every prefix again, as Snapshot does: the other queries were
-	// cut short.
-	rev, ls, err := c.snapshot(ctx, srcs)
-	if err != nil {
-		return backends.Update{}, err
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return backends.Update{}, false, backends.ErrClosed
 	}
-	return update(bases, ls, rev), nil
+	if s.reset || after > c.highest.Load() {
+		s.reset = false
+		clear(c.indexes)
+		clear(c.listings)
+		c.highest.Store(0)
+		return backends.Update{}, false, errReset
+	}
+	ls := make([]*listing, len(s.srcs))
+	bases := make([]*listing, len(s.srcs))
+	full := false
+	for i, src := range s.srcs {
+		name := src.name()
+		ls[i] = s.latest[name]
+		bases[i] = c.baseLocked(name, after)
+		if ls[i] == nil && bases[i] == nil {
+			return backends.Update{}, false, nil // not read yet
+		}
+		if ls[i] == nil || bases[i] != nil && ls[i].index < bases[i].index {
+			// The group has not caught up with the caller's listing, read
+			// later (by Snapshot): keep the caller's.
+			ls[i] = bases[i]
+		}
+		full = full || bases[i] == nil
+	}
+	if full {
+		rev := c.highest.Load()
+		for _, l := range ls {
+			rev = max(rev, l.index)
+		}
+		for _, l := range ls {
+			c.keepLocked(&listing{name: l.name, index: l.index, rev: rev, kvs: l.kvs})
+		}
+		return backends.Update{Rev: rev, Full: &backends.Snapshot{Rev: rev, KVs: toMap(ls)}}, true, nil
+	}
+	u := update(bases, ls, 0)
+	if len(u.Changes) == 0 {
+		return backends.Update{}, false, nil
+	}
+	rev := max(after, c.highest.Load())
+	for _, l := range ls {
+		rev = max(rev, l.index)
+	}
+	for i, l := range ls {
+		idx := l.index
+		if l == bases[i] || slices.Equal(l.kvs, bases[i].kvs) {
+			idx = bases[i].index
+		}
+		c.keepLocked(&listing{name: l.name, index: min(idx, rev), rev: rev, kvs: l.kvs})
+	}
+	u.Rev = rev
+	return u, true, nil
 }
 
 // update returns the update from the listings bases, those the caller
@@ -193,110 +309,502 @@ func diff(changes []backends.Change, old, cur []backends.KV) []backends.Change {
 	return changes
 }
 
-// woken is how a watch of a prefix ended.
-type woken struct {
-	reset bool     // Consul's index went backwards
-	l     *listing // the new listing of the prefix, when it changed
-	rev   uint64   // the revision l is the content at
+// session is the watch of one set of sources: its groups' queries run
+// until the client closes, or until a watch of other prefixes replaces
+// the session while no call waits on it.
+type session struct {
+	key    string   // the sources' names, joined
+	srcs   []source // in the order of Client.sources
+	groups []*group
+	cancel context.CancelFunc
+	active int // Watch calls on the session; under Client.mu
+
+	mu     sync.Mutex
+	wake   chan struct{}       // closed, and replaced, at each news
+	latest map[string]*listing // by source name: its newest listing
+	reset  bool                // an index went backwards since the last full update
+	// reported is set once Watch has returned a failure of a group, and
+	// cleared once no group fails.
+	reported bool
 }
 
-// watchSource waits until the index of s passes after, or until a reset.
-// When it holds base, the listing the caller holds, it goes on waiting
-// while the listing stays the same: Consul raises the index of a prefix
-// that holds no key at every write elsewhere, and that of a service at
-// every change of its nodes or checks, even one that shows in no value.
-func (c *Client) watchSource(ctx context.Context, s source, after uint64, base *listing) (woken, error) {
-	op := "watch " + s.String()
-	name := s.name()
-	from := after
-	for {
-		if after > c.highest.Load() {
-			// after comes from before a reset: the new store has not
-			// come that far.
-			return woken{reset: true}, nil
+// group is one query of a session, or three for a datacenter's catalog
+// (see [Client.catalogGroup]), and the sources it serves.
+type group struct {
+	label string // for errors
+	// read reads the group, a blocking query from index wait when
+	// wait > 0, and returns each source's listing by name, and the index.
+	read func(ctx context.Context, wait uint64) (map[string][]backends.KV, uint64, error)
+	// triggers, when set, are blocking queries whose answers make the
+	// group read again (without blocking); read is then never blocking.
+	triggers []func(ctx context.Context, wait uint64) (uint64, error)
+	err      error // the last failure, nil once a query succeeds; under session.mu
+}
+
+// sessionKey returns the key of the session of srcs.
+func sessionKey(srcs []source) string {
+	names := make([]string, len(srcs))
+	for i, s := range srcs {
+		names[i] = s.name()
+	}
+	return strings.Join(names, "\x00")
+}
+
+// session returns the running session of srcs, or starts one, its
+// queries blocking from after where the caller holds every listing, and
+// counts a call on it (see [Client.release]). It stops the sessions of
+// other prefixes that no call waits on. It returns nil once the client is
+// closed.
+func (c *Client) session(srcs []source, after uint64) *session {
+	key := sessionKey(srcs)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	if s := c.sessions[key]; s != nil {
+		s.active++
+		return s
+	}
+	for k, s := range c.sessions {
+		if s.active == 0 {
+			s.cancel()
+			delete(c.sessions, k) // its queries end on their own; Close waits for them
 		}
-		wait := from
-		c.mu.Lock()
-		if c.checked[name] != c.epoch.Load() {
-			wait = 0 // a node was unreachable: check the index first
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{key: key, srcs: srcs, cancel: cancel, active: 1,
+		wake: make(chan struct{}), latest: map[string]*listing{}}
+	// Seed: where the caller holds every listing of a group, its queries
+	// block from after at once.
+	held := map[string]bool{}
+	for _, src := range srcs {
+		if l := c.baseLocked(src.name(), after); l != nil {
+			held[src.name()] = true
+			s.latest[src.name()] = l
 		}
-		c.mu.Unlock()
-		if err := c.pace(ctx, name); err != nil {
-			return woken{}, fmt.Errorf("consul: %s: %w", op, err)
-		}
-		h0 := c.highest.Load()
-		kvs, idx, err := s.read(ctx, wait)
-		if err != nil {
-			return woken{}, c.fail(ctx, op, err)
-		}
-		if c.record(name, idx) {
-			return woken{reset: true}, nil
-		}
-		if idx > from {
-			l := &listing{name: name, index: idx, kvs: kvs}
-			if base != nil && slices.Equal(base.kvs, l.kvs) {
-				from = idx // nothing changed under s
-				continue
+	}
+	plan := c.plan(srcs)
+	for _, g := range plan {
+		s.groups = append(s.groups, g.group) // before any runs: publish reads them
+	}
+	for _, g := range plan {
+		from := after
+		for _, name := range g.names {
+			if !held[name] {
+				from = 0
 			}
-			return woken{l: l, rev: max(h0, idx)}, nil
 		}
-		// The wait time ended with no change: ask again.
+		c.running.Add(1)
+		go func() {
+			defer c.running.Done()
+			c.run(ctx, s, g.group, from)
+		}()
+	}
+	c.sessions[key] = s
+	return s
+}
+
+// withFreshConn returns ctx for a query, and, when the query is blocking,
+// cancels it if it would go out on a new connection, setting *fresh: a
+// new connection may reach an agent restarted since the last query, whose
+// index is lower, and a blocking query from the old index would wait its
+// whole wait time there before the reset shows. The query has not been
+// sent yet, so Consul holds nothing for it.
+func withFreshConn(ctx context.Context, blocking bool, fresh *atomic.Bool) (context.Context, context.CancelFunc) {
+	if !blocking {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			if !info.Reused {
+				fresh.Store(true)
+				cancel()
+			}
+		},
+	}), cancel
+}
+
+// release ends a call on s.
+func (c *Client) release(s *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s.active--
+}
+
+// planned is a group with the names of the sources it serves.
+type planned struct {
+	*group
+	names []string
+}
+
+// plan cuts srcs into groups, at most [maxQueries] queries in all.
+func (c *Client) plan(srcs []source) []planned {
+	var out []planned
+	var kv []kvSource
+	services := map[string][]catalogSource{} // by datacenter
+	var dcs []string
+	queries := 0
+	for _, s := range srcs {
+		switch s := s.(type) {
+		case kvSource:
+			kv = append(kv, s)
+		case catalogSource:
+			switch s.q.Kind {
+			case catalog.KindService:
+				if services[s.q.Datacenter] == nil {
+					dcs = append(dcs, s.q.Datacenter)
+				}
+				services[s.q.Datacenter] = append(services[s.q.Datacenter], s)
+			case catalog.KindAllServices:
+				out = append(out, c.catalogGroup(s.q.Datacenter, []source{s}))
+				queries += endpoints
+			default:
+				out = append(out, c.single(s))
+				queries++
+			}
+		}
+	}
+	for _, dc := range dcs {
+		ss := services[dc]
+		if len(ss) <= maxServiceQueries {
+			for _, s := range ss {
+				out = append(out, c.single(s))
+				queries++
+			}
+			continue
+		}
+		members := make([]source, len(ss))
+		for i, s := range ss {
+			members[i] = s
+		}
+		out = append(out, c.catalogGroup(dc, members))
+		queries += endpoints
+	}
+	if len(kv) == 0 {
+		return out
+	}
+	ps := make([]string, len(kv))
+	weights := make([]int, len(kv))
+	for i, s := range kv {
+		ps[i] = s.p
+		weights[i] = 1
+		if l := c.listings[s.name()]; l != nil {
+			weights[i] += len(l.kvs)
+		}
+	}
+	for _, g := range groups(ps, weights, max(1, maxQueries-queries)) {
+		out = append(out, c.kvGroup(g.prefix, g.members))
+	}
+	return out
+}
+
+// single returns the group of one source, read by its own blocking query.
+func (c *Client) single(s source) planned {
+	name := s.name()
+	return planned{
+		group: &group{label: s.String(), read: func(ctx context.Context, wait uint64) (map[string][]backends.KV, uint64, error) {
+			kvs, idx, err := s.read(ctx, wait)
+			if err != nil {
+				return nil, 0, err
+			}
+			return map[string][]backends.KV{name: kvs}, idx, nil
+		}},
+		names: []string{name},
 	}
 }
 
-// errWoken ends the other queries of watchAll once one has returned.
-var errWoken = errors.New("consul: woken")
+// kvGroup returns the group of the key/value prefixes members (in Consul
+// form, sorted, none covering another), all under prefix: one recursive
+// listing of prefix, split among them.
+func (c *Client) kvGroup(prefix string, members []string) planned {
+	names := make([]string, len(members))
+	for i, p := range members {
+		names[i] = kvSource{p: p}.name()
+	}
+	var prev []backends.KV // the group's last listing, whose strings the next one shares
+	read := func(ctx context.Context, wait uint64) (map[string][]backends.KV, uint64, error) {
+		raw, idx, err := c.listFrom(ctx, prefix, wait, prev)
+		if err != nil {
+			return nil, 0, err
+		}
+		prev = raw
+		out := make(map[string][]backends.KV, len(members))
+		for i, p := range members {
+			out[names[i]] = pairs(p, clip(raw, "/"+p))
+		}
+		return out, idx, nil
+	}
+	return planned{group: &group{label: fmt.Sprintf("%q", "/"+prefix), read: read}, names: names}
+}
 
-// watchAll runs [Client.watchSource] on every source of srcs at once, and
-// returns how the first to end ended, once every query has returned.
-func (c *Client) watchAll(ctx context.Context, srcs []source, after uint64, bases []*listing) (woken, error) {
-	g, gctx := errgroup.WithContext(ctx)
-	ws := make([]woken, len(srcs))
-	for i, s := range srcs {
-		g.Go(func() error {
-			w, err := c.watchSource(gctx, s, after, bases[i])
-			if err != nil {
-				return err
+// clip returns the pairs of kvs, in Consul's order, whose key starts with
+// p: a run of kvs when the keys are sorted, and otherwise a copy.
+func clip(kvs []backends.KV, p string) []backends.KV {
+	byKey := func(kv backends.KV, k string) int { return strings.Compare(kv.Key, k) }
+	lo, _ := slices.BinarySearchFunc(kvs, p, byKey)
+	hi := lo
+	for hi < len(kvs) && strings.HasPrefix(kvs[hi].Key, p) {
+		hi++
+	}
+	sorted := slices.IsSortedFunc(kvs, func(a, b backends.KV) int { return strings.Compare(a.Key, b.Key) })
+	if sorted {
+		return kvs[lo:hi:hi]
+	}
+	var out []backends.KV
+	for _, kv := range kvs {
+		if strings.HasPrefix(kv.Key, p) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// catalogGroup returns the group of catalog sources members of datacenter
+// dc: every service of dc, or some services of it. Blocking queries on
+// the nodes, the checks and the services of dc, each from its own index,
+// make it read every service (see [Client.allServices], which reads again
+// only the services whose checks changed) and keep the keys of members.
+func (c *Client) catalogGroup(dc string, members []source) planned {
+	names := make([]string, len(members))
+	want := map[string]bool{}
+	all := false
+	for i, s := range members {
+		names[i] = s.name()
+		want[s.name()] = true
+		if s.(catalogSource).q.Kind == catalog.KindAllServices {
+			all = true
+		}
+	}
+	g := &group{label: fmt.Sprintf("catalog of datacenter %q", dc)}
+	g.read = func(ctx context.Context, _ uint64) (map[string][]backends.KV, uint64, error) {
+		kvs, idx, err := c.allServices(ctx, dc, 0)
+		if err != nil {
+			return nil, 0, err
+		}
+		if all {
+			return map[string][]backends.KV{names[0]: kvs}, idx, nil
+		}
+		out := make(map[string][]backends.KV, len(names))
+		for _, n := range names {
+			out[n] = []backends.KV{}
+		}
+		for _, kv := range kvs {
+			if want[kv.Key] {
+				out[kv.Key] = []backends.KV{kv}
 			}
-			ws[i] = w
-			return errWoken
+		}
+		return out, idx, nil
+	}
+	for e := range endpoints {
+		g.triggers = append(g.triggers, func(ctx context.Context, wait uint64) (uint64, error) {
+			r, err := c.indexOf(ctx, dc, e, wait)
+			return r.index, err
 		})
 	}
-	err := g.Wait()
-	if !errors.Is(err, errWoken) {
-		return woken{}, err
-	}
-	var w woken
-	for _, x := range ws {
-		w.reset = w.reset || x.reset
-		if x.l != nil {
-			w.l = x.l
-		}
-	}
-	return w, nil
+	return planned{group: g, names: names}
 }
 
-// pace waits until the next query on the source named name may start: at
-// least [minGap], plus up to [jitter], after the previous one.
-func (c *Client) pace(ctx context.Context, name string) error {
-	c.mu.Lock()
-	now := time.Now()
-	next := c.lastWait[name].Add(minGap + rand.N(jitter))
-	if next.Before(now) {
-		next = now
+// run runs the queries of g until ctx is done: the first read from index
+// from (without blocking if from is 0), then one blocking query after the
+// other, each from the index of the last, and publishes each listing in s.
+func (c *Client) run(ctx context.Context, s *session, g *group, from uint64) {
+	if len(g.triggers) > 0 {
+		c.runTriggered(ctx, s, g, from)
+		return
 	}
-	c.lastWait[name] = next
-	c.mu.Unlock()
-	d := time.Until(next)
-	if d <= 0 {
-		return nil
+	idx := from
+	var last time.Time
+	epoch := c.epoch.Load()
+	recheck := false // the next query must not block
+	for fails := 0; ctx.Err() == nil; {
+		wait := idx
+		if recheck || c.epoch.Load() != epoch {
+			wait = 0 // a node was unreachable: check the index first
+		}
+		if err := pace(ctx, &last); err != nil {
+			return
+		}
+		epoch = c.epoch.Load()
+		var fresh atomic.Bool
+		qctx, cancel := withFreshConn(ctx, wait > 0, &fresh)
+		ls, i, err := g.read(qctx, wait)
+		cancel()
+		if fresh.Load() && ctx.Err() == nil {
+			// The query went out on a new connection, maybe to an agent
+			// restarted since the last: ask again without blocking.
+			recheck = true
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			fails++
+			c.failed(s, g, err)
+			if backoff.Sleep(ctx, retry.Delay(fails)) != nil {
+				return
+			}
+			continue
+		}
+		fails, recheck = 0, false
+		c.seen(i)
+		reset := idx > 0 && i < idx
+		if i != idx || wait == 0 || reset {
+			s.publish(g, ls, i, reset)
+		} else {
+			s.publish(g, nil, i, false) // clears a failure
+		}
+		idx = i
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
+}
+
+// runTriggered runs the trigger queries of g, each from its own index,
+// and reads g again (without blocking) each time one of them answers with
+// a new index, then publishes the listing in s.
+func (c *Client) runTriggered(ctx context.Context, s *session, g *group, from uint64) {
+	kick := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, t := range g.triggers {
+		wg.Go(func() {
+			idx := from
+			var last time.Time
+			epoch := c.epoch.Load()
+			recheck := false
+			for fails := 0; ctx.Err() == nil; {
+				wait := idx
+				if recheck || c.epoch.Load() != epoch {
+					wait = 0
+				}
+				if pace(ctx, &last) != nil {
+					return
+				}
+				epoch = c.epoch.Load()
+				var fresh atomic.Bool
+				qctx, cancel := withFreshConn(ctx, wait > 0, &fresh)
+				i, err := t(qctx, wait)
+				cancel()
+				if fresh.Load() && ctx.Err() == nil {
+					recheck = true
+					continue
+				}
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					fails++
+					c.failed(s, g, err)
+					if backoff.Sleep(ctx, retry.Delay(fails)) != nil {
+						return
+					}
+					continue
+				}
+				fails, recheck = 0, false
+				c.seen(i)
+				if i != idx {
+					if idx > 0 && i < idx {
+						s.mu.Lock()
+						s.reset = true
+						s.mu.Unlock()
+					}
+					idx = i
+					select {
+					case kick <- struct{}{}:
+					default:
+					}
+				}
+			}
+		})
 	}
+	if from == 0 {
+		kick <- struct{}{}
+	}
+	var last time.Time
+	var idx uint64
+	for fails := 0; ; {
+		select {
+		case <-ctx.Done():
+			return
+		case <-kick:
+		}
+		if pace(ctx, &last) != nil {
+			return
+		}
+		ls, i, err := g.read(ctx, 0)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			fails++
+			c.failed(s, g, err)
+			select {
+			case kick <- struct{}{}: // read again after the backoff
+			default:
+			}
+			if backoff.Sleep(ctx, retry.Delay(fails)) != nil {
+				return
+			}
+			continue
+		}
+		fails = 0
+		c.seen(i)
+		reset := idx > 0 && i < idx
+		idx = i
+		s.publish(g, ls, i, reset)
+	}
+}
+
+// publish makes ls (by source name, read at index idx) the newest
+// listings of s, clears g's failure, notes a reset, and wakes the calls
+// that wait on s.
+func (s *session) publish(g *group, ls map[string][]backends.KV, idx uint64, reset bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	news := g.err != nil || reset || len(ls) > 0
+	g.err = nil
+	if !slices.ContainsFunc(s.groups, func(g *group) bool { return g.err != nil }) {
+		s.reported = false
+	}
+	s.reset = s.reset || reset
+	for name, kvs := range ls {
+		s.latest[name] = &listing{name: name, index: max(idx, 1), kvs: kvs}
+	}
+	if news {
+		close(s.wake)
+		s.wake = make(chan struct{})
+	}
+}
+
+// failed notes err, a failure of a query of g, and wakes the calls that
+// wait on s, so that they return it. The first refusal of a connection
+// over the agent's limit is logged with what to change.
+func (c *Client) failed(s *session, g *group, err error) {
+	if se, ok := errors.AsType[api.StatusError](err); ok && se.Code == http.StatusTooManyRequests {
+		c.limitOnce.Do(func() {
+			c.log.Warn("consul agent refused a connection over its per-client limit; raise limits.http_max_conns_per_client in the agent's configuration, or run fewer clients from this address",
+				"limit", "limits.http_max_conns_per_client", "queries", maxQueries, "query", g.label)
+		})
+		err = fmt.Errorf("%s: too many connections from this address (HTTP 429: the agent's limits.http_max_conns_per_client): %w", g.label, err)
+	} else {
+		err = fmt.Errorf("%s: %w", g.label, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g.err = err
+	close(s.wake)
+	s.wake = make(chan struct{})
+}
+
+// pace waits until the next query may start: at least [minGap], plus up
+// to [jitter], after the previous one, whose start *last holds; then it
+// sets *last to now.
+func pace(ctx context.Context, last *time.Time) error {
+	next := last.Add(minGap + rand.N(jitter))
+	if err := backoff.Sleep(ctx, time.Until(next)); err != nil && ctx.Err() != nil {
+		return err
+	}
+	*last = time.Now()
+	return nil
 }

@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/backends/consul/catalog"
 )
 
 // asMap returns kvs as a map.
@@ -211,5 +213,69 @@ func TestListFake(t *testing.T) {
 		for i := range l.KVs {
 			l.KVs[i].Value = "changed by the caller"
 		}
+	}
+}
+
+// TestPlanBound plans the watch of many key/value prefixes beside catalog
+// queries: the queries in all stay within maxQueries, every source is
+// served by exactly one group, and more than maxServiceQueries services of
+// a datacenter share the datacenter's three queries.
+func TestPlanBound(t *testing.T) {
+	t.Parallel()
+	c, err := New(t.Context(), Config{Nodes: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }() // never contacted
+	tests := []struct {
+		name     string
+		kv       int
+		services int
+		other    []string
+	}{
+		{name: "1,000 prefixes", kv: 1000},
+		{name: "200 prefixes and 2 services", kv: 200, services: 2},
+		{name: "200 prefixes and 50 services", kv: 200, services: 50,
+			other: []string{catalog.Query{Kind: catalog.KindServices}.Prefix(), catalog.Query{Kind: catalog.KindNodes}.Prefix()}},
+		{name: "services only", services: 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var prefixes []string
+			for i := range tt.kv {
+				prefixes = append(prefixes, fmt.Sprintf("/scale/p%04d", i))
+			}
+			for i := range tt.services {
+				prefixes = append(prefixes, catalog.Query{Kind: catalog.KindService, Name: fmt.Sprintf("svc%02d", i)}.Prefix())
+			}
+			prefixes = append(prefixes, tt.other...)
+			srcs, err := c.sources(prefixes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.mu.Lock()
+			plan := c.plan(srcs)
+			c.mu.Unlock()
+			queries := 0
+			served := map[string]int{}
+			for _, g := range plan {
+				queries += max(1, len(g.triggers))
+				for _, n := range g.names {
+					served[n]++
+				}
+			}
+			if queries > maxQueries {
+				t.Errorf("%d queries, want at most %d", queries, maxQueries)
+			}
+			for _, s := range srcs {
+				if served[s.name()] != 1 {
+					t.Errorf("%s served by %d groups, want 1", s.name(), served[s.name()])
+				}
+			}
+			if len(served) != len(srcs) {
+				t.Errorf("%d sources served, want %d", len(served), len(srcs))
+			}
+		})
 	}
 }

@@ -38,7 +38,6 @@ import (
 	"sync"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -73,13 +72,6 @@ const (
 	DefaultDialTimeout    = 5 * time.Second
 	DefaultRequestTimeout = 30 * time.Second
 )
-
-// pageSize is the most keys one range request of List reads. Before 3.5,
-// etcd walks its index over every key left in the range for each page, so
-// a big prefix reads in fewer, larger pages much faster: 100,000 keys take
-// about 2/3 of the time in pages of 25,000 as in pages of 10,000. A page
-// of small keys takes about 5 MiB to decode.
-const pageSize = 25_000
 
 // keepAliveTime is how long a connection with a watch may stay silent
 // before the client checks it with a keepalive probe, so that a watch on a
@@ -388,100 +380,6 @@ func (c *Client) List(ctx context.Context, prefixes []string) (backends.List, er
 	}
 }
 
-// txnRanges is the most range requests put in one transaction: under
-// etcd's default --max-txn-ops of 128.
-const txnRanges = 64
-
-// list reads ps, a result of [merge], at one revision. The prefixes go in
-// transactions of up to [txnRanges] range requests, so that many small
-// prefixes cost one round trip rather than one each; the first transaction
-// fixes the revision and every later request reads at it. A prefix with
-// more keys than its share of [pageSize] is read on in pages.
-//
-// etcd returns each range sorted by key, and the ranges of ps, sorted and
-// none covering another, hold disjoint keys in the same order: appended in
-// the order read, the keys come out sorted.
-func (c *Client) list(ctx context.Context, ps []string) (backends.List, error) {
-	var kvs []backends.KV
-	var rev int64
-	for len(ps) > 0 {
-		batch := ps[:min(len(ps), txnRanges)]
-		ps = ps[len(batch):]
-		limit := int64(max(pageSize/len(batch), 100))
-		ops := make([]clientv3.Op, len(batch))
-		for i, p := range batch {
-			key, end := span(p)
-			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(limit)}
-			if rev != 0 {
-				opts = append(opts, clientv3.WithRev(rev))
-			}
-			ops[i] = clientv3.OpGet(key, opts...)
-		}
-		tctx, cancel := context.WithTimeout(ctx, c.requestTimeout)
-		resp, err := c.cli.Txn(tctx).Then(ops...).Commit()
-		cancel()
-		if err != nil {
-			return backends.List{}, c.fail("snapshot "+quoteAll(batch), err)
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
-		if kvs == nil {
-			// Each range reports how many keys it holds beyond its limit:
-			// size the list once rather than growing it page by page.
-			n := 0
-			for _, r := range resp.Responses {
-				if rr := r.GetResponseRange(); rr != nil {
-					n += int(rr.Count)
-				}
-			}
-			kvs = make([]backends.KV, 0, n)
-		}
-		for i, r := range resp.Responses {
-			rr := r.GetResponseRange()
-			if rr == nil {
-				return backends.List{}, fmt.Errorf("etcd: snapshot %q: transaction answered without a range", batch[i])
-			}
-			kvs = appendKVs(kvs, rr.Kvs)
-			// Copied: let the decoded range go while the next pages load.
-			resp.Responses[i] = nil
-			if rr.More && len(rr.Kvs) > 0 {
-				from := string(rr.Kvs[len(rr.Kvs)-1].Key) + "\x00"
-				if kvs, err = c.pages(ctx, batch[i], from, rev, kvs); err != nil {
-					return backends.List{}, err
-				}
-			}
-		}
-	}
-	return backends.List{Rev: uint64(rev), KVs: kvs}, nil
-}
-
-// appendKVs appends page, a range's keys as etcd returns them, to kvs.
-// The keys and values of the page are copied into one string, which they
-// share: one allocation for the page rather than two for every key. That
-// string stays in memory as long as any of them does, which costs nothing
-// while the page's keys are all in use, as in a snapshot, and at most the
-// page's size once only some are.
-func appendKVs(kvs []backends.KV, page []*mvccpb.KeyValue) []backends.KV {
-	n := 0
-	for _, kv := range page {
-		n += len(kv.Key) + len(kv.Value)
-	}
-	var b strings.Builder
-	b.Grow(n)
-	for _, kv := range page {
-		b.Write(kv.Key)
-		b.Write(kv.Value)
-	}
-	all := b.String()
-	for _, kv := range page {
-		k, v := len(kv.Key), len(kv.Value)
-		kvs = append(kvs, backends.KV{Key: all[:k], Value: all[k : k+v]})
-		all = all[k+v:]
-	}
-	return kvs
-}
-
 // quoteAll quotes each prefix and joins them with commas: "/a", "/b".
 func quoteAll(ps []string) string {
 	q := make([]string, len(ps))
@@ -489,23 +387,6 @@ func quoteAll(ps []string) string {
 		q[i] = strconv.Quote(p)
 	}
 	return strings.Join(q, ", ")
-}
-
-// pages reads the keys of prefix p from key from on, at revision rev, in
-// pages of [pageSize], and appends them to kvs.
-func (c *Client) pages(ctx context.Context, p, from string, rev int64, kvs []backends.KV) ([]backends.KV, error) {
-	_, end := span(p)
-	for {
-		resp, err := c.get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(pageSize), clientv3.WithRev(rev))
-		if err != nil {
-			return nil, c.fail(fmt.Sprintf("snapshot %q", p), err)
-		}
-		kvs = appendKVs(kvs, resp.Kvs)
-		if !resp.More || len(resp.Kvs) == 0 {
-			return kvs, nil
-		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
-	}
 }
 
 // Close closes the client and its watch; a Watch in progress returns

@@ -250,3 +250,31 @@ func TestAppendKVs(t *testing.T) {
 		t.Errorf("appendKVs(nil, nil) = %q", got)
 	}
 }
+
+// TestListLargePrefixPages reads a prefix of 17 pages' worth of keys and
+// checks that it takes the first page plus at most restPages more, whose
+// size comes from the count of the first: etcd before 3.5 walks every key
+// left in the range for each page, so pages of a fixed size would cost it
+// the square of the key count.
+func TestListLargePrefixPages(t *testing.T) {
+	t.Parallel()
+	const n = 17 * pageSize
+	kvs := make(map[string]string, n)
+	for i := range n {
+		kvs[fmt.Sprintf("/huge/%07d", i)] = "v"
+	}
+	kv := newFakeKV(kvs)
+	l, err := fakeClient(kv).List(t.Context(), []string{"/huge/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.KVs) != n {
+		t.Fatalf("List = %d keys, want %d", len(l.KVs), n)
+	}
+	if got := len(kv.revs); got > 1+restPages {
+		t.Errorf("List took %d requests, want at most %d", got, 1+restPages)
+	}
+	if restPage(16*pageSize) != 2*pageSize || restPage(10) != pageSize {
+		t.Errorf("restPage(%d) = %d, restPage(10) = %d; want %d and %d", 16*pageSize, restPage(16*pageSize), restPage(10), 2*pageSize, pageSize)
+	}
+}

@@ -5,7 +5,8 @@
 // # The protocol
 //
 // The protocol is named [Protocol] and is at version [Version]; docs/plugins.md
-// is its reference. In short: kvconf starts the command and writes JSON
+// is its reference, and package sdk holds its wire types (which this
+// package uses) and Serve, the plugin side for plugins written in Go. In short: kvconf starts the command and writes JSON
 // requests to its stdin, one a line; the plugin writes JSON responses to its
 // stdout, one a line; its stderr is kvconf's. The plugin first greets with
 // {"protocol":"kvconf-backend","version":1}, and kvconf refuses any other
@@ -37,6 +38,7 @@ import (
 	"time"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/backends/plugin/sdk"
 	"github.com/kvconf/kvconf/internal/redact"
 )
 
@@ -53,8 +55,8 @@ var Sample string
 // Protocol and Version name the protocol that kvconf speaks with plugins;
 // a plugin greets with them.
 const (
-	Protocol = "kvconf-backend"
-	Version  = 1
+	Protocol = sdk.Protocol
+	Version  = sdk.Version
 )
 
 // Defaults of the durations of [Config], and the longest wait between two
@@ -235,7 +237,7 @@ func (c *Client) Snapshot(ctx context.Context, prefixes []string) (backends.Snap
 }
 
 func (c *Client) snapshot(ctx context.Context, p *proc, prefixes []string) (backends.Snapshot, error) {
-	r, err := c.roundTrip(ctx, p, request{Method: "snapshot", Prefixes: nonNil(prefixes)})
+	r, err := c.roundTrip(ctx, p, sdk.Request{Method: sdk.MethodSnapshot, Prefixes: nonNil(prefixes)})
 	if err != nil {
 		return backends.Snapshot{}, c.fail("snapshot", err)
 	}
@@ -275,7 +277,7 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 	if after != 0 {
 		rel = after - p.base
 	}
-	r, err := c.roundTrip(ctx, p, request{Method: "watch", Prefixes: nonNil(prefixes), After: rel})
+	r, err := c.roundTrip(ctx, p, sdk.Request{Method: sdk.MethodWatch, Prefixes: nonNil(prefixes), After: rel})
 	if err != nil {
 		return backends.Update{}, c.fail("watch", err)
 	}

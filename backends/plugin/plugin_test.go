@@ -427,7 +427,7 @@ func TestSample(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
 	}
-	if len(cfg.Command) != 1 || cfg.Options["address"] != "127.0.0.1:6379" {
+	if len(cfg.Command) != 1 || cfg.Options["nodes"] != "127.0.0.1:6379/0" {
 		t.Errorf("decoded %+v", cfg)
 	}
 }

@@ -13,44 +13,12 @@ import (
 	"time"
 
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/backends/plugin/sdk"
 	"github.com/kvconf/kvconf/internal/backoff"
 )
 
 // errRevZero reports an answer with revision 0, which the protocol forbids.
 var errRevZero = errors.New("plugin answered revision 0 (revisions start at 1)")
-
-// greeting is the plugin's first line.
-type greeting struct {
-	Protocol string `json:"protocol"`
-	Version  int    `json:"version"`
-}
-
-// request is one line kvconf writes to the plugin.
-type request struct {
-	ID       uint64            `json:"id"`
-	Method   string            `json:"method"`
-	Prefixes []string          `json:"prefixes,omitempty"`
-	After    uint64            `json:"after,omitempty"`
-	Target   uint64            `json:"target,omitempty"`
-	Options  map[string]string `json:"options,omitempty"`
-}
-
-// change is one entry of a watch response's changes.
-type change struct {
-	Key     string `json:"key"`
-	Value   string `json:"value"`
-	Deleted bool   `json:"deleted"`
-}
-
-// response is one line the plugin writes.
-type response struct {
-	ID      uint64            `json:"id"`
-	Rev     uint64            `json:"rev"`
-	KVs     map[string]string `json:"kvs"`
-	Changes []change          `json:"changes"`
-	Full    map[string]string `json:"full"`
-	Error   *string           `json:"error"`
-}
 
 // proc is one process of the plugin.
 type proc struct {
@@ -67,7 +35,7 @@ type proc struct {
 	reaped   atomic.Bool // set once Wait returned
 
 	mu      sync.Mutex
-	pending map[uint64]chan response
+	pending map[uint64]chan sdk.Response
 	err     error         // why the process died; set before dead closes
 	dead    chan struct{} // closed once the process exited
 }
@@ -89,8 +57,8 @@ func (p *proc) kill() {
 }
 
 // register makes a channel for the response to request id.
-func (p *proc) register(id uint64) chan response {
-	ch := make(chan response, 1)
+func (p *proc) register(id uint64) chan sdk.Response {
+	ch := make(chan sdk.Response, 1)
 	p.mu.Lock()
 	p.pending[id] = ch
 	p.mu.Unlock()
@@ -104,7 +72,7 @@ func (p *proc) unregister(id uint64) {
 }
 
 // deliver hands r to the request waiting for it, if any.
-func (p *proc) deliver(r response) {
+func (p *proc) deliver(r sdk.Response) {
 	p.mu.Lock()
 	ch := p.pending[r.ID]
 	delete(p.pending, r.ID)
@@ -199,7 +167,7 @@ func (c *Client) start(ctx context.Context) (*proc, error) {
 		out:     make(chan []byte),
 		cancels: make(chan []byte, 64),
 		quit:    make(chan struct{}),
-		pending: map[uint64]chan response{},
+		pending: map[uint64]chan sdk.Response{},
 		dead:    make(chan struct{}),
 	}
 	c.mu.Lock()
@@ -239,7 +207,7 @@ func (c *Client) start(ctx context.Context) (*proc, error) {
 	case <-c.done:
 		return abort(c.fail("handshake", backends.ErrClosed))
 	}
-	if _, err := c.roundTrip(hctx, p, request{Method: "configure", Options: c.options}); err != nil {
+	if _, err := c.roundTrip(hctx, p, sdk.Request{Method: sdk.MethodConfigure, Options: c.options}); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("no answer within %v", c.handshake)
 		}
@@ -294,7 +262,7 @@ func (c *Client) readAll(p *proc, r *bufio.Reader, hello chan<- error) error {
 		hello <- c.fail("handshake", err)
 		return err
 	}
-	var g greeting
+	var g sdk.Greeting
 	if err := json.Unmarshal(line, &g); err != nil || g.Protocol == "" {
 		err := fmt.Errorf("the first line is not a %s greeting", Protocol)
 		hello <- c.fail("handshake", err)
@@ -315,7 +283,7 @@ func (c *Client) readAll(p *proc, r *bufio.Reader, hello chan<- error) error {
 			}
 			return err
 		}
-		var resp response
+		var resp sdk.Response
 		if err := json.Unmarshal(line, &resp); err != nil {
 			return fmt.Errorf("malformed response line: %w", err)
 		}
@@ -345,48 +313,48 @@ func (c *Client) write(p *proc) {
 // roundTrip sends req to p and waits for its response. An error response
 // is returned as an error, one that wraps [errors.ErrUnsupported] for
 // "unsupported". When ctx ends first, a cancel request for req is sent.
-func (c *Client) roundTrip(ctx context.Context, p *proc, req request) (response, error) {
+func (c *Client) roundTrip(ctx context.Context, p *proc, req sdk.Request) (sdk.Response, error) {
 	req.ID = c.nextID.Add(1)
 	b, err := json.Marshal(req)
 	if err != nil {
-		return response{}, err
+		return sdk.Response{}, err
 	}
 	ch := p.register(req.ID)
 	defer p.unregister(req.ID)
 	select {
 	case p.out <- append(b, '\n'):
 	case <-p.dead:
-		return response{}, p.exitErr()
+		return sdk.Response{}, p.exitErr()
 	case <-ctx.Done():
-		return response{}, ctx.Err()
+		return sdk.Response{}, ctx.Err()
 	case <-c.done:
-		return response{}, backends.ErrClosed
+		return sdk.Response{}, backends.ErrClosed
 	}
-	var r response
+	var r sdk.Response
 	select {
 	case r = <-ch:
 	case <-p.dead:
 		select {
 		case r = <-ch:
 		default:
-			return response{}, p.exitErr()
+			return sdk.Response{}, p.exitErr()
 		}
 	case <-ctx.Done():
-		if b, err := json.Marshal(request{ID: c.nextID.Add(1), Method: "cancel", Target: req.ID}); err == nil {
+		if b, err := json.Marshal(sdk.Request{ID: c.nextID.Add(1), Method: sdk.MethodCancel, Target: req.ID}); err == nil {
 			select {
 			case p.cancels <- append(b, '\n'):
 			default: // the plugin is not reading; it learns nothing
 			}
 		}
-		return response{}, ctx.Err()
+		return sdk.Response{}, ctx.Err()
 	case <-c.done:
-		return response{}, backends.ErrClosed
+		return sdk.Response{}, backends.ErrClosed
 	}
-	if r.Error != nil {
-		if *r.Error == "unsupported" {
-			return response{}, fmt.Errorf("%s: %w", req.Method, errors.ErrUnsupported)
+	if r.Error != "" {
+		if r.Error == sdk.Unsupported {
+			return sdk.Response{}, fmt.Errorf("%s: %w", req.Method, errors.ErrUnsupported)
 		}
-		return response{}, &Error{Method: req.Method, Message: *r.Error}
+		return sdk.Response{}, &Error{Method: req.Method, Message: r.Error}
 	}
 	return r, nil
 }

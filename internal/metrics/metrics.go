@@ -43,6 +43,7 @@ type Metrics struct {
 	lastFailure    *prometheus.GaugeVec
 	renderSeconds  *prometheus.HistogramVec
 	hookSeconds    *prometheus.HistogramVec
+	applies        *prometheus.CounterVec // by resource and path: runtime or reload
 
 	up         *prometheus.GaugeVec
 	snapshots  *prometheus.CounterVec
@@ -92,9 +93,11 @@ func New() *Metrics {
 		reloads:        counter("resource_reloads_total", "Runs of the resource's reload_cmd.", res),
 		reloadFailures: counter("resource_reload_failures_total", "Runs of reload_cmd that failed.", res),
 		rollbacks:      counter("resource_rollbacks_total", "Times dest was restored after reload_cmd failed.", res),
-		failures:       counter("resource_failures_total", "Attempts to bring dest up to date that failed.", res),
-		lastSuccess:    gauge("resource_last_success_timestamp_seconds", "Unix time dest was last brought up to date (0: never).", res),
-		lastFailure:    gauge("resource_last_failure_timestamp_seconds", "Unix time of the last failed attempt (0: never).", res),
+		applies: counter("resource_applies_total", "Changes given to the resource's applier ([template.apply]), by path: "+
+			"runtime (applied without reload_cmd) or reload (the applier could not; reload_cmd followed).", []string{"resource", "path"}),
+		failures:    counter("resource_failures_total", "Attempts to bring dest up to date that failed.", res),
+		lastSuccess: gauge("resource_last_success_timestamp_seconds", "Unix time dest was last brought up to date (0: never).", res),
+		lastFailure: gauge("resource_last_failure_timestamp_seconds", "Unix time of the last failed attempt (0: never).", res),
 		renderSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Name: "resource_render_duration_seconds",
 			Help:    "Time to execute the resource's template.",
@@ -124,7 +127,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.renders, m.renderErrors, m.unchanged, m.writes, m.checks, m.checkFailures,
 		m.reloads, m.reloadFailures, m.rollbacks, m.failures, m.lastSuccess, m.lastFailure,
-		m.renderSeconds, m.hookSeconds,
+		m.renderSeconds, m.hookSeconds, m.applies,
 		m.up, m.snapshots, m.updates, m.errs, m.revision, m.lastUpdate, m.age,
 	)
 	return m
@@ -200,6 +203,7 @@ func (m *Metrics) deleteResource(name string) {
 	m.lastFailure.Delete(l)
 	m.renderSeconds.Delete(l)
 	m.hookSeconds.DeletePartialMatch(l)
+	m.applies.DeletePartialMatch(l)
 }
 
 // ObserveResource implements [resource.Observer].
@@ -230,6 +234,10 @@ func (m *Metrics) ObserveResource(e resource.Event) {
 		}
 	case resource.EventRolledBack:
 		s.rollbacks.Inc()
+	case resource.EventApplied:
+		m.applies.WithLabelValues(e.Resource, "runtime").Inc()
+	case resource.EventApplyFallback:
+		m.applies.WithLabelValues(e.Resource, "reload").Inc()
 	case resource.EventDone:
 		if errors.Is(e.Err, context.Canceled) {
 			return // cut short by kvconf stopping

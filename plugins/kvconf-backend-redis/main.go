@@ -1,279 +1,400 @@
-// Command kvconf-backend-redis is a kvconf backend plugin for Redis: kvconf
-// runs it through the plugin backend and talks to it with the
-// kvconf-backend protocol, version 1 (docs/plugins.md). It uses the Go
-// standard library only and speaks RESP to Redis over TCP.
+// Command kvconf-backend-redis is kvconf's Redis backend, as confd has it:
+// an out-of-process plugin (docs/plugins.md) served by package sdk, that
+// kvconf finds by its name for -backend redis:
 //
-//	[backends.r]
-//	type = "plugin"
-//	command = ["/usr/local/lib/kvconf/kvconf-backend-redis"]
-//	options = { address = "127.0.0.1:6379", password = "", db = "0" }
+//	kvconf -backend redis -node 127.0.0.1:6379/2 -password ... -separator :
+//
+// It speaks RESP to Redis over TCP (or a Unix socket) with the Go standard
+// library only.
 //
 // # Keys
 //
-// A kvconf key is a Redis key of the same name: /app/db/host is the Redis
-// key "/app/db/host", a string, as confd's redis backend stores it. Keys of
-// other types are skipped. A prefix matches by plain string prefix, with a
-// SCAN MATCH on the prefix (its glob characters escaped) followed by "*";
-// the prefix "/" matches every key.
+// With the default separator "/", a kvconf key is the Redis key of the same
+// name: /app/db/host is the Redis key "/app/db/host", as confd stores it.
+// With -separator ":", /app/db/host is the Redis key "app:db:host" (the
+// leading slash dropped, each slash a colon), again as confd does. A
+// string key is one kvconf key; each field F of a hash key H is the kvconf
+// key H/F; keys of other types are skipped. A prefix matches by plain
+// string prefix, read with SCAN (MATCH on the prefix, its glob characters
+// escaped, followed by "*"), never KEYS; the prefix "/" matches every key.
 //
 // # Options
 //
-//   - address: host:port of Redis, default 127.0.0.1:6379;
-//   - password: sent with AUTH when not empty;
-//   - db: the database number, default 0;
-//   - poll_interval: how often a watch reads its prefixes again, in the
-//     syntax of Go's time.ParseDuration, default 1s;
-//   - timeout: bound of each connection attempt and command, default 5s.
+//   - nodes (-node): host:port[/db] of Redis, or the path of its Unix
+//     socket; several are tried in order; the database index is the
+//     number after the last slash, as in confd, default 0. Default
+//     127.0.0.1:6379.
+//   - password (-password), username (-username, Redis 6 ACL users):
+//     sent with AUTH.
+//   - separator (-separator): what stands for "/" in Redis keys, default
+//     "/".
+//   - timeout: bound of each connection attempt and command, in the syntax
+//     of Go's time.ParseDuration, default 5s.
+//   - address and db: the older spelling of a single node and its
+//     database.
 //
 // # Revisions and watching
 //
 // Redis has no revision, so the plugin keeps a counter, starting at 1, and
-// the last value it read of every key. Each read (a snapshot, or a watch's
-// poll) compares what it found under its prefixes with what it knew, and
-// bumps the counter once if anything differs, noting the changes. A watch
-// polls its prefixes every poll_interval and answers the changes noted
-// after its revision; when these are no longer kept (the last 1024 revisions
-// are), it answers a full snapshot. A snapshot is not read at one instant:
-// the keys are scanned, then read in batches.
+// what it last read of every key. Each read compares what it found with
+// what it knew and bumps the counter once if anything differs, noting the
+// changes (the last 1024 revisions of them are kept). A watch subscribes to
+// the keyspace notifications of its prefixes (PSUBSCRIBE
+// __keyspace@DB__:PREFIX*) and reads again, each time, only the keys
+// notified; it needs notify-keyspace-events with K and A (or K, g, $ and
+// h) on the server, and fails with an error saying so when they are off.
+// When the subscription breaks (a restart of Redis), the watch fails; the
+// next one subscribes again and reads its prefixes in full, so that
+// nothing that changed meanwhile is missed.
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/backends/plugin/sdk"
 )
 
 // keep is how many revisions of changes the plugin keeps for watches.
 const keep = 1024
 
-type request struct {
-	ID       uint64            `json:"id"`
-	Method   string            `json:"method"`
-	Prefixes []string          `json:"prefixes"`
-	After    uint64            `json:"after"`
-	Target   uint64            `json:"target"`
-	Options  map[string]string `json:"options"`
+func main() { sdk.Serve(newRedis()) }
+
+// node is one Redis server to connect to.
+type node struct {
+	network, addr string
+	db            int
 }
 
-type change struct {
-	Key     string `json:"key"`
-	Value   string `json:"value"`
-	Deleted bool   `json:"deleted"`
-}
-
-type response struct {
-	ID      uint64            `json:"id"`
-	Rev     uint64            `json:"rev,omitempty"`
-	KVs     map[string]string `json:"kvs,omitempty"`
-	Changes []change          `json:"changes,omitempty"`
-	Full    map[string]string `json:"full,omitempty"`
-	Error   string            `json:"error,omitempty"`
+type config struct {
+	nodes              []node
+	username, password string
+	separator          string
+	timeout            time.Duration
 }
 
 // entry is the changes of one revision.
 type entry struct {
 	rev     uint64
-	changes []change
+	changes []backends.Change
 }
 
-type plugin struct {
-	outMu sync.Mutex
-	out   *bufio.Writer
-
+// redis is the backend.
+type redis struct {
 	cfgMu sync.Mutex
 	cfg   config
 
 	connMu sync.Mutex
 	conn   *conn // nil until needed, and after an error
+	db     int   // the database of conn's node
 
 	mu      sync.Mutex
 	rev     uint64
-	known   map[string]string
-	log     []entry // the changes of the last revisions, oldest first
-	cancels map[uint64]context.CancelFunc
+	byRedis map[string]map[string]string // what each Redis key was read as: kvconf keys and values
+	log     []entry                      // the changes of the last revisions, oldest first
+	sub     *subscriber                  // nil until a watch, and after it broke
+	dirty   map[string]bool              // Redis keys notified and not read again yet
+	wake    chan struct{}                // closed (and replaced) when dirty gets a key
 }
 
-type config struct {
-	address, password string
-	db                int
-	poll, timeout     time.Duration
-}
-
-func main() {
-	p := &plugin{
-		out:     bufio.NewWriter(os.Stdout),
-		cfg:     config{address: "127.0.0.1:6379", poll: time.Second, timeout: 5 * time.Second},
+func newRedis() *redis {
+	return &redis{
+		cfg:     defaultConfig(),
 		rev:     1,
-		known:   map[string]string{},
-		cancels: map[uint64]context.CancelFunc{},
-	}
-	p.send(map[string]any{"protocol": "kvconf-backend", "version": 1})
-
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	in := bufio.NewReader(os.Stdin)
-	for {
-		line, err := in.ReadBytes('\n')
-		if len(line) > 0 {
-			var req request
-			if jerr := json.Unmarshal(line, &req); jerr != nil {
-				fmt.Fprintln(os.Stderr, "kvconf-backend-redis: malformed request:", jerr)
-				break
-			}
-			switch req.Method {
-			case "configure":
-				p.reply(p.configure(req))
-			case "snapshot", "watch":
-				rctx, rcancel := context.WithCancel(ctx)
-				p.mu.Lock()
-				p.cancels[req.ID] = rcancel
-				p.mu.Unlock()
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer rcancel()
-					r := p.serve(rctx, req)
-					p.mu.Lock()
-					delete(p.cancels, req.ID)
-					p.mu.Unlock()
-					p.reply(r)
-				}()
-			case "cancel":
-				p.mu.Lock()
-				if c := p.cancels[req.Target]; c != nil {
-					c()
-				}
-				p.mu.Unlock()
-			default:
-				p.reply(response{ID: req.ID, Error: "unsupported"})
-			}
-		}
-		if err != nil {
-			break // kvconf closed stdin: stop
-		}
-	}
-	cancel()
-	wg.Wait()
-	p.connMu.Lock()
-	if p.conn != nil {
-		p.conn.close()
-	}
-	p.connMu.Unlock()
-}
-
-func (p *plugin) send(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "kvconf-backend-redis: encode:", err)
-		os.Exit(1)
-	}
-	p.outMu.Lock()
-	defer p.outMu.Unlock()
-	_, _ = p.out.Write(append(b, '\n'))
-	if err := p.out.Flush(); err != nil {
-		os.Exit(1) // kvconf is gone
+		byRedis: map[string]map[string]string{},
+		dirty:   map[string]bool{},
+		wake:    make(chan struct{}),
 	}
 }
 
-func (p *plugin) reply(r response) { p.send(r) }
+func defaultConfig() config {
+	return config{nodes: []node{{network: "tcp", addr: "127.0.0.1:6379"}}, separator: "/", timeout: 5 * time.Second}
+}
 
-func (p *plugin) configure(req request) response {
-	cfg := config{address: "127.0.0.1:6379", poll: time.Second, timeout: 5 * time.Second}
-	for k, v := range req.Options {
+// Description is the line "kvconf plugins" shows.
+func (r *redis) Description() string {
+	return "Redis, as confd reads it (strings and hashes, -separator, node host:port/db); watch by keyspace notifications"
+}
+
+// Options declares the options, by key.
+func (r *redis) Options() []sdk.Option {
+	return []sdk.Option{
+		{Key: "nodes", Usage: "host:port[/db] or Unix socket path of Redis, tried in order (default 127.0.0.1:6379)"},
+		{Key: "password", Usage: "password sent with AUTH"},
+		{Key: "username", Usage: "ACL user name sent with AUTH (Redis 6 and later)"},
+		{Key: "separator", Usage: "what stands for / in Redis keys (default /)"},
+		{Key: "timeout", Usage: "bound of each connection attempt and command (default 5s)"},
+		{Key: "address", Usage: "host:port of Redis (the older spelling of nodes)"},
+		{Key: "db", Usage: "database index (the older spelling of nodes' /db)"},
+	}
+}
+
+// Configure takes the options.
+func (r *redis) Configure(_ context.Context, opts map[string]string) error {
+	cfg := defaultConfig()
+	var address, db string
+	for k, v := range opts {
 		var err error
 		switch k {
+		case "nodes":
+			cfg.nodes = nil
+			for _, s := range strings.Split(v, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					cfg.nodes = append(cfg.nodes, parseNode(s))
+				}
+			}
+			if len(cfg.nodes) == 0 {
+				err = errors.New("no node")
+			}
 		case "address":
-			cfg.address = v
+			address = v
+		case "db":
+			db = v
+		case "username":
+			cfg.username = v
 		case "password":
 			cfg.password = v
-		case "db":
-			cfg.db, err = strconv.Atoi(v)
-		case "poll_interval":
-			cfg.poll, err = positive(v)
+		case "separator":
+			if v != "" {
+				cfg.separator = v
+			}
 		case "timeout":
-			cfg.timeout, err = positive(v)
+			cfg.timeout, err = time.ParseDuration(v)
+			if err == nil && cfg.timeout <= 0 {
+				err = fmt.Errorf("%s is not positive", v)
+			}
 		default:
-			err = errors.New("unknown option (known: address, password, db, poll_interval, timeout)")
+			err = errors.New("unknown option (known: nodes, password, username, separator, timeout, address, db)")
 		}
 		if err != nil {
-			return response{ID: req.ID, Error: fmt.Sprintf("option %s: %v", k, err)}
+			return fmt.Errorf("option %s: %w", k, err)
 		}
 	}
-	p.cfgMu.Lock()
-	p.cfg = cfg
-	p.cfgMu.Unlock()
-	return response{ID: req.ID}
+	if address != "" {
+		cfg.nodes = []node{parseNode(address)}
+	}
+	if db != "" {
+		n, err := strconv.Atoi(db)
+		if err != nil || n < 0 {
+			return fmt.Errorf("option db: %q is not a database index", db)
+		}
+		for i := range cfg.nodes {
+			cfg.nodes[i].db = n
+		}
+	}
+	r.cfgMu.Lock()
+	r.cfg = cfg
+	r.cfgMu.Unlock()
+	return nil
 }
 
-func positive(s string) (time.Duration, error) {
-	d, err := time.ParseDuration(s)
-	if err == nil && d <= 0 {
-		err = fmt.Errorf("%s is not positive", s)
+// parseNode parses host:port[/db] or a Unix socket path[/db].
+func parseNode(s string) node {
+	n := node{network: "tcp", addr: s}
+	if i := strings.LastIndexByte(s, '/'); i > 0 {
+		if db, err := strconv.Atoi(s[i+1:]); err == nil && db >= 0 {
+			n.addr, n.db = s[:i], db
+		}
 	}
-	return d, err
+	if strings.HasPrefix(n.addr, "/") || strings.HasPrefix(n.addr, ".") {
+		n.network = "unix"
+	} else if fi, err := os.Stat(n.addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		n.network = "unix"
+	}
+	return n
 }
 
-// serve answers a snapshot or a watch request.
-func (p *plugin) serve(ctx context.Context, req request) response {
-	if req.Method == "snapshot" {
-		rev, kvs, err := p.read(ctx, req.Prefixes)
-		if err != nil {
-			return response{ID: req.ID, Error: err.Error()}
-		}
-		return response{ID: req.ID, Rev: rev, KVs: kvs}
+func (r *redis) config() config {
+	r.cfgMu.Lock()
+	defer r.cfgMu.Unlock()
+	return r.cfg
+}
+
+// Close closes the connections.
+func (r *redis) Close() error {
+	r.connMu.Lock()
+	if r.conn != nil {
+		r.conn.close()
+		r.conn = nil
 	}
-	p.cfgMu.Lock()
-	poll := p.cfg.poll
-	p.cfgMu.Unlock()
-	for {
-		rev, kvs, err := p.read(ctx, req.Prefixes)
-		if err != nil {
-			if ctx.Err() != nil {
-				return response{ID: req.ID, Error: "canceled"}
+	r.connMu.Unlock()
+	r.mu.Lock()
+	s := r.sub
+	r.sub = nil
+	r.mu.Unlock()
+	if s != nil {
+		s.stop()
+	}
+	return nil
+}
+
+// connect dials the nodes in order and returns the first connection.
+func connect(ctx context.Context, cfg config) (*conn, node, error) {
+	var errs []error
+	for _, n := range cfg.nodes {
+		c, err := dial(ctx, cfg, n)
+		if err == nil {
+			return c, n, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, node{}, errors.Join(errs...)
+}
+
+// command runs f on the command connection, dialling it first if needed;
+// a failure drops the connection. A connection kept from before that
+// fails other than with an error reply (Redis restarted meanwhile, say)
+// is replaced by a new one, once, and f runs again.
+func (r *redis) command(ctx context.Context, f func(c *conn) error) error {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	for attempt := 0; ; attempt++ {
+		reused := r.conn != nil
+		if !reused {
+			c, n, err := connect(ctx, r.config())
+			if err != nil {
+				return err
 			}
-			return response{ID: req.ID, Error: err.Error()}
+			r.conn, r.db = c, n.db
 		}
-		if req.After == 0 {
-			return response{ID: req.ID, Rev: rev}
+		c := r.conn
+		stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Now()) })
+		err := f(c)
+		stop()
+		if err == nil {
+			return nil
 		}
-		if rev > req.After {
-			chs, ok := p.since(req.After, req.Prefixes)
-			if !ok {
-				return response{ID: req.ID, Rev: rev, Full: kvs}
-			}
-			if len(chs) > 0 {
-				return response{ID: req.ID, Rev: rev, Changes: chs}
-			}
+		c.close()
+		r.conn = nil
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		t := time.NewTimer(poll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return response{ID: req.ID, Error: "canceled"}
-		case <-t.C:
+		var re redisError
+		if !reused || attempt > 0 || errors.As(err, &re) {
+			return noAuth(c.nc.RemoteAddr().String(), err)
 		}
+	}
+}
+
+// Snapshot reads every key under prefixes.
+func (r *redis) Snapshot(ctx context.Context, prefixes []string) (backends.Snapshot, error) {
+	rev, kvs, err := r.readAll(ctx, prefixes)
+	if err != nil {
+		return backends.Snapshot{}, err
+	}
+	return backends.Snapshot{Rev: rev, KVs: kvs}, nil
+}
+
+// redisKey is the Redis key of a kvconf key (or prefix).
+func redisKey(sep, key string) string {
+	if sep == "/" {
+		return key
+	}
+	return strings.ReplaceAll(strings.TrimPrefix(key, "/"), "/", sep)
+}
+
+// kvKey is the kvconf key of a Redis key.
+func kvKey(sep, key string) string {
+	if sep != "/" {
+		key = strings.ReplaceAll(key, sep, "/")
+	}
+	if !strings.HasPrefix(key, "/") {
+		key = "/" + key
+	}
+	return key
+}
+
+// glob returns the MATCH pattern of the Redis keys under prefix.
+func glob(sep, prefix string) string {
+	if prefix == "/" || prefix == "" {
+		return "*"
+	}
+	var b strings.Builder
+	for _, c := range redisKey(sep, prefix) {
+		if strings.ContainsRune(`*?[]\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String() + "*"
+}
+
+// matches reports whether the Redis key rk is under one of prefixes.
+func matches(sep, rk string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if p == "/" || p == "" || strings.HasPrefix(rk, redisKey(sep, p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// readAll reads every key under prefixes, notes what changed since the
+// last read, and returns the revision and the keys.
+func (r *redis) readAll(ctx context.Context, prefixes []string) (uint64, map[string]string, error) {
+	sep := r.config().separator
+	var found map[string]map[string]string
+	err := r.command(ctx, func(c *conn) error {
+		var err error
+		found, err = scanAll(ctx, c, sep, prefixes)
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var chs []backends.Change
+	for rk, kvs := range found {
+		chs = append(chs, backends.Diff(r.byRedis[rk], kvs)...)
+		r.byRedis[rk] = kvs
+	}
+	for rk, old := range r.byRedis {
+		if _, ok := found[rk]; !ok && matches(sep, rk, prefixes) {
+			chs = append(chs, backends.Diff(old, nil)...)
+			delete(r.byRedis, rk)
+		}
+	}
+	r.note(chs)
+	kvs := map[string]string{}
+	for _, m := range found {
+		for k, v := range m {
+			kvs[k] = v
+		}
+	}
+	return r.rev, kvs, nil
+}
+
+// note records chs as a new revision, if there are any; mu is held.
+func (r *redis) note(chs []backends.Change) {
+	if len(chs) == 0 {
+		return
+	}
+	r.rev++
+	r.log = append(r.log, entry{rev: r.rev, changes: chs})
+	if len(r.log) > keep {
+		r.log = append([]entry(nil), r.log[len(r.log)-keep:]...)
 	}
 }
 
 // since returns the changes under prefixes after revision after, or false
-// when they are no longer kept.
-func (p *plugin) since(after uint64, prefixes []string) ([]change, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if after > p.rev || len(p.log) == 0 || after+1 < p.log[0].rev {
+// when they are no longer kept; mu is held.
+func (r *redis) since(after uint64, prefixes []string) ([]backends.Change, bool) {
+	if after > r.rev || (after < r.rev && (len(r.log) == 0 || after+1 < r.log[0].rev)) {
 		return nil, false
 	}
-	var chs []change
-	for _, e := range p.log {
+	var chs []backends.Change
+	for _, e := range r.log {
 		if e.rev <= after {
 			continue
 		}
@@ -296,198 +417,14 @@ func under(key string, prefixes []string) bool {
 	return false
 }
 
-// read reads every string key under prefixes, and notes what changed
-// since the plugin last read them.
-func (p *plugin) read(ctx context.Context, prefixes []string) (uint64, map[string]string, error) {
-	kvs, err := p.fetch(ctx, prefixes)
-	if err != nil {
-		return 0, nil, err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var chs []change
-	for k, v := range kvs {
-		if o, ok := p.known[k]; !ok || o != v {
-			chs = append(chs, change{Key: k, Value: v})
-			p.known[k] = v
-		}
-	}
-	for k := range p.known {
-		if _, ok := kvs[k]; !ok && under(k, prefixes) {
-			chs = append(chs, change{Key: k, Deleted: true})
-			delete(p.known, k)
-		}
-	}
-	if len(chs) > 0 {
-		p.rev++
-		p.log = append(p.log, entry{rev: p.rev, changes: chs})
-		if len(p.log) > keep {
-			p.log = append([]entry(nil), p.log[len(p.log)-keep:]...)
-		}
-	}
-	return p.rev, kvs, nil
-}
-
-// fetch scans the keys under prefixes and reads their string values.
-func (p *plugin) fetch(ctx context.Context, prefixes []string) (map[string]string, error) {
-	p.connMu.Lock()
-	defer p.connMu.Unlock()
-	c, err := p.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Now()) })
-	defer stop()
-	kvs, err := c.fetch(ctx, prefixes)
-	if err != nil {
-		c.close()
-		p.conn = nil
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
-	}
-	return kvs, nil
-}
-
-// connect returns the connection to Redis, dialling, authenticating and
-// selecting the database first if there is none. connMu is held.
-func (p *plugin) connect(ctx context.Context) (*conn, error) {
-	if p.conn != nil {
-		return p.conn, nil
-	}
-	p.cfgMu.Lock()
-	cfg := p.cfg
-	p.cfgMu.Unlock()
-	d := net.Dialer{Timeout: cfg.timeout}
-	nc, err := d.DialContext(ctx, "tcp", cfg.address)
-	if err != nil {
-		return nil, fmt.Errorf("redis %s: %w", cfg.address, err)
-	}
-	c := &conn{nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriter(nc), timeout: cfg.timeout}
-	if cfg.password != "" {
-		if _, err := c.do(ctx, "AUTH", cfg.password); err != nil {
-			c.close()
-			return nil, fmt.Errorf("redis %s: auth: %w", cfg.address, err)
-		}
-	}
-	if cfg.db != 0 {
-		if _, err := c.do(ctx, "SELECT", strconv.Itoa(cfg.db)); err != nil {
-			c.close()
-			return nil, fmt.Errorf("redis %s: select %d: %w", cfg.address, cfg.db, err)
-		}
-	}
-	p.conn = c
-	return c, nil
-}
-
-// conn is a connection to Redis that speaks RESP.
-type conn struct {
-	nc      net.Conn
-	r       *bufio.Reader
-	w       *bufio.Writer
-	timeout time.Duration
-}
-
-func (c *conn) close() { _ = c.nc.Close() } // the connection is dropped either way
-
-// redisError is an error reply.
-type redisError string
-
-func (e redisError) Error() string { return "redis: " + string(e) }
-
-// do sends a command and reads its reply: a string, an int64, nil or a
-// []any of those. Each command has the timeout; ctx is checked before.
-func (c *conn) do(ctx context.Context, args ...string) (any, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := c.nc.SetDeadline(time.Now().Add(c.timeout)); err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(c.w, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(c.w, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if err := c.w.Flush(); err != nil {
-		return nil, err
-	}
-	v, err := c.reply()
-	if err != nil {
-		return nil, err
-	}
-	if e, ok := v.(redisError); ok {
-		return nil, e
-	}
-	return v, nil
-}
-
-func (c *conn) reply() (any, error) {
-	line, err := c.r.ReadString('\n')
-	if err != nil {
-		return nil, err
-	}
-	if len(line) < 3 || !strings.HasSuffix(line, "\r\n") {
-		return nil, fmt.Errorf("redis: malformed reply line")
-	}
-	body := line[1 : len(line)-2]
-	switch line[0] {
-	case '+':
-		return body, nil
-	case '-':
-		return redisError(body), nil
-	case ':':
-		return strconv.ParseInt(body, 10, 64)
-	case '$':
-		n, err := strconv.Atoi(body)
-		if err != nil || n < 0 {
-			return nil, err // $-1 is nil
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(c.r, buf); err != nil {
-			return nil, err
-		}
-		return string(buf[:n]), nil
-	case '*':
-		n, err := strconv.Atoi(body)
-		if err != nil || n < 0 {
-			return nil, err // *-1 is nil
-		}
-		out := make([]any, n)
-		for i := range out {
-			if out[i], err = c.reply(); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("redis: unknown reply type %q", line[0])
-}
-
-// glob returns the SCAN MATCH pattern of the keys under prefix.
-func glob(prefix string) string {
-	if prefix == "/" {
-		return "*"
-	}
-	var b strings.Builder
-	for _, r := range prefix {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String() + "*"
-}
-
-// fetch scans the keys under prefixes and reads their values with MGET,
-// 512 at a time; keys that are not strings are left out.
-func (c *conn) fetch(ctx context.Context, prefixes []string) (map[string]string, error) {
+// scanAll scans the Redis keys under prefixes and reads them.
+func scanAll(ctx context.Context, c *conn, sep string, prefixes []string) (map[string]map[string]string, error) {
 	seen := map[string]bool{}
 	var keys []string
 	for _, p := range prefixes {
 		cursor := "0"
 		for {
-			v, err := c.do(ctx, "SCAN", cursor, "MATCH", glob(p), "COUNT", "1000")
+			v, err := c.do(ctx, "SCAN", cursor, "MATCH", glob(sep, p), "COUNT", "1000")
 			if err != nil {
 				return nil, fmt.Errorf("redis: scan %q: %w", p, err)
 			}
@@ -507,7 +444,15 @@ func (c *conn) fetch(ctx context.Context, prefixes []string) (map[string]string,
 			}
 		}
 	}
-	kvs := make(map[string]string, len(keys))
+	return readKeys(ctx, c, sep, keys)
+}
+
+// readKeys reads the Redis keys: strings with MGET, 512 at a time, then
+// the others by their type (hashes with HGETALL; other types are left
+// out). A key that does not exist maps to an empty map.
+func readKeys(ctx context.Context, c *conn, sep string, keys []string) (map[string]map[string]string, error) {
+	out := make(map[string]map[string]string, len(keys))
+	var other []string
 	for len(keys) > 0 {
 		batch := keys[:min(len(keys), 512)]
 		keys = keys[len(batch):]
@@ -521,9 +466,42 @@ func (c *conn) fetch(ctx context.Context, prefixes []string) (map[string]string,
 		}
 		for i, val := range vals {
 			if s, ok := val.(string); ok {
-				kvs[batch[i]] = s
+				out[batch[i]] = map[string]string{kvKey(sep, batch[i]): s}
+			} else {
+				other = append(other, batch[i]) // not a string, or gone
 			}
 		}
 	}
-	return kvs, nil
+	for _, k := range other {
+		t, err := c.do(ctx, "TYPE", k)
+		if err != nil {
+			return nil, fmt.Errorf("redis: type %q: %w", k, err)
+		}
+		if t != "hash" {
+			if t != "none" {
+				out[k] = map[string]string{}
+			}
+			continue
+		}
+		v, err := c.do(ctx, "HGETALL", k)
+		if err != nil {
+			return nil, fmt.Errorf("redis: hgetall %q: %w", k, err)
+		}
+		a, _ := v.([]any)
+		m := map[string]string{}
+		for i := 0; i+1 < len(a); i += 2 {
+			f, _ := a[i].(string)
+			val, _ := a[i+1].(string)
+			m[kvKey(sep, k+"/"+f)] = val
+		}
+		out[k] = m
+	}
+	return out, nil
 }
+
+var (
+	_ sdk.Backend        = (*redis)(nil)
+	_ sdk.Optioner       = (*redis)(nil)
+	_ backends.Watcher   = (*redis)(nil)
+	_ backends.Describer = (*redis)(nil)
+)

@@ -193,6 +193,21 @@ func (s *Server) command(ctx context.Context, cmd string) (string, error) {
 	return b.String(), nil
 }
 
+// Signal sends sig to the running server's process, such as SIGSTOP to
+// freeze it (it keeps accepting connections and answers nothing) and
+// SIGCONT to let it go on.
+func (s *Server) Signal(sig os.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return errors.New("zktest: signal to a stopped server")
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("zktest: signal %v: %w", sig, err)
+	}
+	return nil
+}
+
 // Stop kills the server (as a crash would) and waits for it to exit. The
 // data stays for [Server.Restart]. It does nothing on a stopped server.
 func (s *Server) Stop() {

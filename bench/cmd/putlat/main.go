@@ -11,6 +11,10 @@
 // after each update before the next put, so that a backend that paces its
 // watch (Consul's blocking queries are at least 100 ms apart) is measured
 // on puts that do not come right after the previous one.
+//
+// -key and -file may list several keys and files, separated by commas, as
+// many of each: put i goes to key i mod n and is waited for in file i mod n,
+// so that the puts spread over several prefixes and resources.
 package main
 
 import (
@@ -22,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -50,13 +55,13 @@ func open(backend, endpoint string) (store, error) {
 func main() {
 	backend := flag.String("backend", "etcd", "store to put into: etcd, consul or zookeeper")
 	endpoint := flag.String("endpoint", "", "address of the store (default: 127.0.0.1:2379 for etcd, 127.0.0.1:8500 for consul)")
-	key := flag.String("key", "/bench/k/000042", "template key to put")
-	file := flag.String("file", "", "file kvconf renders the key's value into")
+	key := flag.String("key", "/bench/k/000042", "template key to put (or several, separated by commas)")
+	file := flag.String("file", "", "file kvconf renders the key's value into (or one per key, separated by commas)")
 	n := flag.Int("n", 200, "number of puts")
 	gap := flag.Duration("gap", 0, "pause after each update before the next put")
 	timeout := flag.Duration("timeout", 10*time.Second, "longest wait for one update")
 	flag.Parse()
-	lat, err := run(*backend, *endpoint, *key, *file, *n, *gap, *timeout)
+	lat, err := run(*backend, *endpoint, strings.Split(*key, ","), strings.Split(*file, ","), *n, *gap, *timeout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "putlat:", err)
 		os.Exit(1)
@@ -66,9 +71,12 @@ func main() {
 	fmt.Printf("puts=%d median=%s p95=%s p99=%s max=%s\n", len(lat), q(0.5), q(0.95), q(0.99), lat[len(lat)-1])
 }
 
-func run(backend, endpoint, key, file string, n int, gap, timeout time.Duration) ([]time.Duration, error) {
+func run(backend, endpoint string, keys, files []string, n int, gap, timeout time.Duration) ([]time.Duration, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("-n %d: want at least one put", n)
+	}
+	if len(keys) != len(files) {
+		return nil, fmt.Errorf("%d keys and %d files: want one file per key", len(keys), len(files))
 	}
 	s, err := open(backend, endpoint)
 	if err != nil {
@@ -80,8 +88,14 @@ func run(backend, endpoint, key, file string, n int, gap, timeout time.Duration)
 		return nil, err
 	}
 	defer func() { _ = w.Close() }() // a benchmark tool exiting anyway
-	if err := w.Add(filepath.Dir(file)); err != nil {
-		return nil, err
+	dirs := map[string]bool{}
+	for _, f := range files {
+		if d := filepath.Dir(f); !dirs[d] {
+			dirs[d] = true
+			if err := w.Add(d); err != nil {
+				return nil, err
+			}
+		}
 	}
 	id := time.Now().UnixNano()
 	var lat []time.Duration
@@ -89,7 +103,8 @@ func run(backend, endpoint, key, file string, n int, gap, timeout time.Duration)
 		if i > 0 && gap > 0 {
 			time.Sleep(gap)
 		}
-		value := fmt.Sprintf("lat-%d-%d", id, i)
+		key, file := keys[i%len(keys)], files[i%len(files)]
+		value := fmt.Sprintf("lat-%d-%d|", id, i)
 		start := time.Now()
 		if err := s.Put(context.Background(), key, value); err != nil {
 			return nil, fmt.Errorf("put: %w", err)

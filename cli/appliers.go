@@ -1,0 +1,3 @@
+package cli
+
+import _ "github.com/kvconf/kvconf/appliers/all" // every applier, for [template.apply]
