@@ -516,9 +516,9 @@ func leaked(out string, secrets ...string) []string {
 }
 
 // TestVaultKvconf runs the kvconf binary with confd's command line:
-// -onetime with a token and with AppRole; polling every -interval
-// through a server restart; -watch, which Vault cannot do and kvconf
-// refuses; and wrong credentials, which fail naming the flag. No
+// -onetime with a token and with AppRole; -watch with -interval (kvconf
+// polls a backend that cannot watch) through a server restart; and wrong
+// credentials, which fail naming the flag. No
 // output shows a token, a credential or a secret's value.
 func TestVaultKvconf(t *testing.T) {
 	v := startVault(t)
@@ -578,24 +578,12 @@ func TestVaultKvconf(t *testing.T) {
 		}
 	})
 
-	t.Run("watch refused", func(t *testing.T) {
-		// Vault cannot be watched: kvconf says to poll instead of
-		// never rendering again, as confd does.
-		dir := vaultConfdir(t)
-		out, err := kvconfCmd(t.Context(), t, dir, append([]string{"--watch"}, token...)...).CombinedOutput()
-		outputs = append(outputs, string(out))
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || !strings.Contains(string(out), "cannot watch for changes; use -interval") {
-			t.Errorf("kvconf --watch = %v, want a failure saying to use -interval:\n%s", err, out)
-		}
-	})
-
 	t.Run("interval", func(t *testing.T) {
 		dir := vaultConfdir(t)
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		var out lockedBuf
-		cmd := kvconfCmd(ctx, t, dir, append([]string{"--interval", "1"}, token...)...)
+		cmd := kvconfCmd(ctx, t, dir, append([]string{"--watch", "--interval", "1"}, token...)...)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		cmd.WaitDelay = 10 * time.Second
 		if err := cmd.Start(); err != nil {

@@ -28,8 +28,8 @@
 //
 // Vault has no revision and no way to wait for a change to KV secrets: a
 // snapshot's revision is 0 (unknown), and [Client] does not implement
-// [backends.Watcher]: kvconf refuses -watch with it, and polls it every
-// -interval instead, rendering when the content changed.
+// [backends.Watcher]: kvconf polls it every -interval, with or without
+// -watch, rendering when the content changed.
 //
 // # Authentication
 //
