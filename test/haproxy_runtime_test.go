@@ -45,7 +45,6 @@ type hxRig struct {
 	ports   []int          // the backends' ports, by index
 	byPort  map[int]string // backend name by port
 	etcd    *clientv3.Client
-	procs   []*exec.Cmd      // started by the rig, killed at cleanup
 	out     *lockedBuf       // kvconf's and HAProxy's output
 	servers map[string]hxSrv // the data, as last put
 	probe   *http.Client
@@ -295,9 +294,10 @@ func (r *hxRig) showProc() (hxProc, error) {
 			p.reloads, _ = strconv.Atoi(f[2])
 		case len(f) >= 2 && f[1] == "worker":
 			pid, _ := strconv.Atoi(f[0])
-			if section == "workers" {
+			switch section {
+			case "workers":
 				p.workers = append(p.workers, pid)
-			} else if section == "old" {
+			case "old":
 				p.old = append(p.old, pid)
 			}
 		}

@@ -208,7 +208,7 @@ func (v *vaultServer) call(method, path, token string, body any) (int, []byte, e
 	if err != nil {
 		return 0, nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to the end below or abandoned
 	data, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, data, err
 }

@@ -85,14 +85,14 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusForbidden, map[string]any{"errors": []string{"permission denied"}})
 		return
 	}
-	switch {
-	case p == "auth/token/lookup-self":
+	switch p {
+	case "auth/token/lookup-self":
 		reply(w, 200, map[string]any{"data": map[string]any{"ttl": ttl, "renewable": ttl > 0}})
 		return
-	case p == "auth/token/renew-self":
+	case "auth/token/renew-self":
 		reply(w, 200, map[string]any{"auth": map[string]any{"lease_duration": ttl, "renewable": true}})
 		return
-	case p == "sys/internal/ui/mounts":
+	case "sys/internal/ui/mounts":
 		ms := map[string]any{"cubbyhole/": map[string]any{"type": "cubbyhole"}}
 		for m, v2 := range f.v2 {
 			ver := "1"
