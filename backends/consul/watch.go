@@ -614,6 +614,31 @@ func (c *Client) run(ctx context.Context, s *session, g *group, from uint64) {
 		c.runTriggered(ctx, s, g, from)
 		return
 	}
+	var ls map[string][]backends.KV
+	read := func(ctx context.Context, wait uint64) (i uint64, err error) {
+		ls, i, err = g.read(ctx, wait)
+		return i, err
+	}
+	c.follow(ctx, s, g, from, read, func(i, prev uint64, blocked bool) {
+		reset := prev > 0 && i < prev
+		if i != prev || !blocked || reset {
+			s.publish(g, ls, i, reset)
+		} else {
+			s.publish(g, nil, i, false) // clears a failure
+		}
+	})
+}
+
+// follow runs query as a chain of blocking queries until ctx is done: the
+// first from index from (without blocking if from is 0), each later one
+// from the index of the last answer, paced, and without blocking after a
+// node was unreachable or when the query went out on a new connection
+// (maybe to an agent restarted since, whose index may have gone back).
+// Failures are reported to s for g and retried with backoff. answered is
+// called with each answer's index, the index before it, and whether the
+// query blocked.
+func (c *Client) follow(ctx context.Context, s *session, g *group, from uint64,
+	query func(ctx context.Context, wait uint64) (uint64, error), answered func(i, prev uint64, blocked bool)) {
 	idx := from
 	var last time.Time
 	epoch := c.epoch.Load()
@@ -629,7 +654,7 @@ func (c *Client) run(ctx context.Context, s *session, g *group, from uint64) {
 		epoch = c.epoch.Load()
 		var fresh atomic.Bool
 		qctx, cancel := withFreshConn(ctx, wait > 0, &fresh)
-		ls, i, err := g.read(qctx, wait)
+		i, err := query(qctx, wait)
 		cancel()
 		if fresh.Load() && ctx.Err() == nil {
 			// The query went out on a new connection, maybe to an agent
@@ -650,12 +675,7 @@ func (c *Client) run(ctx context.Context, s *session, g *group, from uint64) {
 		}
 		fails, recheck = 0, false
 		c.seen(i)
-		reset := idx > 0 && i < idx
-		if i != idx || wait == 0 || reset {
-			s.publish(g, ls, i, reset)
-		} else {
-			s.publish(g, nil, i, false) // clears a failure
-		}
+		answered(i, idx, wait > 0)
 		idx = i
 	}
 }
@@ -669,53 +689,20 @@ func (c *Client) runTriggered(ctx context.Context, s *session, g *group, from ui
 	defer wg.Wait()
 	for _, t := range g.triggers {
 		wg.Go(func() {
-			idx := from
-			var last time.Time
-			epoch := c.epoch.Load()
-			recheck := false
-			for fails := 0; ctx.Err() == nil; {
-				wait := idx
-				if recheck || c.epoch.Load() != epoch {
-					wait = 0
-				}
-				if pace(ctx, &last) != nil {
+			c.follow(ctx, s, g, from, t, func(i, prev uint64, _ bool) {
+				if i == prev {
 					return
 				}
-				epoch = c.epoch.Load()
-				var fresh atomic.Bool
-				qctx, cancel := withFreshConn(ctx, wait > 0, &fresh)
-				i, err := t(qctx, wait)
-				cancel()
-				if fresh.Load() && ctx.Err() == nil {
-					recheck = true
-					continue
+				if prev > 0 && i < prev {
+					s.mu.Lock()
+					s.reset = true
+					s.mu.Unlock()
 				}
-				if err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					fails++
-					c.failed(s, g, err)
-					if backoff.Sleep(ctx, retry.Delay(fails)) != nil {
-						return
-					}
-					continue
+				select {
+				case kick <- struct{}{}:
+				default:
 				}
-				fails, recheck = 0, false
-				c.seen(i)
-				if i != idx {
-					if idx > 0 && i < idx {
-						s.mu.Lock()
-						s.reset = true
-						s.mu.Unlock()
-					}
-					idx = i
-					select {
-					case kick <- struct{}{}:
-					default:
-					}
-				}
-			}
+			})
 		})
 	}
 	if from == 0 {
