@@ -247,6 +247,13 @@ func (c *Client) collect(s *session, after uint64) (backends.Update, bool, error
 	for _, l := range ls {
 		rev = max(rev, l.index)
 	}
+	if rev <= after {
+		// The caller's revision came from a source further ahead than
+		// the listings that changed (Consul's indexes are per endpoint):
+		// the changes are new to the caller all the same, and an update
+		// always moves past after.
+		rev = c.seen(after + 1)
+	}
 	for i, l := range ls {
 		idx := l.index
 		if l == bases[i] || slices.Equal(l.kvs, bases[i].kvs) {
