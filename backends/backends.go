@@ -147,6 +147,15 @@ type LogSetter interface {
 	SetLogger(l *slog.Logger)
 }
 
+// Refuser is implemented by backends whose server can refuse a request
+// over a limit of its own, such as a Consul agent over its connections
+// per client (HTTP 429): the backend retries with backoff, and metrics
+// count the refusals.
+type Refuser interface {
+	// Refused returns how many requests the server refused so far.
+	Refused() uint64
+}
+
 // Describer is implemented by configs that describe their backend in one
 // line, for listings such as "kvconf plugins".
 type Describer interface {

@@ -204,7 +204,7 @@ conns() { ss -Htan | awk -v a="$addr" '($1 == "ESTAB" || $1 == "CLOSE-WAIT") && 
 ( peak=0; while kill -0 "$kv_pid" 2>/dev/null; do c=$(conns); [ "$c" -gt "$peak" ] && { peak=$c; echo "$peak" >"$work/peak"; }; sleep 0.05; done ) &
 sampler=$!
 printf '%-40s' "c (200 resources, 20 prefixes):"
-"$work/putlat" -backend consul -endpoint "$addr" -key "${keys%,}" -file "${files%,}" -n 100 -gap "$gap"
+"$work/putlat" -backend consul -endpoint "$addr" -key "${keys%,}" -file "${files%,}" -n 100 -gap "$gap" -by-key
 stop "$kv_pid"; kv_pid=
 wait "$sampler" 2>/dev/null || true
 echo "most connections the agent held with kvconf and putlat: $(cat "$work/peak" 2>/dev/null || echo 0) (target <= 16, putlat's one included)"

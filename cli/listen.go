@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/internal/httpapi"
 	"github.com/kvconf/kvconf/internal/metrics"
 	"github.com/kvconf/kvconf/internal/sdnotify"
@@ -71,6 +72,14 @@ func (o *ops) backend(p *pool, name string) resource.BackendObserver {
 		return nil
 	}
 	return o.m.Backend(p.entries[name].label)
+}
+
+// refusals makes the metrics count the refusals of b, the opened backend
+// of the pool called name (see [metrics.Metrics.Refusals]).
+func (o *ops) refusals(p *pool, name string, b backends.Backend) {
+	if o != nil {
+		o.m.Refusals(p.entries[name].label, b)
+	}
 }
 
 // expect declares rs, and the backends they read, as what must succeed

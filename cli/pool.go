@@ -249,6 +249,7 @@ func (p *pool) run(ctx context.Context, rs []*resource.Resource, ropts resource.
 			o.Logger = ropts.Logger.With("backend", p.entries[grp.name].label)
 			o.Status = &p.entries[grp.name].status
 			o.Observer = p.ops.backend(p, grp.name)
+			p.ops.refusals(p, grp.name, b)
 			return p.label(grp.name, resource.Run(gctx, b, grp.rs, o))
 		})
 	}

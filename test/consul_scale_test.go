@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -246,4 +248,176 @@ func TestConsulWatchManyServices(t *testing.T) {
 	catCheck(t, cli, "svc1-1", api.HealthCritical)
 	catWatchUntil(t, c, prefixes, after, state, []string{svcKey("svc1")},
 		catStatusesAre(t, svcKey("svc1"), map[string]string{"svc1-1": catalog.StatusCritical}))
+}
+
+// TestConsulWatchRefused runs kvconf -watch -listen with 40 resources on
+// prefixes of their own against an agent whose limit of connections per
+// client (4) is below what the watch's ten queries take (x0 … x9 and the
+// prefixes that share their first digit): the agent refuses
+// some (HTTP 429). kvconf must render every file from its snapshot, log the
+// refusal once with the setting to change, and count the refusals in
+// /metrics while it retries them with backoff.
+func TestConsulWatchRefused(t *testing.T) {
+	a := startConsul(t, false, "limits {\n  http_max_conns_per_client = 4\n}\n")
+	cli := consulClientFrom(t, a.http, "127.0.0.2") // the test's own connections do not count
+	const n = 40
+	kvs := map[string]string{}
+	for i := range n {
+		kvs[fmt.Sprintf("/refused/x%d/k", i)] = fmt.Sprintf("v%d", i)
+	}
+	consulLoad(t, cli, kvs)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	for _, d := range []string{"conf.d", "templates", "out"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "templates", "r.tmpl"), []byte(`{{getv "/k"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		toml := fmt.Sprintf("[template]\nsrc = \"r.tmpl\"\ndest = %q\nprefix = \"/refused/x%d\"\nkeys = [\"/k\"]\n",
+			filepath.Join(out, fmt.Sprintf("r%02d.conf", i)), i)
+		if err := os.WriteFile(filepath.Join(dir, "conf.d", fmt.Sprintf("r%02d.toml", i)), []byte(toml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := startKvconf(t, []string{"CONSUL_HTTP_ADDR=", "CONSUL_HTTP_TOKEN="}, "-watch", "-config-file", os.DevNull,
+		"-confdir", dir, "-backend", "consul", "-node", a.http, "-listen", "127.0.0.1:0", "-log-format", "json")
+	base := p.addr(t)
+	for i := range n {
+		want := fmt.Sprintf("v%d", i)
+		eventually(t, "r"+strconv.Itoa(i)+".conf rendered", func() bool {
+			b, err := os.ReadFile(filepath.Join(out, fmt.Sprintf("r%02d.conf", i)))
+			return err == nil && string(b) == want
+		})
+	}
+	var refused float64
+	eventually(t, "kvconf_backend_refused_total above 0", func() bool {
+		m, _ := scrape(t, base)
+		for k, v := range m {
+			if strings.HasPrefix(k, "kvconf_backend_refused_total{") {
+				refused = v
+			}
+		}
+		return refused > 0
+	})
+	eventually(t, "the refusal logged", func() bool {
+		return strings.Contains(p.logs(), "limits.http_max_conns_per_client")
+	})
+	// Retried with backoff: the count grows, but the warning stays one.
+	eventually(t, "more refusals counted", func() bool {
+		m, _ := scrape(t, base)
+		for k, v := range m {
+			if strings.HasPrefix(k, "kvconf_backend_refused_total{") && v > refused {
+				return true
+			}
+		}
+		return false
+	})
+	if c := strings.Count(p.logs(), "per-client limit"); c != 1 {
+		t.Errorf("the per-client limit warning logged %d times, want once:\n%s", c, p.logs())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes, for a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestConsulWatchInParts watches 200 prefixes of 25 keys each: the watch
+// reads the heavy group of p100 … p199 (2,500 keys, which its twelve
+// queries cannot cut finer) in parts, asking each part's index and
+// listing again only the parts that moved. Every kind of change in one
+// part or several must come out as the exact deltas.
+func TestConsulWatchInParts(t *testing.T) {
+	a := startConsul(t, false)
+	cli := a.client(t, "")
+	kvs := map[string]string{}
+	prefixes := make([]string, 200)
+	for i := range prefixes {
+		prefixes[i] = fmt.Sprintf("/parts/p%03d", i)
+		for k := range 25 {
+			kvs[fmt.Sprintf("%s/k%02d", prefixes[i], k)] = "v"
+		}
+	}
+	consulLoad(t, cli, kvs)
+	var log syncBuffer
+	cfg := consul.Config{Nodes: []string{a.http}}
+	cfg.SetLogger(slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	c := openConsul(t, cfg)
+	s, err := c.Snapshot(reqCtx(t), prefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := s.Rev
+	// watch waits for the changes want, over one update or several.
+	watch := func(what string, want ...backends.Change) {
+		t.Helper()
+		var got []backends.Change
+		for len(got) < len(want) {
+			u := consulWatch(t, c, prefixes, after)
+			if u.Full != nil {
+				t.Fatalf("%s: a full snapshot, want changes %v", what, want)
+			}
+			got = append(got, u.Changes...)
+			after = u.Rev
+		}
+		slices.SortFunc(got, func(a, b backends.Change) int { return strings.Compare(a.Key, b.Key) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: changes %+v, want %+v", what, got, want)
+		}
+	}
+	// The first update may be a full snapshot: the snapshot keeps for the
+	// watch only the listings no newer than its revision (the index of its
+	// first prefix), and the keys went in by several transactions.
+	consulPut(t, cli, "/parts/p150/k03", "changed")
+	if u := consulWatch(t, c, prefixes, after); u.Full != nil {
+		if got := u.Full.KVs["/parts/p150/k03"]; got != "changed" || len(u.Full.KVs) != 5000 {
+			t.Fatalf("full snapshot with %d keys, /parts/p150/k03 = %q; want 5000 keys and %q", len(u.Full.KVs), got, "changed")
+		}
+		after = u.Rev
+		consulPut(t, cli, "/parts/p150/k03", "changed again")
+		watch("a value", backends.Change{Key: "/parts/p150/k03", Value: "changed again"})
+	} else if !slices.Equal(u.Changes, []backends.Change{{Key: "/parts/p150/k03", Value: "changed"}}) {
+		t.Fatalf("a value: changes %+v", u.Changes)
+	} else {
+		after = u.Rev
+	}
+	if !strings.Contains(log.String(), `\"/parts/p1\" (in 10 parts)`) {
+		t.Fatalf("the watch did not read /parts/p1 in parts:\n%s", log.String())
+	}
+	consulDelete(t, cli, "/parts/p123/k07", false)
+	watch("a deletion", backends.Change{Key: "/parts/p123/k07", Deleted: true})
+	consulPut(t, cli, "/parts/p199/new", "n")
+	watch("a new key", backends.Change{Key: "/parts/p199/new", Value: "n"})
+	consulPut(t, cli, "/parts/p110/k00", "x")
+	consulPut(t, cli, "/parts/p190/k00", "y")
+	consulPut(t, cli, "/parts/p005/k00", "z") // a group read whole
+	watch("three parts at once",
+		backends.Change{Key: "/parts/p005/k00", Value: "z"},
+		backends.Change{Key: "/parts/p110/k00", Value: "x"},
+		backends.Change{Key: "/parts/p190/k00", Value: "y"})
+	consulDelete(t, cli, "/parts/p177/", true)
+	var gone []backends.Change
+	for k := range 25 {
+		gone = append(gone, backends.Change{Key: fmt.Sprintf("/parts/p177/k%02d", k), Deleted: true})
+	}
+	watch("a deleted tree", gone...)
+	consulPut(t, cli, "/parts/p177/k00", "back")
+	watch("a key in an emptied prefix", backends.Change{Key: "/parts/p177/k00", Value: "back"})
 }

@@ -60,8 +60,9 @@ func consulBin(t testing.TB) string {
 }
 
 // startConsul starts a dev agent, with ACLs (default deny, management
-// token [consulMgmtToken]) if acl, and stops it when the test ends.
-func startConsul(t testing.TB, acl bool) *consulAgent {
+// token [consulMgmtToken]) if acl and the agent configuration extraHCL
+// (HCL blocks) added, and stops it when the test ends.
+func startConsul(t testing.TB, acl bool, extraHCL ...string) *consulAgent {
 	t.Helper()
 	a := &consulAgent{bin: consulBin(t), dir: t.TempDir(), acl: acl}
 	port := func() int {
@@ -92,6 +93,7 @@ func startConsul(t testing.TB, acl bool) *consulAgent {
 }
 `
 	}
+	hcl += strings.Join(extraHCL, "\n")
 	a.config = filepath.Join(a.dir, "agent.hcl")
 	if err := os.WriteFile(a.config, []byte(hcl), 0o600); err != nil {
 		t.Fatal(err)

@@ -261,11 +261,13 @@ type Client struct {
 	// "/app/db", or a catalog prefix, "consul:nodes//".
 	listings map[string]*listing // the last listing returned
 	indexes  map[string]uint64   // its index at its last listing
+	sizes    map[string]int      // the keys of its last listing, which weigh its group in a watch (see [groups])
 	sessions map[string]*session // the watches running, by key (see [sessionKey])
 	running  sync.WaitGroup      // the goroutines of the sessions
 	log      *slog.Logger
 	// limitOnce logs the first refusal over the agent's connection limit.
 	limitOnce sync.Once
+	refused   atomic.Uint64 // requests the agent refused over its limit (HTTP 429)
 	// By datacenter: the last listing of every service (see
 	// [Client.allServices]).
 	catalogs map[string]*catalogState
@@ -323,6 +325,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		calls:          map[uint64]context.CancelFunc{},
 		listings:       map[string]*listing{},
 		indexes:        map[string]uint64{},
+		sizes:          map[string]int{},
 		sessions:       map[string]*session{},
 		configs:        map[*api.Client]*api.Config{},
 		log:            cfg.log,
@@ -552,7 +555,7 @@ func (c *Client) snapshot(ctx context.Context, srcs []source) (uint64, []*listin
 			if err != nil {
 				return 0, nil, c.fail(ctx, "snapshot "+s.String(), err)
 			}
-			reset = c.record(s.name(), idx) || reset
+			reset = c.record(s.name(), idx, len(kvs)) || reset
 			if i == 0 {
 				rev = max(h0, idx)
 			}
@@ -634,7 +637,9 @@ func join(ls []*listing) []backends.KV {
 // as Consul's blocking query rules say, and reports a reset. Key/value
 // prefixes and catalog queries share Consul's raft index, so a reset seen
 // on one is a reset of all.
-func (c *Client) record(name string, idx uint64) (reset bool) {
+//
+// size is the number of keys of the listing, or -1 if unknown.
+func (c *Client) record(name string, idx uint64, size int) (reset bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -648,6 +653,9 @@ func (c *Client) record(name string, idx uint64) (reset bool) {
 		reset = true
 	}
 	c.indexes[name] = idx
+	if size >= 0 {
+		c.sizes[name] = size
+	}
 	c.seen(idx)
 	return reset
 }
@@ -659,7 +667,7 @@ func (c *Client) current(ctx context.Context, s source) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	c.record(s.name(), idx)
+	c.record(s.name(), idx, -1)
 	return max(c.highest.Load(), idx), nil
 }
 

@@ -192,6 +192,7 @@ func collect(kvs map[string]string, p string, listed []backends.KV) {
 type cut struct {
 	prefix  string
 	members []string
+	weight  int // the sum of the members' weights
 }
 
 // groups cuts ps, Consul prefixes sorted with none covering another, into
@@ -227,7 +228,8 @@ func groups(ps []string, weights []int, n int) []cut {
 		return w
 	}
 	mk := func(lo, hi int) *node {
-		return &node{cut: cut{prefix: lcp(ps[lo:hi]), members: ps[lo:hi]}, weight: weigh(lo, hi), lo: lo}
+		w := weigh(lo, hi)
+		return &node{cut: cut{prefix: lcp(ps[lo:hi]), members: ps[lo:hi], weight: w}, weight: w, lo: lo}
 	}
 	nodes := []*node{mk(0, len(ps))}
 	for {
@@ -240,15 +242,9 @@ func groups(ps []string, weights []int, n int) []cut {
 		if heavy == nil {
 			break
 		}
-		// The children: runs of members with the same next character.
 		var kids []*node
-		depth := len(heavy.prefix)
-		start := 0
-		for i := 1; i <= len(heavy.members); i++ {
-			if i == len(heavy.members) || !sameAt(heavy.members[start], heavy.members[i], depth) {
-				kids = append(kids, mk(heavy.lo+start, heavy.lo+i))
-				start = i
-			}
+		for _, r := range children(heavy.members, len(heavy.prefix)) {
+			kids = append(kids, mk(heavy.lo+r[0], heavy.lo+r[1]))
 		}
 		if len(nodes)-1+len(kids) > n || len(kids) < 2 {
 			heavy.done = true
@@ -260,6 +256,21 @@ func groups(ps []string, weights []int, n int) []cut {
 	out := make([]cut, len(nodes))
 	for i, g := range nodes {
 		out[i] = g.cut
+	}
+	return out
+}
+
+// children returns the children of a trie node at depth (the length of
+// the node's prefix) whose members are ms, sorted: the runs ms[lo:hi] of
+// members with the same byte at depth, as [lo, hi] pairs.
+func children(ms []string, depth int) [][2]int {
+	var out [][2]int
+	start := 0
+	for i := 1; i <= len(ms); i++ {
+		if i == len(ms) || !sameAt(ms[start], ms[i], depth) {
+			out = append(out, [2]int{start, i})
+			start = i
+		}
 	}
 	return out
 }

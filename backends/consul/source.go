@@ -2,6 +2,8 @@ package consul
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"strconv"
 
 	"github.com/hashicorp/consul/api"
@@ -70,6 +72,9 @@ func fetch[T any](ctx context.Context, c *Client, dc string, wait uint64,
 	err := c.each(rctx, func(cl *api.Client) error {
 		var err error
 		res, meta, err = f(cl, qo)
+		if tooMany(err) {
+			c.refused.Add(1)
+		}
 		return err
 	})
 	if err != nil {
@@ -81,6 +86,18 @@ func fetch[T any](ctx context.Context, c *Client, dc string, wait uint64,
 	}
 	return res, meta, nil
 }
+
+// tooMany reports whether err is the agent's refusal of a connection over
+// its per-client limit (HTTP 429).
+func tooMany(err error) bool {
+	se, ok := errors.AsType[api.StatusError](err)
+	return ok && se.Code == http.StatusTooManyRequests
+}
+
+// Refused returns how many requests the agent refused over its limit of
+// connections per client (HTTP 429) since the client opened. It
+// implements [backends.Refuser].
+func (c *Client) Refused() uint64 { return c.refused.Load() }
 
 // kvSource is a key/value prefix.
 type kvSource struct {
@@ -102,8 +119,17 @@ func (s kvSource) read(ctx context.Context, wait uint64) ([]backends.KV, uint64,
 // index returns the index of the prefix from a listing of its keys one
 // level deep.
 func (s kvSource) index(ctx context.Context) (uint64, error) {
-	_, meta, err := fetch(ctx, s.c, "", 0, func(cl *api.Client, q *api.QueryOptions) ([]string, *api.QueryMeta, error) {
-		return cl.KV().Keys(s.p, "/", q)
+	return s.c.keysIndex(ctx, s.p, 0)
+}
+
+// keysIndex returns the index of the Consul prefix p (the highest index of
+// a change under it) from a listing of its keys one level deep, a
+// blocking query from index wait when wait > 0: Consul scans every key
+// under p but answers with few of them, so it costs much less than a
+// listing of p.
+func (c *Client) keysIndex(ctx context.Context, p string, wait uint64) (uint64, error) {
+	_, meta, err := fetch(ctx, c, "", wait, func(cl *api.Client, q *api.QueryOptions) ([]string, *api.QueryMeta, error) {
+		return cl.KV().Keys(p, "/", q)
 	})
 	if err != nil {
 		return 0, err

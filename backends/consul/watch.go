@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
-	"net/http"
 	"net/http/httptrace"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/consul/api"
 
 	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/backends/consul/catalog"
@@ -64,6 +62,7 @@ type listing struct {
 func (c *Client) keepLocked(l *listing) {
 	if !c.closed {
 		c.listings[l.name] = l
+		c.sizes[l.name] = len(l.kvs)
 	}
 }
 
@@ -392,9 +391,12 @@ func (c *Client) session(srcs []source, after uint64) *session {
 		}
 	}
 	plan := c.plan(srcs)
-	for _, g := range plan {
+	labels := make([]string, len(plan))
+	for i, g := range plan {
 		s.groups = append(s.groups, g.group) // before any runs: publish reads them
+		labels[i] = g.label
 	}
+	c.log.Debug("consul watch planned", "sources", len(srcs), "groups", len(plan), "labels", labels)
 	for _, g := range plan {
 		from := after
 		for _, name := range g.names {
@@ -496,13 +498,10 @@ func (c *Client) plan(srcs []source) []planned {
 	weights := make([]int, len(kv))
 	for i, s := range kv {
 		ps[i] = s.p
-		weights[i] = 1
-		if l := c.listings[s.name()]; l != nil {
-			weights[i] += len(l.kvs)
-		}
+		weights[i] = 1 + c.sizes[s.name()]
 	}
 	for _, g := range groups(ps, weights, max(1, maxQueries-queries)) {
-		out = append(out, c.kvGroup(g.prefix, g.members))
+		out = append(out, c.kvGroup(g))
 	}
 	return out
 }
@@ -522,41 +521,133 @@ func (c *Client) single(s source) planned {
 	}
 }
 
-// kvGroup returns the group of the key/value prefixes members (in Consul
-// form, sorted, none covering another), all under prefix: one recursive
-// listing of prefix, split among them.
-func (c *Client) kvGroup(prefix string, members []string) planned {
-	names := make([]string, len(members))
-	for i, p := range members {
+// probedMin is the weight (see [groups]) from which a group of key/value
+// prefixes is read in parts (see [Client.probedGroup]) rather than by one
+// listing. Consul takes about 1.4 µs per key to list a prefix, and about
+// 0.3 µs per key plus a quarter of a millisecond per request to answer a
+// listing of keys one level deep: parts pay off from about 2,000 keys
+// (bench/consul.sh, section 4, shows the difference).
+const probedMin = 2000
+
+// kvGroup returns the group of the key/value prefixes of g (in Consul
+// form, sorted, none covering another), all under g.prefix: one recursive
+// listing of the prefix, split among them; or, for a heavy group whose
+// members fall under several children of its prefix, a group read in
+// parts (see [Client.probedGroup]).
+func (c *Client) kvGroup(g cut) planned {
+	names := make([]string, len(g.members))
+	for i, p := range g.members {
 		names[i] = kvSource{p: p}.name()
+	}
+	if kids := children(g.members, len(g.prefix)); g.weight >= probedMin && len(kids) > 1 {
+		return c.probedGroup(g.prefix, g.members, names, kids)
 	}
 	var prev []backends.KV // the group's last listing, whose strings the next one shares
 	read := func(ctx context.Context, wait uint64) (map[string][]backends.KV, uint64, error) {
-		raw, idx, err := c.listFrom(ctx, prefix, wait, prev)
+		raw, idx, err := c.listFrom(ctx, g.prefix, wait, prev)
 		if err != nil {
 			return nil, 0, err
 		}
 		prev = raw
-		out := make(map[string][]backends.KV, len(members))
-		for i, p := range members {
-			out[names[i]] = pairs(p, clip(raw, "/"+p))
-		}
-		return out, idx, nil
+		return split(raw, g.members, names), idx, nil
 	}
-	return planned{group: &group{label: fmt.Sprintf("%q", "/"+prefix), read: read}, names: names}
+	return planned{group: &group{label: fmt.Sprintf("%q", "/"+g.prefix), read: read}, names: names}
+}
+
+// part is one child of the prefix of a group read in parts: members (and
+// their source names) under prefix, with the index and the raw listing of
+// prefix as last read.
+type part struct {
+	prefix         string
+	members, names []string
+	index          uint64 // 0 until listed
+	raw            []backends.KV
+}
+
+// probedGroup returns a group of the key/value prefixes members (names[i]
+// is the source name of members[i]) under prefix, too heavy for one
+// listing on each change: its blocking query asks only for prefix's index
+// (see [Client.keysIndex]); when it moves, the group asks each child of
+// prefix (kids, runs of members, see [children]) for its index the same
+// way, and lists again only the children whose index moved. A change to
+// one key thus costs a few short answers and the listing of one child,
+// not the listing of every key under prefix.
+func (c *Client) probedGroup(prefix string, members, names []string, kids [][2]int) planned {
+	parts := make([]*part, len(kids))
+	for i, k := range kids {
+		ms := members[k[0]:k[1]]
+		parts[i] = &part{prefix: lcp(ms), members: ms, names: names[k[0]:k[1]]}
+	}
+	type read struct {
+		index uint64
+		raw   []backends.KV
+	}
+	g := &group{label: fmt.Sprintf("%q (in %d parts)", "/"+prefix, len(parts))}
+	g.triggers = []func(ctx context.Context, wait uint64) (uint64, error){
+		func(ctx context.Context, wait uint64) (uint64, error) { return c.keysIndex(ctx, prefix, wait) },
+	}
+	g.read = func(ctx context.Context, _ uint64) (map[string][]backends.KV, uint64, error) {
+		// The parts change only once every part was read: a failure
+		// leaves them as they were, to be read again.
+		news := make([]*read, len(parts))
+		var top uint64
+		for i, p := range parts {
+			if p.index != 0 {
+				idx, err := c.keysIndex(ctx, p.prefix, 0)
+				if err != nil {
+					return nil, 0, err
+				}
+				if idx == p.index {
+					top = max(top, idx)
+					continue
+				}
+			}
+			raw, idx, err := c.listFrom(ctx, p.prefix, 0, p.raw)
+			if err != nil {
+				return nil, 0, err
+			}
+			news[i] = &read{index: idx, raw: raw}
+			top = max(top, idx)
+		}
+		out := map[string][]backends.KV{}
+		for i, r := range news {
+			if r == nil {
+				continue
+			}
+			p := parts[i]
+			p.index, p.raw = r.index, r.raw
+			maps.Copy(out, split(r.raw, p.members, p.names))
+		}
+		return out, top, nil
+	}
+	return planned{group: g, names: names}
+}
+
+// split returns the pairs of each of members (Consul prefixes) in kvs, a
+// listing of a prefix that covers them all, by names[i] for members[i].
+// Consul lists keys sorted, so each member's keys are usually one run of
+// kvs, found by binary search; otherwise split copies them out one by
+// one. Either way it checks the order of kvs once, not once per member:
+// a group's listing holds thousands of keys for hundreds of members.
+func split(kvs []backends.KV, members, names []string) map[string][]backends.KV {
+	sorted := slices.IsSortedFunc(kvs, func(a, b backends.KV) int { return strings.Compare(a.Key, b.Key) })
+	out := make(map[string][]backends.KV, len(members))
+	for i, m := range members {
+		out[names[i]] = pairs(m, clip(kvs, "/"+m, sorted))
+	}
+	return out
 }
 
 // clip returns the pairs of kvs, in Consul's order, whose key starts with
 // p: a run of kvs when the keys are sorted, and otherwise a copy.
-func clip(kvs []backends.KV, p string) []backends.KV {
-	byKey := func(kv backends.KV, k string) int { return strings.Compare(kv.Key, k) }
-	lo, _ := slices.BinarySearchFunc(kvs, p, byKey)
-	hi := lo
-	for hi < len(kvs) && strings.HasPrefix(kvs[hi].Key, p) {
-		hi++
-	}
-	sorted := slices.IsSortedFunc(kvs, func(a, b backends.KV) int { return strings.Compare(a.Key, b.Key) })
+func clip(kvs []backends.KV, p string, sorted bool) []backends.KV {
 	if sorted {
+		byKey := func(kv backends.KV, k string) int { return strings.Compare(kv.Key, k) }
+		lo, _ := slices.BinarySearchFunc(kvs, p, byKey)
+		hi := lo
+		for hi < len(kvs) && strings.HasPrefix(kvs[hi].Key, p) {
+			hi++
+		}
 		return kvs[lo:hi:hi]
 	}
 	var out []backends.KV
@@ -775,7 +866,7 @@ func (s *session) publish(g *group, ls map[string][]backends.KV, idx uint64, res
 // wait on s, so that they return it. The first refusal of a connection
 // over the agent's limit is logged with what to change.
 func (c *Client) failed(s *session, g *group, err error) {
-	if se, ok := errors.AsType[api.StatusError](err); ok && se.Code == http.StatusTooManyRequests {
+	if tooMany(err) {
 		c.limitOnce.Do(func() {
 			c.log.Warn("consul agent refused a connection over its per-client limit; raise limits.http_max_conns_per_client in the agent's configuration, or run fewer clients from this address",
 				"limit", "limits.http_max_conns_per_client", "queries", maxQueries, "query", g.label)

@@ -279,3 +279,52 @@ func TestPlanBound(t *testing.T) {
 		})
 	}
 }
+
+// groupListing returns a listing of n members (Consul prefixes
+// "s/p000" …) with per keys each, in Consul's order, and the members.
+func groupListing(n, per int) (kvs []backends.KV, members, names []string) {
+	for m := range n {
+		p := fmt.Sprintf("s/p%03d", m)
+		members = append(members, p)
+		names = append(names, kvSource{p: p}.name())
+		for k := range per {
+			kvs = append(kvs, backends.KV{Key: fmt.Sprintf("/%s/k%05d", p, k*n+m), Value: "v"})
+		}
+	}
+	return kvs, members, names
+}
+
+func TestSplit(t *testing.T) {
+	t.Parallel()
+	kvs, members, names := groupListing(20, 5)
+	// A key outside every member, as a group's listing may hold.
+	kvs = append(kvs, backends.KV{Key: "/s/q", Value: "x"})
+	got := split(kvs, members, names)
+	shuffled := slices.Clone(kvs)
+	rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	unsorted := split(shuffled, members, names)
+	for i, m := range members {
+		g := got[names[i]]
+		if len(g) != 5 {
+			t.Fatalf("member %s: %d pairs, want 5: %v", m, len(g), g)
+		}
+		for _, kv := range g {
+			if !strings.HasPrefix(kv.Key, "/"+m+"/") {
+				t.Errorf("member %s got key %s", m, kv.Key)
+			}
+		}
+		if !maps.Equal(asMap(g), asMap(unsorted[names[i]])) {
+			t.Errorf("member %s: sorted listing gives %v, shuffled %v", m, g, unsorted[names[i]])
+		}
+	}
+}
+
+// BenchmarkSplit splits the listing of a group of 100 prefixes of 50 keys
+// each, as a group of the watch of 200 resources over 10,000 keys does on
+// each change under it.
+func BenchmarkSplit(b *testing.B) {
+	kvs, members, names := groupListing(100, 50)
+	for b.Loop() {
+		split(kvs, members, names)
+	}
+}

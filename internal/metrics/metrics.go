@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/resource"
 )
 
@@ -51,6 +52,7 @@ type Metrics struct {
 	errs       *prometheus.CounterVec
 	revision   *prometheus.GaugeVec
 	lastUpdate *prometheus.GaugeVec
+	refused    *refusedCollector
 	age        *ageCollector
 	now        func() time.Time
 	series     sync.Map // resource name → *resourceSeries
@@ -115,6 +117,12 @@ func New() *Metrics {
 		errs:       counter("backend_errors_total", "Failed reads and watches of the backend.", be),
 		revision:   gauge("backend_revision", "Revision or index of the backend last seen.", be),
 		lastUpdate: gauge("backend_last_update_timestamp_seconds", "Unix time the backend last answered with data (0: never).", be),
+		refused: &refusedCollector{
+			desc: prometheus.NewDesc(ns+"_backend_refused_total",
+				"Requests the backend's server refused over a limit of its own, such as a Consul agent's "+
+					"limits.http_max_conns_per_client (HTTP 429); kvconf retried them with backoff.", be, nil),
+			by: map[string]backends.Refuser{},
+		},
 		age: &ageCollector{
 			desc: prometheus.NewDesc(ns+"_backend_seconds_since_update",
 				"Seconds since the backend last answered with data (absent before its first answer).", be, nil),
@@ -128,7 +136,7 @@ func New() *Metrics {
 		m.renders, m.renderErrors, m.unchanged, m.writes, m.checks, m.checkFailures,
 		m.reloads, m.reloadFailures, m.rollbacks, m.failures, m.lastSuccess, m.lastFailure,
 		m.renderSeconds, m.hookSeconds, m.applies,
-		m.up, m.snapshots, m.updates, m.errs, m.revision, m.lastUpdate, m.age,
+		m.up, m.snapshots, m.updates, m.errs, m.revision, m.lastUpdate, m.age, m.refused,
 	)
 	return m
 }
@@ -301,6 +309,39 @@ func (b *backendMetrics) ObserveBackend(e resource.BackendEvent) {
 		b.up.Set(0)
 	case resource.BackendDown:
 		b.up.Set(0)
+	}
+}
+
+// Refusals makes the backend called name export the refusals of its
+// server, when b counts them (see [backends.Refuser]); b replaces the
+// backend's earlier one, such as after a reload.
+func (m *Metrics) Refusals(name string, b backends.Backend) {
+	r, ok := b.(backends.Refuser)
+	if !ok {
+		return
+	}
+	m.refused.mu.Lock()
+	m.refused.by[name] = r
+	m.refused.mu.Unlock()
+}
+
+// refusedCollector exports, at each scrape, the refusals of each backend
+// that counts them.
+type refusedCollector struct {
+	desc *prometheus.Desc
+	mu   sync.Mutex
+	by   map[string]backends.Refuser
+}
+
+// Describe implements [prometheus.Collector].
+func (r *refusedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- r.desc }
+
+// Collect implements [prometheus.Collector].
+func (r *refusedCollector) Collect(ch chan<- prometheus.Metric) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, b := range r.by {
+		ch <- prometheus.MustNewConstMetric(r.desc, prometheus.CounterValue, float64(b.Refused()), name)
 	}
 }
 

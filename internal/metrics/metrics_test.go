@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
+	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/resource"
 )
 
@@ -191,5 +192,37 @@ func TestStatus(t *testing.T) {
 	s.ObserveResource(resource.Event{Kind: resource.EventDone, Resource: "b"})
 	if rep := s.Report(false); !rep.Ready {
 		t.Errorf("report = %+v, want ready", rep)
+	}
+}
+
+// refuser is a backend that counts refusals, as Consul's does: a stand-in
+// for a real backend, since the metrics only read the count.
+type refuser struct {
+	backends.Backend
+	n uint64
+}
+
+func (r *refuser) Refused() uint64 { return r.n }
+
+// TestRefusals exports the refusals of a backend that counts them, and
+// none for one that does not.
+func TestRefusals(t *testing.T) {
+	t.Parallel()
+	m := New()
+	r := &refuser{n: 3}
+	m.Refusals("consul", r)
+	m.Refusals("etcd", struct{ backends.Backend }{})
+	const want = `
+# HELP kvconf_backend_refused_total Requests the backend's server refused over a limit of its own, such as a Consul agent's limits.http_max_conns_per_client (HTTP 429); kvconf retried them with backoff.
+# TYPE kvconf_backend_refused_total counter
+kvconf_backend_refused_total{backend="consul"} 3
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "kvconf_backend_refused_total"); err != nil {
+		t.Fatal(err)
+	}
+	r.n = 5
+	m.Refusals("consul", r) // again, as after a reload: one series still
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(strings.Replace(want, "} 3", "} 5", 1)), "kvconf_backend_refused_total"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -15,6 +15,12 @@
 // -key and -file may list several keys and files, separated by commas, as
 // many of each: put i goes to key i mod n and is waited for in file i mod n,
 // so that the puts spread over several prefixes and resources.
+//
+// Each latency is measured twice: from the moment putlat sends the put,
+// and from the moment the store answered it (the put committed); the
+// second line of output gives the latter. With -by-key, putlat also prints
+// the median of each key, which shows how a key's place among the watched
+// prefixes weighs on it.
 package main
 
 import (
@@ -60,18 +66,47 @@ func main() {
 	n := flag.Int("n", 200, "number of puts")
 	gap := flag.Duration("gap", 0, "pause after each update before the next put")
 	timeout := flag.Duration("timeout", 10*time.Second, "longest wait for one update")
+	byKey := flag.Bool("by-key", false, "also print the median latency of each key")
 	flag.Parse()
-	lat, err := run(*backend, *endpoint, strings.Split(*key, ","), strings.Split(*file, ","), *n, *gap, *timeout)
+	keys := strings.Split(*key, ",")
+	ms, err := run(*backend, *endpoint, keys, strings.Split(*file, ","), *n, *gap, *timeout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "putlat:", err)
 		os.Exit(1)
 	}
-	slices.Sort(lat)
-	q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
-	fmt.Printf("puts=%d median=%s p95=%s p99=%s max=%s\n", len(lat), q(0.5), q(0.95), q(0.99), lat[len(lat)-1])
+	fromPut := make([]time.Duration, len(ms))
+	fromAnswer := make([]time.Duration, len(ms))
+	for i, m := range ms {
+		fromPut[i], fromAnswer[i] = m.fromPut, m.fromAnswer
+	}
+	fmt.Printf("puts=%d from put:    %s\n", len(ms), summary(fromPut))
+	fmt.Printf("puts=%d from answer: %s\n", len(ms), summary(fromAnswer))
+	if *byKey {
+		for k, key := range keys {
+			var lat []time.Duration
+			for i := k; i < len(ms); i += len(keys) {
+				lat = append(lat, ms[i].fromAnswer)
+			}
+			slices.Sort(lat)
+			fmt.Printf("  %s: median from answer %s\n", key, lat[len(lat)/2])
+		}
+	}
 }
 
-func run(backend, endpoint string, keys, files []string, n int, gap, timeout time.Duration) ([]time.Duration, error) {
+// summary returns the median, p95, p99 and max of lat, which it sorts.
+func summary(lat []time.Duration) string {
+	slices.Sort(lat)
+	q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
+	return fmt.Sprintf("median=%s p95=%s p99=%s max=%s", q(0.5), q(0.95), q(0.99), lat[len(lat)-1])
+}
+
+// measure is the latency of one put: from the moment it was sent, and from
+// the moment the store answered it.
+type measure struct {
+	fromPut, fromAnswer time.Duration
+}
+
+func run(backend, endpoint string, keys, files []string, n int, gap, timeout time.Duration) ([]measure, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("-n %d: want at least one put", n)
 	}
@@ -98,7 +133,7 @@ func run(backend, endpoint string, keys, files []string, n int, gap, timeout tim
 		}
 	}
 	id := time.Now().UnixNano()
-	var lat []time.Duration
+	var lat []measure
 	for i := range n {
 		if i > 0 && gap > 0 {
 			time.Sleep(gap)
@@ -109,10 +144,12 @@ func run(backend, endpoint string, keys, files []string, n int, gap, timeout tim
 		if err := s.Put(context.Background(), key, value); err != nil {
 			return nil, fmt.Errorf("put: %w", err)
 		}
+		answered := time.Now()
 		if err := waitFor(w, file, []byte(value), timeout); err != nil {
 			return nil, fmt.Errorf("put %d: %w", i, err)
 		}
-		lat = append(lat, time.Since(start))
+		done := time.Now()
+		lat = append(lat, measure{fromPut: done.Sub(start), fromAnswer: done.Sub(answered)})
 	}
 	return lat, nil
 }
