@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -106,6 +107,57 @@ func TestHAProxyRuntimeCheck(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHAProxyRuntimeCheckPasses adds, under load, a server whose HTTP
+// health check answers (after 300 ms): it goes in service without a
+// reload, and no request reaches it before HAProxy's first check of it
+// was answered.
+func TestHAProxyRuntimeCheckPasses(t *testing.T) {
+	r := newHXRig(t, hxOptions{apply: true, reloadCmd: true, srvOpts: "check inter 100ms",
+		backendLines: "    option httpchk GET /health\n    timeout check 10s\n"})
+	var checked atomic.Bool
+	var early atomic.Int64
+	port := testBackend(t, func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/health" {
+			select {
+			case <-req.Context().Done():
+			case <-time.After(300 * time.Millisecond):
+			}
+			checked.Store(true)
+		} else if !checked.Load() {
+			early.Add(1)
+		}
+		_, _ = io.WriteString(w, "late")
+	})
+	p0 := r.mustProc()
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	load := r.startLoad(ctx, 3)
+
+	t0 := r.set("s2", hxSrv{weight: 1, fixed: port, name: "late"}, false)
+	d := r.waitTraffic("the checked server", &t0)
+	stop()
+	load.wg.Wait()
+	t.Logf("put to traffic %v; load: %d requests, %d failed", d, load.ok.Load(), load.failed.Load())
+	if n := early.Load(); n != 0 {
+		t.Fatalf("%d requests reached the server before its health check was answered", n)
+	}
+	if n := load.failed.Load(); n != 0 {
+		t.Fatalf("%d requests failed: %q", n, load.errs)
+	}
+	if p := r.mustProc(); p.reloads != p0.reloads {
+		t.Fatalf("%d reloads, want 0\noutput:\n%s", p.reloads-p0.reloads, r.out)
+	}
+	if b, err := os.ReadFile(r.cfg); err != nil || string(b) != r.render() {
+		t.Fatalf("dest is not the new render (%v):\n%s", err, b)
+	}
+	if v, err := r.view(); err != nil || !maps.Equal(v, r.wantView()) {
+		t.Fatalf("HAProxy's servers %v (%v), want %v", v, err, r.wantView())
+	}
+	if out := r.out.String(); !strings.Contains(out, "health check passed") || strings.Contains(out, "health check failed") {
+		t.Fatalf("the server did not go in service after its health check:\n%s", out)
 	}
 }
 
@@ -208,11 +260,7 @@ func deadPort(tb testing.TB) int {
 // and returns its port.
 func slowCheckBackend(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	return testBackend(tb, func(w http.ResponseWriter, req *http.Request) {
 		if req.URL.Path == "/health" {
 			select {
 			case <-req.Context().Done():
@@ -220,7 +268,18 @@ func slowCheckBackend(tb testing.TB) int {
 			}
 		}
 		_, _ = io.WriteString(w, "slow")
-	}), ReadHeaderTimeout: 10 * time.Second}
+	})
+}
+
+// testBackend serves h on a loopback port until the test ends, and
+// returns the port.
+func testBackend(tb testing.TB, h http.HandlerFunc) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	tb.Cleanup(func() { _ = srv.Close() })
 	return l.Addr().(*net.TCPAddr).Port

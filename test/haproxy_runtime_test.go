@@ -60,12 +60,16 @@ type hxSrv struct {
 	backend int // index in ports
 	weight  int
 	maint   bool
-	dead    bool // at the dead port instead
-	slow    bool // at the slow port instead
+	dead    bool   // at the dead port instead
+	slow    bool   // at the slow port instead
+	fixed   int    // at this port instead: a test's own backend, which answers name
+	name    string // with fixed
 }
 
 func (s hxSrv) port(r *hxRig) int {
 	switch {
+	case s.fixed != 0:
+		return s.fixed
 	case s.dead:
 		return r.dead
 	case s.slow:
@@ -361,7 +365,11 @@ func (r *hxRig) mustProc() hxProc {
 func (r *hxRig) expected() []string {
 	var out []string
 	for _, s := range r.servers {
-		if !s.maint && s.weight > 0 && !s.dead && !s.slow {
+		switch {
+		case s.maint || s.weight == 0 || s.dead || s.slow:
+		case s.fixed != 0:
+			out = append(out, s.name)
+		default:
 			out = append(out, "b"+strconv.Itoa(s.backend))
 		}
 	}
