@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/kvconf/kvconf/appliers"
 )
 
@@ -116,5 +118,37 @@ func TestConfigCheckTimeout(t *testing.T) {
 		if got := ap.(*Applier).check; got != tt.want {
 			t.Errorf("check_timeout %q: %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestSample decodes sample.toml, every key known, into a Config that
+// makes an applier with the sample's timeouts.
+func TestSample(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Template struct {
+			Apply toml.Primitive `toml:"apply"`
+		} `toml:"template"`
+	}
+	md, err := toml.Decode(new(Config).Sample(), &doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Type string `toml:"type"`
+		Config
+	}
+	if err := md.PrimitiveDecode(doc.Template.Apply, &c); err != nil {
+		t.Fatal(err)
+	}
+	if u := md.Undecoded(); len(u) != 0 {
+		t.Fatalf("sample keys not in Config: %v", u)
+	}
+	ap, err := c.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := ap.(*Applier); c.Type != "haproxy-runtime" || a.check != 10*time.Second || a.drain != 10*time.Second {
+		t.Fatalf("sample: type %q, check_timeout %v, drain_timeout %v", c.Type, a.check, a.drain)
 	}
 }
