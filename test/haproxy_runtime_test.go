@@ -47,6 +47,11 @@ type hxRig struct {
 	etcd    *clientv3.Client
 	out     *lockedBuf       // kvconf's and HAProxy's output
 	servers map[string]hxSrv // the data, as last put
+	rev     int              // /hx/rev, as last put
+	dead    int              // a port nothing listens on
+	slow    int              // the port of a backend that answers health checks late
+	head    string           // the template up to the server lines
+	srvLine string           // what follows a server's value on its line
 	probe   *http.Client
 }
 
@@ -55,10 +60,26 @@ type hxSrv struct {
 	backend int // index in ports
 	weight  int
 	maint   bool
+	dead    bool   // at the dead port instead
+	slow    bool   // at the slow port instead
+	fixed   int    // at this port instead: a test's own backend, which answers name
+	name    string // with fixed
+}
+
+func (s hxSrv) port(r *hxRig) int {
+	switch {
+	case s.fixed != 0:
+		return s.fixed
+	case s.dead:
+		return r.dead
+	case s.slow:
+		return r.slow
+	}
+	return r.ports[s.backend]
 }
 
 func (s hxSrv) value(r *hxRig) string {
-	v := fmt.Sprintf("127.0.0.1:%d weight %d", r.ports[s.backend], s.weight)
+	v := fmt.Sprintf("127.0.0.1:%d weight %d", s.port(r), s.weight)
 	if s.maint {
 		v += " disabled"
 	}
@@ -67,10 +88,13 @@ func (s hxSrv) value(r *hxRig) string {
 
 // hxOptions say how a rig runs.
 type hxOptions struct {
-	apply     bool   // with the haproxy-runtime applier
-	socket    string // the applier's socket: "" for the admin socket, "user" for one at level user, or a path
-	exec      bool   // kvconf exec -- haproxy, with -reload-signal SIGUSR2 and no reload_cmd
-	reloadCmd bool   // without exec: reload_cmd kills the master with SIGUSR2
+	apply        bool   // with the haproxy-runtime applier
+	socket       string // the applier's socket: "" for the admin socket, "user" for one at level user, or a path
+	exec         bool   // kvconf exec -- haproxy, with -reload-signal SIGUSR2 and no reload_cmd
+	reloadCmd    bool   // without exec: reload_cmd kills the master with SIGUSR2
+	srvOpts      string // more options of every server line, such as "check inter 100ms"
+	backendLines string // more lines of backend web, each ending in a newline
+	checkTimeout string // the applier's check_timeout, when not ""
 }
 
 func newHXRig(tb testing.TB, o hxOptions) *hxRig {
@@ -108,6 +132,8 @@ func newHXRig(tb testing.TB, o hxOptions) *hxRig {
 		r.byPort[port] = name
 	}
 	r.front = freePort(tb)
+	r.dead = deadPort(tb)
+	r.slow = slowCheckBackend(tb)
 
 	m := startEtcd(tb, nil)
 	r.etcd = rawClient(tb, clientv3.Config{Endpoints: urls(m)})
@@ -141,8 +167,10 @@ backend web
     # HAProxy 2.6 keeps a client's server connection across "set server
     # addr": without this, a keep-alive client goes on to the old address.
     option http-server-close
-{{range gets "/hx/servers/*"}}    server {{base .Key}} {{.Value}} pool-purge-delay 100ms
-{{end}}`, r.sock, filepath.Join(dir, "user.sock"), r.pidfile, r.front)
+%s`, r.sock, filepath.Join(dir, "user.sock"), r.pidfile, r.front, o.backendLines)
+	r.head = tmpl
+	r.srvLine = strings.TrimRight(" pool-purge-delay 100ms "+o.srvOpts, " ")
+	tmpl += `{{range gets "/hx/servers/*"}}    server {{base .Key}} {{.Value}}` + r.srvLine + "\n{{end}}"
 	res := fmt.Sprintf("[template]\nsrc = \"haproxy.cfg.tmpl\"\ndest = %q\nkeys = [\"/hx\"]\ncheck_cmd = \"%s -c -q -f {{.src}}\"\n",
 		r.cfg, haproxy)
 	if o.reloadCmd && !o.exec {
@@ -158,6 +186,9 @@ backend web
 			s = o.socket
 		}
 		res += fmt.Sprintf("[template.apply]\ntype = \"haproxy-runtime\"\nsocket = %q\ndrain_timeout = \"20s\"\n", s)
+		if o.checkTimeout != "" {
+			res += fmt.Sprintf("check_timeout = %q\n", o.checkTimeout)
+		}
 	}
 	for f, c := range map[string]string{"conf.d/haproxy.toml": res, "templates/haproxy.cfg.tmpl": tmpl} {
 		if err := os.MkdirAll(filepath.Join(conf, filepath.Dir(f)), 0o755); err != nil {
@@ -334,7 +365,11 @@ func (r *hxRig) mustProc() hxProc {
 func (r *hxRig) expected() []string {
 	var out []string
 	for _, s := range r.servers {
-		if !s.maint && s.weight > 0 {
+		switch {
+		case s.maint || s.weight == 0 || s.dead || s.slow:
+		case s.fixed != 0:
+			out = append(out, s.name)
+		default:
 			out = append(out, "b"+strconv.Itoa(s.backend))
 		}
 	}
@@ -564,6 +599,7 @@ func (k *keepAlive) get() (string, error) {
 // structural puts a new /hx/rev, a change of a frontend line.
 func (r *hxRig) structural(rev int) {
 	r.tb.Helper()
+	r.rev = rev
 	put(r.tb, r.etcd, "/hx/rev", strconv.Itoa(rev))
 	r.until("X-Rev "+strconv.Itoa(rev), func() bool {
 		resp, err := r.probe.Get("http://" + r.front + "/")
@@ -580,9 +616,17 @@ func (r *hxRig) structural(rev int) {
 // them without reloading, traffic follows the data, a keep-alive
 // connection survives on the same worker; then 3 structural changes each
 // reload HAProxy once.
+//
+// Every server has a health check (inter 100ms): a server that goes in
+// service (added, re-addressed, no longer disabled) does so once its check
+// passed, all without a reload. (TestHAProxyRuntimeExec runs servers
+// without checks.)
 func TestHAProxyRuntime(t *testing.T) {
-	r := newHXRig(t, hxOptions{apply: true, reloadCmd: true})
+	r := newHXRig(t, hxOptions{apply: true, reloadCmd: true, srvOpts: "check inter 100ms"})
 	testServerChanges(t, r, 50)
+	if out := r.out.String(); !strings.Contains(out, "health check passed") {
+		t.Fatalf("no server went in service after its health check:\n%s", out)
+	}
 }
 
 // TestHAProxyRuntimeExec is TestHAProxyRuntime with HAProxy as kvconf's

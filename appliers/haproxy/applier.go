@@ -23,6 +23,7 @@ var sample string
 const (
 	defaultTimeout      = 5 * time.Second
 	defaultDrainTimeout = 10 * time.Second
+	defaultCheckTimeout = 10 * time.Second
 )
 
 // Config is the [template.apply] table of the haproxy-runtime applier.
@@ -37,6 +38,11 @@ type Config struct {
 	// before the applier gives up and falls back to a reload; empty
 	// means 10s.
 	DrainTimeout string `toml:"drain_timeout"`
+	// CheckTimeout bounds how long a server that goes in service waits for
+	// its health check to pass before the applier gives up and falls back
+	// to a reload; empty means 10s. It should exceed the server's rise
+	// times its inter.
+	CheckTimeout string `toml:"check_timeout"`
 }
 
 // Sample returns a sample apply table.
@@ -61,7 +67,11 @@ func (c *Config) New() (appliers.Applier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Applier{client: newClient(c.Socket, timeout), socket: c.Socket, drain: drain}, nil
+	check, err := duration(c.CheckTimeout, defaultCheckTimeout, "check_timeout")
+	if err != nil {
+		return nil, err
+	}
+	return &Applier{client: newClient(c.Socket, timeout), socket: c.Socket, drain: drain, check: check}, nil
 }
 
 // duration parses a positive duration option, def when empty.
@@ -81,6 +91,7 @@ type Applier struct {
 	client *client
 	socket string
 	drain  time.Duration
+	check  time.Duration
 }
 
 // Apply applies c when only servers of backends changed; see the package
@@ -101,14 +112,30 @@ func (a *Applier) Apply(ctx context.Context, c appliers.Change, env appliers.Env
 	if err != nil {
 		return fmt.Errorf("haproxy: %w", err)
 	}
+	var waits []*wait
 	for _, o := range p.ops {
+		if o.kind == opRemove && len(waits) > 0 {
+			// The servers coming in service first, so that the backend
+			// never has fewer than it will.
+			if err := a.settle(ctx, waits, env); err != nil {
+				return err
+			}
+			waits = nil
+		}
 		start := time.Now()
-		if err := a.run(ctx, o); err != nil {
+		w, err := a.run(ctx, o)
+		if err != nil {
 			return err
+		}
+		if w != nil {
+			waits = append(waits, w)
 		}
 		if o.kind == opRemove {
 			env.Logger.Debug("server removed", "backend", o.backend, "server", o.server, "elapsed", time.Since(start))
 		}
+	}
+	if err := a.settle(ctx, waits, env); err != nil {
+		return err
 	}
 	if err := a.verify(ctx, p); err != nil {
 		return err
@@ -117,30 +144,44 @@ func (a *Applier) Apply(ctx context.Context, c appliers.Change, env appliers.Env
 	return nil
 }
 
-// run sends the commands of o.
-func (a *Applier) run(ctx context.Context, o op) error {
-	switch o.kind {
-	case opRemove:
-		return a.remove(ctx, o)
-	case opAdd:
+// run sends the commands of o. When o puts a server in service after its
+// health check, run returns the wait for it; [Applier.settle] ends it.
+func (a *Applier) run(ctx context.Context, o op) (*wait, error) {
+	if o.kind == opRemove {
+		return nil, a.remove(ctx, o)
+	}
+	for _, cmd := range o.before {
+		if err := a.client.run(ctx, cmd); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case o.cmd == "":
+	case o.kind == opAdd:
 		if err := a.client.run(ctx, o.cmd, "New server registered"); err != nil {
-			return err
+			return nil, err
 		}
-	case opAddr:
-		for _, cmd := range o.before {
-			if err := a.client.run(ctx, cmd); err != nil {
-				return err
-			}
-		}
+	case o.kind == opAddr:
 		if err := a.client.run(ctx, o.cmd, "IP changed", "no need to change", "port changed", "nothing changed"); err != nil {
-			return err
+			return nil, err
 		}
 	default:
 		if err := a.client.run(ctx, o.cmd); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	for _, cmd := range o.after {
+	if o.ready {
+		w, err := a.arm(ctx, o)
+		if w != nil || err != nil {
+			return w, err
+		}
+	}
+	return nil, a.sendAll(ctx, o.after)
+}
+
+// sendAll sends cmds in order.
+func (a *Applier) sendAll(ctx context.Context, cmds []string) error {
+	for _, cmd := range cmds {
 		if err := a.client.run(ctx, cmd); err != nil {
 			return err
 		}
@@ -178,7 +219,7 @@ func (a *Applier) remove(ctx context.Context, o op) error {
 
 // verify compares HAProxy's servers with the plan's.
 func (a *Applier) verify(ctx context.Context, p *plan) error {
-	got, err := a.client.serversState(ctx)
+	got, err := a.client.serversState(ctx, "")
 	if err != nil {
 		return err
 	}

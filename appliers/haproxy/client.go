@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -94,16 +95,37 @@ type srvState struct {
 	host   string
 	port   int
 	weight int
-	admin  int
+	admin  int // srv_admin_state: a mask of SRV_ADMF_* flags
+	op     int // srv_op_state: srvStopped, or up in some way
+	// The health check: srv_check_status (HAProxy's HCHK_STATUS_* number,
+	// only compared here, never interpreted), srv_check_result (chkFailed
+	// and the other CHK_RES_* values) and srv_check_state (CHK_ST_* flags).
+	checkStatus, checkResult, checkState int
 }
 
-// adminMaint is HAProxy's mask of the admin-state flags that mean
-// maintenance (SRV_ADMF_MAINT: forced, inherited, resolution).
-const adminMaint = 0x23
+// Values of "show servers state" fields, as management.txt (format 1)
+// documents them.
+const (
+	// adminMaint is the mask of the srv_admin_state flags that mean
+	// maintenance (SRV_ADMF_FMAINT, IMAINT and RMAINT).
+	adminMaint = 0x23
+	// srvStopped is the srv_op_state of a server that is down.
+	srvStopped = 0
+	// chkFailed is the srv_check_result of a failed check (CHK_RES_FAILED).
+	chkFailed = 2
+	// chkEnabled is the srv_check_state flag of a check that is
+	// administratively enabled (CHK_ST_ENABLED).
+	chkEnabled = 0x04
+)
 
-// serversState returns HAProxy's servers, by backend and name.
-func (c *client) serversState(ctx context.Context) (map[string]map[string]srvState, error) {
-	out, err := c.do(ctx, "show servers state")
+// serversState returns HAProxy's servers, by backend and name: those of
+// backend b, or of all backends when b is "".
+func (c *client) serversState(ctx context.Context, b string) (map[string]map[string]srvState, error) {
+	cmd := "show servers state"
+	if b != "" {
+		cmd += " " + b
+	}
+	out, err := c.do(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -144,21 +166,29 @@ func parseServersState(out string) (map[string]map[string]srvState, error) {
 			}
 			return fs[i], nil
 		}
-		var vals [6]string
+		var vals [3]string
 		var err error
-		for i, name := range []string{"be_name", "srv_name", "srv_addr", "srv_port", "srv_uweight", "srv_admin_state"} {
+		for i, name := range []string{"be_name", "srv_name", "srv_addr"} {
 			if vals[i], err = get(name); err != nil {
 				return nil, err
 			}
 		}
-		var st srvState
-		var e1, e2, e3 error
-		st.host = vals[2]
-		st.port, e1 = strconv.Atoi(vals[3])
-		st.weight, e2 = strconv.Atoi(vals[4])
-		st.admin, e3 = strconv.Atoi(vals[5])
-		if err := errors.Join(e1, e2, e3); err != nil {
-			return nil, fmt.Errorf("haproxy: show servers state: %w", err)
+		st := srvState{host: vals[2]}
+		for _, f := range []struct {
+			name string
+			v    *int
+		}{
+			{"srv_port", &st.port}, {"srv_uweight", &st.weight}, {"srv_admin_state", &st.admin},
+			{"srv_op_state", &st.op}, {"srv_check_status", &st.checkStatus},
+			{"srv_check_result", &st.checkResult}, {"srv_check_state", &st.checkState},
+		} {
+			v, err := get(f.name)
+			if err != nil {
+				return nil, err
+			}
+			if *f.v, err = strconv.Atoi(v); err != nil {
+				return nil, fmt.Errorf("haproxy: show servers state: %s: %w", f.name, err)
+			}
 		}
 		if res[vals[0]] == nil {
 			res[vals[0]] = map[string]srvState{}
@@ -169,6 +199,58 @@ func parseServersState(out string) (map[string]map[string]srvState, error) {
 		return nil, errors.New("haproxy: show servers state: empty reply")
 	}
 	return res, nil
+}
+
+// checkStat is what "show stat" says of a server's last health check.
+type checkStat struct {
+	status string // check_status, such as "L4CON"; "" when unknown
+	desc   string // check_desc, such as "Layer4 connection problem"
+}
+
+// checkStat returns what "show stat" says of the health check of server
+// s of backend b.
+func (c *client) checkStat(ctx context.Context, b, s string) (checkStat, error) {
+	out, err := c.do(ctx, "show stat "+b+" 4 -1")
+	if err != nil {
+		return checkStat{}, err
+	}
+	return parseCheckStat(out, b, s)
+}
+
+// parseCheckStat finds server s of backend b in the CSV of "show stat"
+// (its first line the "# pxname,svname,..." header) and returns its
+// check_status, without the "* " that marks a check in progress, and
+// check_desc.
+func parseCheckStat(out, b, s string) (checkStat, error) {
+	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(out, "# ")))
+	r.FieldsPerRecord = -1
+	r.LazyQuotes = true
+	head, err := r.Read()
+	if err != nil {
+		return checkStat{}, fmt.Errorf("haproxy: show stat: %w", err)
+	}
+	col := map[string]int{}
+	for i, name := range head {
+		col[name] = i
+	}
+	field := func(rec []string, name string) string {
+		if i, ok := col[name]; ok && i < len(rec) {
+			return rec[i]
+		}
+		return ""
+	}
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return checkStat{}, fmt.Errorf("haproxy: show stat: no server %s/%s", b, s)
+		}
+		if err != nil {
+			return checkStat{}, fmt.Errorf("haproxy: show stat: %w", err)
+		}
+		if field(rec, "pxname") == b && field(rec, "svname") == s {
+			return checkStat{status: strings.TrimPrefix(field(rec, "check_status"), "* "), desc: field(rec, "check_desc")}, nil
+		}
+	}
 }
 
 // isBusy reports whether err is "del server"'s refusal of a server that

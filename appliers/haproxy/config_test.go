@@ -101,7 +101,7 @@ func TestDiff(t *testing.T) {
 		{"nothing", func(s string) string { return s }, nil, ""},
 		{"comment and spacing", func(s string) string { return r(s, "balance roundrobin", "balance   roundrobin # same", 1) }, nil, ""},
 		{"re-address", func(s string) string { return r(s, "10.0.0.1:80", "10.0.0.9:81", 1) },
-			[]string{"set server web/a state maint", "set server web/a addr 10.0.0.9 port 81", "set server web/a state ready"}, ""},
+			[]string{"set server web/a state maint", "set server web/a addr 10.0.0.9 port 81", "ready web/a"}, ""},
 		{"re-address in maintenance", func(s string) string { return r(s, "10.0.0.1:80 weight 10", "10.0.0.9:81 weight 10 disabled", 1) },
 			[]string{"set server web/a state maint", "set server web/a addr 10.0.0.9 port 81", "set server web/a state maint"}, ""},
 		{"weight", func(s string) string { return r(s, "weight 10", "weight 20", 1) },
@@ -113,20 +113,32 @@ func TestDiff(t *testing.T) {
 		{"add", func(s string) string {
 			return r(s, "    server b", "    server c 10.0.0.3:80 weight 2 check\n    server b", 1)
 		},
-			[]string{"add server web/c 10.0.0.3:80 weight 2 check", "set server web/c state ready", "enable health web/c"}, ""},
+			[]string{"add server web/c 10.0.0.3:80 weight 2 check", "enable health web/c", "ready web/c"}, ""},
+		{"add without check", func(s string) string {
+			return r(s, "    server b", "    server c 10.0.0.3:80 agent-check agent-port 81\n    server b", 1)
+		},
+			[]string{"add server web/c 10.0.0.3:80 agent-check agent-port 81", "ready web/c", "enable agent web/c"}, ""},
 		{"add disabled", func(s string) string {
 			return r(s, "    server b", "    server c 10.0.0.3:80 disabled\n    server b", 1)
 		},
 			[]string{"add server web/c 10.0.0.3:80 disabled"}, ""},
+		{"add disabled with check", func(s string) string {
+			return r(s, "    server b", "    server c 10.0.0.3:80 disabled check\n    server b", 1)
+		},
+			[]string{"add server web/c 10.0.0.3:80 disabled check", "enable health web/c"}, ""},
+		{"to maintenance", func(s string) string {
+			return r(r(s, "10.0.0.2:80 check", "10.0.0.2:80 check disabled", 1), "weight 10", "weight 10 disabled", 1)
+		},
+			[]string{"set server web/a state maint", "set server web/b state maint"}, ""},
 		{"remove", func(s string) string { return r(s, "    server a 10.0.0.1:80 weight 10\n", "", 1) },
 			[]string{"remove web/a"}, ""},
 		{"backup flip", func(s string) string { return r(s, "weight 10", "weight 10 backup", 1) },
-			[]string{"add server web/a 10.0.0.1:80 weight 10 backup", "set server web/a state ready", "remove web/a"}, ""},
+			[]string{"add server web/a 10.0.0.1:80 weight 10 backup", "ready web/a", "remove web/a"}, ""},
 		{"template slots", func(s string) string { return r(s, "t 1-2", "t 1-3", 1) },
-			[]string{"add server web/t3 10.0.1.1:8080 check", "set server web/t3 state ready", "enable health web/t3"}, ""},
+			[]string{"add server web/t3 10.0.1.1:8080 check", "enable health web/t3", "ready web/t3"}, ""},
 		{"template address", func(s string) string { return r(s, "10.0.1.1:8080", "10.0.1.2:8080", 1) },
-			[]string{"set server web/t1 state maint", "set server web/t1 addr 10.0.1.2 port 8080", "set server web/t1 state ready",
-				"set server web/t2 state maint", "set server web/t2 addr 10.0.1.2 port 8080", "set server web/t2 state ready"}, ""},
+			[]string{"set server web/t1 state maint", "set server web/t1 addr 10.0.1.2 port 8080", "ready web/t1",
+				"set server web/t2 state maint", "set server web/t2 addr 10.0.1.2 port 8080", "ready web/t2"}, ""},
 		{"global option", func(s string) string { return r(s, "global\n", "global\n    maxconn 10\n", 1) }, nil, "section \"global\""},
 		{"new backend", func(s string) string { return s + "backend other\n    server x 10.0.0.1:80\n" }, nil, "sections added"},
 		{"frontend", func(s string) string { return r(s, "bind :80", "bind :81", 1) }, nil, "frontend f"},
@@ -162,21 +174,37 @@ func TestDiff(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []string
-			for _, o := range p.ops {
-				if o.kind == opRemove {
-					got = append(got, "remove "+o.backend+"/"+o.server)
-					continue
-				}
-				got = append(got, o.before...)
-				got = append(got, o.cmd)
-				got = append(got, o.after...)
-			}
-			if !slices.Equal(got, tt.want) {
+			if got := commands(p); !slices.Equal(got, tt.want) {
 				t.Fatalf("commands:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
 		})
 	}
+}
+
+// commands lists what a plan sends: "remove B/S" for a removal, "ready
+// B/S" for a server put in service once its health check passed (after
+// "enable health B/S" when the op enables it).
+func commands(p *plan) []string {
+	var got []string
+	for _, o := range p.ops {
+		id := o.backend + "/" + o.server
+		if o.kind == opRemove {
+			got = append(got, "remove "+id)
+			continue
+		}
+		got = append(got, o.before...)
+		if o.cmd != "" {
+			got = append(got, o.cmd)
+		}
+		if o.health {
+			got = append(got, "enable health "+id)
+		}
+		if o.ready {
+			got = append(got, "ready "+id)
+		}
+		got = append(got, o.after...)
+	}
+	return got
 }
 
 func TestDiffStaticBalance(t *testing.T) {
@@ -243,7 +271,8 @@ func FuzzParseHAProxy(f *testing.F) {
 			// Every command sent: the op's, those around it, and remove's.
 			id := o.backend + "/" + o.server
 			for _, c := range slices.Concat(o.before, []string{o.cmd, "disable agent " + id,
-				"set server " + id + " state maint", "del server " + id}, o.after) {
+				"set server " + id + " state maint", "del server " + id, "enable health " + id,
+				"set server " + id + " state ready", "set server " + id + " state drain", "set server " + id + " health down"}, o.after) {
 				if strings.ContainsAny(c, ";\n\r\x00") {
 					t.Fatalf("command %q could smuggle another", c)
 				}
@@ -263,5 +292,21 @@ func TestDiffReaddressOnlyServer(t *testing.T) {
 	// The only server in service is not taken out of it.
 	if len(p.ops) != 1 || len(p.ops[0].before) != 0 || p.ops[0].cmd != "set server web/a addr 10.0.0.9 port 80" {
 		t.Fatalf("ops %+v", p.ops)
+	}
+}
+
+func TestDiffBackFromMaintenance(t *testing.T) {
+	t.Parallel()
+	old, _ := parse([]byte("backend web\n    server a 10.0.0.1:80 disabled check\n    server b 10.0.0.2:80 disabled\n    server c 10.0.0.3:80\n"))
+	cur, _ := parse([]byte("backend web\n    server a 10.0.0.9:80 check\n    server b 10.0.0.2:80\n    server c 10.0.0.3:80\n"))
+	p, err := diff(old, cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Whether a server has a health check to wait for is HAProxy's to say
+	// (a default-server line may give one): each goes through the wait.
+	want := []string{"set server web/a addr 10.0.0.9 port 80", "ready web/a", "ready web/b"}
+	if got := commands(p); !slices.Equal(got, want) {
+		t.Fatalf("commands:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -50,9 +50,14 @@ type op struct {
 	backend string
 	server  string
 	before  []string // commands to send before cmd
-	cmd     string   // the command, for all but opRemove
-	after   []string // commands to send after cmd (enable health...)
-	agent   bool     // opRemove: the server has an agent check to disable first
+	cmd     string   // the command, for all but opRemove; "" for none
+	// ready: after cmd, the server, in maintenance, goes in service once
+	// its health check passed, if it has one (see [Applier.arm]); after
+	// runs then.
+	ready  bool
+	health bool     // with ready: "enable health" first (a server added with check)
+	after  []string // commands to send after cmd, or with ready once in service
+	agent  bool     // opRemove: the server has an agent check to disable first
 }
 
 // want is what HAProxy should report of a server once the plan ran.
@@ -143,11 +148,12 @@ func diff(old, cur *config) (*plan, error) {
 				if !o.maint && othersInService(cs, s.name) {
 					// A connection that a client's session keeps to the
 					// server would go on to the old address: a pass
-					// through maintenance lets them go.
+					// through maintenance lets them go. The server comes
+					// back once its health check passed at the new
+					// address; the only server in service stays in
+					// service, for want of another.
 					a.before = []string{fmt.Sprintf("set server %s/%s state maint", b, s.name)}
-					if !s.maint {
-						a.after = []string{fmt.Sprintf("set server %s/%s state ready", b, s.name)}
-					}
+					a.ready = !s.maint
 				}
 				sets = append(sets, a)
 			}
@@ -155,13 +161,12 @@ func diff(old, cur *config) (*plan, error) {
 				sets = append(sets, op{kind: opWeight, backend: b, server: s.name,
 					cmd: fmt.Sprintf("set server %s/%s weight %d", b, s.name, s.weight)})
 			}
-			if o.maint != s.maint {
-				st := "ready"
-				if s.maint {
-					st = "maint"
-				}
+			switch {
+			case s.maint && !o.maint:
 				sets = append(sets, op{kind: opState, backend: b, server: s.name,
-					cmd: fmt.Sprintf("set server %s/%s state %s", b, s.name, st)})
+					cmd: fmt.Sprintf("set server %s/%s state maint", b, s.name)})
+			case !s.maint && o.maint:
+				sets = append(sets, op{kind: opState, backend: b, server: s.name, ready: true})
 			}
 		}
 		for _, o := range os.servers {
@@ -259,7 +264,7 @@ func addOp(b string, s *server) (op, error) {
 		}
 		switch s.opts[i] {
 		case "check":
-			a.after = append(a.after, "enable health "+b+"/"+s.name)
+			a.health = true
 		case "agent-check":
 			a.after = append(a.after, "enable agent "+b+"/"+s.name)
 		}
@@ -267,9 +272,16 @@ func addOp(b string, s *server) (op, error) {
 		i += n
 	}
 	a.cmd = strings.Join(parts, " ")
-	if !s.maint {
-		// A dynamic server starts in maintenance.
-		a.after = append([]string{"set server " + b + "/" + s.name + " state ready"}, a.after...)
+	switch {
+	case !s.maint:
+		// A dynamic server starts in maintenance; it goes in service once
+		// its health check passed, and its agent is enabled then.
+		a.ready = true
+	case a.health:
+		// A disabled server's check runs all the same, as it would have
+		// after a reload.
+		a.after = append([]string{"enable health " + b + "/" + s.name}, a.after...)
+		a.health = false
 	}
 	return a, nil
 }

@@ -8,6 +8,7 @@
 //	socket = "/run/haproxy/admin.sock"   # a unix socket path, or host:port
 //	timeout = "5s"                       # each Runtime API command
 //	drain_timeout = "10s"                # a removed server's sessions
+//	check_timeout = "10s"                # a new server's health check
 //
 // The old and new files are parsed (sections, and the server and
 // server-template lines of backend sections; never a regular expression
@@ -22,7 +23,13 @@
 //	set server B/S state maint; del server B/S   (retried until its sessions drained)
 //
 // then reads "show servers state" and compares HAProxy's view with the new
-// file. Any other difference, an address that is not an IP and a port, an
+// file. A server that goes in service (added, re-addressed through
+// maintenance, no longer disabled) and has a health check gets no
+// load-balanced traffic before the check passed: it goes from maintenance
+// to "state drain" (checked, not load balanced) with "health down", and to
+// "state ready" once HAProxy counts it up (rise checks in a row passed).
+// A failed check, or none passed within check_timeout, is a [*CheckError]
+// and the resource falls back to its reload. Any other difference, an address that is not an IP and a port, an
 // add that HAProxy cannot do (a static balance algorithm, a default-server
 // line, an option "add server" does not take), an API error, a mismatch
 // or an unreachable socket make Apply fail, and the resource falls back to
