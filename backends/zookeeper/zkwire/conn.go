@@ -597,6 +597,19 @@ func (c *Conn) AddWatch(ctx context.Context, path string, mode AddWatchMode) err
 	return err
 }
 
+// RemoveWatches removes the watches of every kind the connection has on
+// path (removeWatches, type Any); a path without a watch is not an error.
+func (c *Conn) RemoveWatches(ctx context.Context, path string) error {
+	_, err := c.do(ctx, opRemoveWatches, func(e *encoder) {
+		e.string(path)
+		e.int32(3) // WatcherType.Any
+	})
+	if errors.Is(err, errNoWatcher) {
+		return nil
+	}
+	return err
+}
+
 // Close closes the session (closeSession), waiting for the server's
 // answer at most the read timeout, then the connection. Calls in progress
 // and later ones fail with [ErrClosed]. It is idempotent.

@@ -21,6 +21,8 @@ const (
 	ErrInvalidACL     Error = -114
 	ErrRequestTimeout Error = -122
 	ErrThrottled      Error = -127
+
+	errNoWatcher Error = -121
 )
 
 var errorNames = map[Error]string{

@@ -200,12 +200,13 @@ func (s *Stat) MaxZxid() int64 { return max(s.Czxid, s.Mzxid, s.Pzxid) }
 // Operation codes (ZooDefs.OpCode) and special xids of the requests this
 // client sends.
 const (
-	opGetData      int32 = 4
-	opPing         int32 = 11
-	opGetChildren2 int32 = 12
-	opAuth         int32 = 100
-	opAddWatch     int32 = 106
-	opCloseSession int32 = -11
+	opGetData       int32 = 4
+	opPing          int32 = 11
+	opGetChildren2  int32 = 12
+	opAuth          int32 = 100
+	opRemoveWatches int32 = 18
+	opAddWatch      int32 = 106
+	opCloseSession  int32 = -11
 
 	xidNotification int32 = -1
 	xidPing         int32 = -2
