@@ -77,7 +77,7 @@ func (d *decoder) take(n int) []byte {
 
 func (d *decoder) int32() int32 {
 	b := d.take(4)
-	if b == nil {
+	if d.err != nil {
 		return 0
 	}
 	return int32(binary.BigEndian.Uint32(b))
@@ -85,7 +85,7 @@ func (d *decoder) int32() int32 {
 
 func (d *decoder) int64() int64 {
 	b := d.take(8)
-	if b == nil {
+	if d.err != nil {
 		return 0
 	}
 	return int64(binary.BigEndian.Uint64(b))
@@ -93,7 +93,7 @@ func (d *decoder) int64() int64 {
 
 func (d *decoder) bool() bool {
 	b := d.take(1)
-	if b == nil {
+	if d.err != nil {
 		return false
 	}
 	switch b[0] {
@@ -113,7 +113,7 @@ func (d *decoder) buffer() []byte {
 		return nil
 	}
 	b := d.take(int(n))
-	if b == nil {
+	if d.err != nil {
 		return nil
 	}
 	return append([]byte{}, b...)
