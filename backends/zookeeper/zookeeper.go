@@ -271,6 +271,7 @@ func (c *Client) session(ctx context.Context) (*zkwire.Conn, error) {
 		}
 		c.conn = nil
 		c.log.Debug("zookeeper connection ended", "server", conn.Server(), "err", conn.Err())
+		_ = conn.Close() // ended already: this waits for its goroutines
 	}
 	cfg := zkwire.Config{
 		Servers:        append(slices.Clone(c.servers[c.first:]), c.servers[:c.first]...),
