@@ -24,16 +24,15 @@ func roots(ps []string) []string {
 	}
 	slices.Sort(dirs)
 	dirs = slices.Compact(dirs)
-	out := dirs[:0]
+	// Sorted, a znode comes after the znodes it is under, though not
+	// always right after them: /a, /a-b, /a/c.
+	var out []string
 	for _, d := range dirs {
-		// Sorted, the znodes under r come after r, before any znode that
-		// is not under it.
-		if len(out) > 0 && under(d, out[len(out)-1]) {
-			continue
+		if !slices.ContainsFunc(out, func(r string) bool { return under(d, r) }) {
+			out = append(out, d)
 		}
-		out = append(out, d)
 	}
-	return slices.Clip(out)
+	return out
 }
 
 // under reports whether the znode p is r or under it.
@@ -251,7 +250,7 @@ func (s *watchState) add(p string) {
 	}
 	for {
 		dir, name := split(p)
-		if dir == p || !s.match(dir) {
+		if dir == "/" || !s.match(dir) { // the root is never a key: it holds /zookeeper
 			return
 		}
 		parent := s.nodes[dir]

@@ -434,6 +434,7 @@ func TestRoots(t *testing.T) {
 		{[]string{"/x", "/a/"}, []string{"/"}},
 		{[]string{"", "/a/"}, []string{"/"}},
 		{[]string{"relative"}, nil},
+		{[]string{"/a/", "/a-b/", "/a/c/"}, []string{"/a", "/a-b"}},
 	}
 	for _, tt := range tests {
 		if got := zookeeper.Roots(tt.prefixes); !slices.Equal(got, tt.want) {
