@@ -605,6 +605,28 @@ func TestUnreachable(t *testing.T) {
 	}
 }
 
+// TestNodesInTurn lists a server that is down before one that is up:
+// the client connects to the second, for Snapshot and Watch.
+func TestNodesInTurn(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{})
+	admin := s.Client(t)
+	zktest.Put(t, admin, "/turn/k", "v", nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	_ = l.Close() // only a port nothing listens on was wanted
+	c, err := zookeeper.New(t.Context(), zookeeper.Config{Nodes: []string{dead, s.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	w := newWatcher(t, c, "/turn/")
+	zktest.Put(t, admin, "/turn/k", "v2", nil)
+	w.until(t, map[string]string{"/turn/k": "v2"})
+}
+
 // proxy forwards TCP connections to a server; it can hold what clients
 // send, and cut every connection.
 type proxy struct {

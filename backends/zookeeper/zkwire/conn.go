@@ -399,9 +399,8 @@ func (c *Conn) dispatch(body []byte) error {
 	if d.err != nil {
 		return fmt.Errorf("%w: %s: reply header: %w", ErrConnectionLost, c.addr, d.err)
 	}
-	if h.Zxid > 0 {
-		for cur := c.lastZxid.Load(); h.Zxid > cur && !c.lastZxid.CompareAndSwap(cur, h.Zxid); cur = c.lastZxid.Load() {
-		}
+	if h.Zxid > c.lastZxid.Load() {
+		c.lastZxid.Store(h.Zxid) // only readLoop stores, after the handshake
 	}
 	switch h.Xid {
 	case xidNotification:
