@@ -41,7 +41,8 @@
 // into a key when it has no child left. Each call returns the keys that
 // changed, as deltas; the first call for some prefixes returns the walk
 // in full. The server holds one watch per merged prefix, whatever the
-// number of znodes.
+// number of znodes. A server older than 3.6 has no addWatch: Snapshot
+// works with it, Watch does not.
 //
 // A watch lives as long as its connection: when the connection ends,
 // Watch returns an error, and the next call connects again, sets the
@@ -351,6 +352,8 @@ func (c *Client) fail(op, path string, err error) error {
 		return fmt.Errorf("zookeeper: %s: %w", op, backends.ErrClosed)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("zookeeper: %s: %w", op, err)
+	case errors.Is(err, zkwire.ErrAuthFailed):
+		return fmt.Errorf("zookeeper: %s: the server refused the digest credentials of -username and -password: %w", op, err)
 	case errors.Is(err, zkwire.ErrNoAuth) && c.auth != nil:
 		return fmt.Errorf("zookeeper: %s: read %q: %w: the digest credentials of -username and -password are not allowed to read it", op, path, err)
 	case errors.Is(err, zkwire.ErrNoAuth):
