@@ -57,6 +57,15 @@ type watchState struct {
 	nodes map[string]*wnode
 	keys  map[string]string // as last returned to the caller
 
+	// The caller's keys are keys only while it applies what Watch returns
+	// and nothing else: rev is the revision the last call returned, and
+	// snaps the count of snapshots when that call began. A call with
+	// another after, or after a Snapshot (which the caller may have
+	// installed in place of keys: the daemon does after a failed watch
+	// and at each reconciliation), returns keys in full.
+	rev   uint64
+	snaps uint64
+
 	touched map[string]struct{} // znodes whose key may differ from keys
 	dirty   map[string]struct{} // leaves whose data to read
 }
@@ -100,6 +109,7 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 	case <-c.done:
 		return backends.Update{}, fmt.Errorf("zookeeper: watch: %w", backends.ErrClosed)
 	}
+	snaps := c.snaps.Load()
 	ps := merge(prefixes)
 	if len(ps) == 0 { // nothing can change
 		select {
@@ -122,6 +132,7 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 		}
 		c.state = s
 		rev := c.raise(max(c.revision(), after))
+		s.rev, s.snaps = rev, snaps
 		return backends.Update{Rev: rev, Full: &backends.Snapshot{Rev: rev, KVs: maps.Clone(s.keys)}}, nil
 	}
 	if s.conn != conn {
@@ -133,7 +144,7 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 			return backends.Update{}, err
 		}
 		c.resyncs.Add(1)
-		ns.keys = s.keys
+		ns.keys, ns.rev, ns.snaps = s.keys, s.rev, s.snaps
 		for p := range ns.nodes {
 			ns.touched[p] = struct{}{}
 		}
@@ -143,14 +154,22 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 		s = ns
 		c.state = s
 	}
+	// The caller's keys may not be s.keys: deltas from s.keys would miss a
+	// key that changed after the caller read it and changed back before
+	// the walk or the reads of s, so s.keys are returned in full, at once.
+	full := after != s.rev || snaps != s.snaps
 	for {
 		s.apply(conn.Events())
 		if err := c.readDirty(ctx, s); err != nil {
 			return backends.Update{}, err
 		}
-		if changes := s.reconcile(); len(changes) > 0 {
+		if changes := s.reconcile(); len(changes) > 0 || full {
 			c.seen(conn, nil)
 			rev := c.raise(max(c.rev.Load(), after+1))
+			s.rev, s.snaps = rev, snaps
+			if full {
+				return backends.Update{Rev: rev, Full: &backends.Snapshot{Rev: rev, KVs: maps.Clone(s.keys)}}, nil
+			}
 			return backends.Update{Rev: rev, Changes: changes}, nil
 		}
 		select {

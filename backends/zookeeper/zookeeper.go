@@ -49,7 +49,12 @@
 // watches again and walks the prefixes again (the server does not replay
 // the changes made while no connection watched), and returns the
 // differences from what it returned before, as deltas. The same happens
-// after the session expired, with a new session.
+// after the session expired, with a new session. A call whose after is
+// not the revision the last call returned, or that follows a Snapshot
+// (which the caller may have installed instead, as the daemon does after
+// a failed watch and at each reconciliation), returns the keys in full at
+// once: deltas from what Watch returned would miss a key that changed
+// after the caller's snapshot read it and then changed back.
 package zookeeper
 
 import (
@@ -209,6 +214,7 @@ type Client struct {
 	zxid    int64     // the highest zxid seen, for the server's check on resume
 
 	rev     atomic.Uint64 // the highest zxid seen; see the package doc
+	snaps   atomic.Uint64 // snapshots returned, for Watch: see watchState
 	resyncs atomic.Int64  // watches set again on a new connection, for tests
 
 	watching chan struct{} // a token: held by the Watch call in progress
@@ -381,6 +387,7 @@ func (c *Client) Snapshot(ctx context.Context, prefixes []string) (backends.Snap
 	if err := w.run(ctx, merge(prefixes)); err != nil {
 		return backends.Snapshot{}, err
 	}
+	c.snaps.Add(1)
 	return backends.Snapshot{Rev: c.revision(), KVs: w.keys()}, nil
 }
 

@@ -417,6 +417,37 @@ func TestWatchSessionExpiry(t *testing.T) {
 	}
 }
 
+// TestWatchAfterSnapshot takes a snapshot between two calls of Watch and
+// installs it, as the daemon does after a failed watch and at each
+// reconciliation, while a key changes (the snapshot reads it) and changes
+// back to the value Watch returned last: the next calls bring the
+// caller's keys to the server's, the key that changed back included.
+func TestWatchAfterSnapshot(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{})
+	admin := s.Client(t)
+	zktest.Put(t, admin, "/as/k", "A", nil)
+	c := open(t, s, zookeeper.Config{})
+	w := newWatcher(t, c, "/as/")
+	zktest.Put(t, admin, "/as/k", "B", nil)
+	snap := snapshot(t, c, "/as/")
+	if snap.KVs["/as/k"] != "B" {
+		t.Fatalf("Snapshot = %v, want /as/k = B", snap.KVs)
+	}
+	w.kvs, w.rev = maps.Clone(snap.KVs), snap.Rev // the daemon's replace
+	zktest.Put(t, admin, "/as/k", "A", nil)
+	zktest.Put(t, admin, "/as/later", "1", nil) // after the change back
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	for w.kvs["/as/later"] != "1" {
+		if err := w.next(ctx); err != nil {
+			t.Fatalf("Watch: %v", err)
+		}
+	}
+	if want := map[string]string{"/as/k": "A", "/as/later": "1"}; !maps.Equal(w.kvs, want) {
+		t.Errorf("watched state after an installed snapshot = %v, want %v", w.kvs, want)
+	}
+}
+
 // TestRoots checks which znodes Watch sets its watches on: one per
 // merged prefix, fewer when prefixes share a parent or lie under another
 // prefix's parent.
