@@ -235,9 +235,14 @@ func (c *Client) start(ctx context.Context, conn *zkwire.Conn, old *watchState, 
 	return s, nil
 }
 
-// apply updates the znodes of s with the notifications evs, in order.
+// apply updates the znodes of s with the notifications evs, in order. A
+// notification whose path is not a znode path is dropped: ZooKeeper sends
+// none, and a broken or hostile server must not crash the client.
 func (s *watchState) apply(evs []zkwire.Event) {
 	for _, ev := range evs {
+		if !valid(ev.Path) {
+			continue
+		}
 		switch ev.Type {
 		case zkwire.EventNodeCreated:
 			s.add(ev.Path)
@@ -252,6 +257,23 @@ func (s *watchState) apply(evs []zkwire.Event) {
 			}
 		}
 	}
+}
+
+// valid reports whether p is a znode path as ZooKeeper has them: "/", or
+// names after single slashes, none empty, "." or "..".
+func valid(p string) bool {
+	if p == "/" {
+		return true
+	}
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	for n := range strings.SplitSeq(p[1:], "/") {
+		if n == "" || n == "." || n == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // add records that the znode p exists, with its parents that a prefix
