@@ -39,6 +39,16 @@ import (
 // a large directory can pass.
 const maxFrame = 64 << 20
 
+// maxQueued bounds the notifications a connection keeps for
+// [Conn.Events], counted as their paths plus [eventCost] each: a caller
+// that does not take them (or a server that floods them) ends the
+// connection with [ErrConnectionLost] instead of growing the queue
+// without bound. 100,000 changes of 200-byte paths take 26 MiB.
+const maxQueued = 32 << 20
+
+// eventCost is what an [Event] costs in the queue besides its path.
+const eventCost = 64
+
 // Session identifies a session, for [Config.Resume].
 type Session struct {
 	ID     int64
@@ -140,9 +150,10 @@ type Conn struct {
 	wake    chan struct{}
 	done    chan struct{}
 
-	evMu   sync.Mutex
-	events []Event
-	evKick chan struct{}
+	evMu    sync.Mutex
+	events  []Event
+	evBytes int // the size of events, as maxQueued counts it
+	evKick  chan struct{}
 
 	closing   atomic.Bool // Close was called: the connection ends with ErrClosed
 	closeOnce sync.Once
@@ -342,12 +353,14 @@ func (c *Conn) Err() error {
 func (c *Conn) Notify() <-chan struct{} { return c.evKick }
 
 // Events returns the notifications received since the last call, in the
-// order the server sent them.
+// order the server sent them. The connection keeps a bounded number of
+// them (32 MiB of paths): past that, it ends with [ErrConnectionLost], and
+// the caller reads again what its watches cover on a new connection.
 func (c *Conn) Events() []Event {
 	c.evMu.Lock()
 	defer c.evMu.Unlock()
 	evs := c.events
-	c.events = nil
+	c.events, c.evBytes = nil, 0
 	return evs
 }
 
@@ -410,8 +423,15 @@ func (c *Conn) dispatch(body []byte) error {
 			return fmt.Errorf("%w: %s: notification: %w", ErrConnectionLost, c.addr, d.err)
 		}
 		c.evMu.Lock()
-		c.events = append(c.events, Event{Type: EventType(w.Type), State: w.State, Path: w.Path, Zxid: h.Zxid})
+		c.evBytes += len(w.Path) + eventCost
+		full := c.evBytes > maxQueued
+		if !full {
+			c.events = append(c.events, Event{Type: EventType(w.Type), State: w.State, Path: w.Path, Zxid: h.Zxid})
+		}
 		c.evMu.Unlock()
+		if full {
+			return fmt.Errorf("%w: %s: more than %d MiB of notifications not taken", ErrConnectionLost, c.addr, maxQueued>>20)
+		}
 		select {
 		case c.evKick <- struct{}{}:
 		default:
