@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -224,7 +225,9 @@ func dial(ctx context.Context, addr string, timeout time.Duration, cfg Config, l
 // handshake opens the session on nc and adds the credentials.
 func handshake(nc net.Conn, addr string, cfg Config, log *slog.Logger) (*Conn, error) {
 	req := connectRequest{
-		TimeOut:      int32(cfg.SessionTimeout.Milliseconds()),
+		// An int32 of milliseconds: a longer timeout asks for the most
+		// the server grants, not (wrapped negative) the least.
+		TimeOut:      int32(min(cfg.SessionTimeout.Milliseconds(), math.MaxInt32)),
 		LastZxidSeen: cfg.LastZxid,
 	}
 	if cfg.Resume != nil {

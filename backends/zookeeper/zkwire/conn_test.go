@@ -199,3 +199,14 @@ func TestClose(t *testing.T) {
 		t.Errorf("Dial resuming a closed session = %v, want ErrSessionExpired", err)
 	}
 }
+
+// TestLongSessionTimeout asks for a session timeout beyond the int32 of
+// milliseconds the protocol carries: the server grants its longest (20
+// ticks), not its shortest, which a request wrapped negative gets.
+func TestLongSessionTimeout(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{TickTime: 200 * time.Millisecond})
+	c := dial(t, zkwire.Config{Servers: []string{s.Addr}, SessionTimeout: 1000 * time.Hour})
+	if got, want := c.SessionTimeout(), 20*200*time.Millisecond; got != want {
+		t.Errorf("SessionTimeout() after asking for 1000h = %v, want the server's longest, %v", got, want)
+	}
+}
