@@ -126,8 +126,14 @@ func (c *Client) Watch(ctx context.Context, prefixes []string, after uint64) (ba
 	s := c.state
 	if s == nil || !slices.Equal(s.ps, ps) {
 		// New prefixes: the walk is returned in full.
-		s, err = c.start(ctx, conn, s, ps)
+		old := s
+		s, err = c.start(ctx, conn, old, ps)
 		if err != nil {
+			if old != nil {
+				// start may have removed old's watches: a call with
+				// old's prefixes sets them again, as on a new connection.
+				old.conn = nil
+			}
 			return backends.Update{}, err
 		}
 		c.state = s

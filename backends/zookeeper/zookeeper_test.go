@@ -791,3 +791,42 @@ func TestWatchReadCutShort(t *testing.T) {
 	zktest.Put(t, admin, "/cut/b", "2", nil) // the watches were armed again
 	w.until(t, map[string]string{"/cut/a": "2", "/cut/b": "2", "/cut/new": "n"})
 }
+
+// TestWatchOtherPrefixesCutShort has a call of Watch with other prefixes
+// give up (its context ends) after its removal of the old watch was sent,
+// then watches the old prefixes again on the same connection: the watch
+// is set again, and a change under the old prefixes is reported.
+func TestWatchOtherPrefixesCutShort(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{TickTime: time.Second})
+	admin := s.Client(t)
+	zktest.Put(t, admin, "/alt/a/k", "1", nil)
+	zktest.Put(t, admin, "/alt/b/k", "1", nil)
+	p := startProxy(t, s.Addr)
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	c, err := zookeeper.New(ctx, zookeeper.Config{Nodes: []string{p.l.Addr().String()}, SessionTimeout: "20s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	w := newWatcher(t, c, "/alt/a/")
+
+	// Hold the client's requests so that the call with other prefixes
+	// gives up while they wait, then let them through.
+	p.setHold(true)
+	short, stop := context.WithTimeout(ctx, 500*time.Millisecond)
+	_, err = c.Watch(short, []string{"/alt/b/"}, w.rev)
+	stop()
+	p.setHold(false)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Watch(/alt/b/) with its requests held = %v, want its context's deadline", err)
+	}
+	for s.Watches(t) != 0 { // the removal of /alt/a's watch reached the server
+		if ctx.Err() != nil {
+			t.Fatal("the server still holds the watch of /alt/a")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	zktest.Put(t, admin, "/alt/a/k", "2", nil)
+	w.until(t, map[string]string{"/alt/a/k": "2"})
+}
