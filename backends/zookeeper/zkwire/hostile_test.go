@@ -110,3 +110,35 @@ func TestNotificationFlood(t *testing.T) {
 		t.Errorf("%d bytes of notifications queued, more than %d", size, maxQueued)
 	}
 }
+
+// TestSilentServer has the server take the session, then read without
+// ever answering, as a frozen server or a half-open connection does: a
+// request without a deadline fails with ErrConnectionLost once the read
+// timeout (two thirds of the session timeout) passes, and Close returns.
+func TestSilentServer(t *testing.T) {
+	addr := fakeServer(t, 600*time.Millisecond, func(nc net.Conn, r *bufio.Reader) {
+		for {
+			if _, err := readFrame(r); err != nil {
+				return
+			}
+		}
+	})
+	c := dialFake(t, addr)
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := c.Get(context.Background(), "/k")
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrConnectionLost) {
+			t.Errorf("Get from a silent server = %v, want ErrConnectionLost", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatalf("Get from a silent server still waiting after %v", waitLong)
+	}
+	<-c.Done()
+	if err := c.Close(); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+}
