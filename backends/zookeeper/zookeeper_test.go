@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"slices"
@@ -829,4 +830,66 @@ func TestWatchOtherPrefixesCutShort(t *testing.T) {
 	}
 	zktest.Put(t, admin, "/alt/a/k", "2", nil)
 	w.until(t, map[string]string{"/alt/a/k": "2"})
+}
+
+// syncBuffer is a bytes.Buffer for a logger used from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestNoSecretsInLogs reads and watches a znode with secret data, with
+// digest credentials, through a connection that is cut, at debug level:
+// neither the password nor the data is in a log line or an error.
+func TestNoSecretsInLogs(t *testing.T) {
+	const password, secret, secret2 = "pa55-w0rd-xyz", "s3cret-data-1", "s3cret-data-2"
+	s := zktest.Start(t, zktest.Options{TickTime: time.Second})
+	admin := s.Client(t)
+	if err := admin.AddAuth("digest", []byte("kvconf:"+password)); err != nil {
+		t.Fatal(err)
+	}
+	zktest.Put(t, admin, "/sec/db/password", secret, zk.DigestACL(zk.PermAll, "kvconf", password))
+	p := startProxy(t, s.Addr)
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	c, err := zookeeper.New(ctx, zookeeper.Config{Nodes: []string{p.l.Addr().String()}, Username: "kvconf", Password: password, SessionTimeout: "20s", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	w := newWatcher(t, c, "/sec/")
+	if w.kvs["/sec/db/password"] != secret {
+		t.Fatalf("watched state = %v, want the secret", w.kvs)
+	}
+	p.cut()
+	zktest.Put(t, admin, "/sec/db/password", secret2, nil)
+	w.until(t, map[string]string{"/sec/db/password": secret2})
+	wrong := open(t, s, zookeeper.Config{Username: "kvconf", Password: password + "-wrong", Logger: log})
+	_, err = wrong.Snapshot(ctx, []string{"/sec/"})
+	if err == nil {
+		t.Fatal("Snapshot with a wrong password read the secret")
+	}
+	text := logs.String() + "\n" + err.Error() + "\n" + fmt.Sprint(w.lastErr)
+	if !strings.Contains(text, "zookeeper connection ended") {
+		t.Fatalf("no debug log of the cut: %q", text)
+	}
+	for _, v := range []string{password, secret, secret2} {
+		if strings.Contains(text, v) {
+			t.Errorf("%q appears in the logs or errors:\n%s", v, text)
+		}
+	}
 }
