@@ -70,7 +70,7 @@ type Config struct {
 	// SessionTimeout is the session timeout asked of the server, which
 	// bounds it to its own limits. It also sets the client's timers: a
 	// ping every third of the negotiated timeout, and the connection
-	// taken as lost after two thirds without a message. Each server is
+	// taken as lost after two thirds without a byte from the server. Each server is
 	// given the timeout divided by the number of servers to connect.
 	SessionTimeout time.Duration
 	// Resume, when set, asks for that session instead of a new one; Dial
@@ -216,7 +216,7 @@ func dial(ctx context.Context, addr string, timeout time.Duration, cfg Config, l
 	}
 	_ = nc.SetDeadline(time.Time{})
 	c.wg.Add(3)
-	go c.readLoop(bufio.NewReaderSize(nc, 64<<10))
+	go c.readLoop(bufio.NewReaderSize(heard{nc, c.readTimeout}, 64<<10))
 	go c.writeLoop()
 	go c.pingLoop()
 	return c, nil
@@ -389,12 +389,25 @@ func (c *Conn) fail(err error) {
 	}
 }
 
+// heard reads from a connection that is lost when nothing is heard for
+// timeout: each read sets the deadline, so that a long message that comes
+// steadily is not cut short, as ZooKeeper's own client counts the time
+// since it last heard the server.
+type heard struct {
+	nc      net.Conn
+	timeout time.Duration
+}
+
+func (h heard) Read(p []byte) (int, error) {
+	_ = h.nc.SetReadDeadline(time.Now().Add(h.timeout)) // a net.Conn takes it
+	return h.nc.Read(p)
+}
+
 // readLoop reads the server's messages: answers go to their calls,
 // notifications to the queue.
 func (c *Conn) readLoop(r *bufio.Reader) {
 	defer c.wg.Done()
 	for {
-		_ = c.nc.SetReadDeadline(time.Now().Add(c.readTimeout))
 		body, err := readFrame(r)
 		if err != nil {
 			c.fail(fmt.Errorf("%w: %s: %w", ErrConnectionLost, c.addr, err))

@@ -142,3 +142,41 @@ func TestSilentServer(t *testing.T) {
 		t.Errorf("Close = %v", err)
 	}
 }
+
+// TestSlowAnswer has the server send an answer a byte at a time, taking
+// three times the read timeout in all, with bytes far more often than
+// the read timeout: the connection lives, as ZooKeeper's own client
+// counts the time since the last byte heard, not since the message began.
+func TestSlowAnswer(t *testing.T) {
+	addr := fakeServer(t, 3*time.Second, func(nc net.Conn, r *bufio.Reader) { // read timeout 2s
+		req, err := readFrame(r)
+		if err != nil {
+			return
+		}
+		d := decoder{b: req}
+		xid := d.int32()
+		var e encoder
+		(&replyHeader{Xid: xid, Zxid: 6}).encode(&e)
+		(&getDataResponse{Data: make([]byte, 20)}).encode(&e)
+		var frame encoder
+		frame.buffer(e.b) // the length, then the message
+		step := 6 * time.Second / time.Duration(len(frame.b))
+		for _, b := range frame.b {
+			if _, err := nc.Write([]byte{b}); err != nil {
+				return
+			}
+			time.Sleep(step)
+		}
+		for {
+			if _, err := readFrame(r); err != nil { // pings, until the client closes
+				return
+			}
+		}
+	})
+	c := dialFake(t, addr)
+	ctx, cancel := context.WithTimeout(t.Context(), waitLong)
+	defer cancel()
+	if _, _, err := c.Get(ctx, "/k"); err != nil {
+		t.Errorf("Get of an answer sent slowly but steadily = %v, want it", err)
+	}
+}
