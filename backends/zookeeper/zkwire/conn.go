@@ -70,8 +70,9 @@ type Config struct {
 	// SessionTimeout is the session timeout asked of the server, which
 	// bounds it to its own limits. It also sets the client's timers: a
 	// ping every third of the negotiated timeout, and the connection
-	// taken as lost after two thirds without a byte from the server. Each server is
-	// given the timeout divided by the number of servers to connect.
+	// taken as lost after two thirds without a byte from the server.
+	// Each server is given the timeout divided by the number of servers
+	// to connect.
 	SessionTimeout time.Duration
 	// Resume, when set, asks for that session instead of a new one; Dial
 	// returns [ErrSessionExpired] when the server no longer has it.
