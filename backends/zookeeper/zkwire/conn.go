@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,9 @@ const maxQueued = 32 << 20
 
 // eventCost is what an [Event] costs in the queue besides its path.
 const eventCost = 64
+
+// frameChunk is how much of a message's body is read at a time.
+const frameChunk = 1 << 20
 
 // Session identifies a session, for [Config.Resume].
 type Session struct {
@@ -318,9 +322,17 @@ func readFrame(r io.Reader) ([]byte, error) {
 	if size > maxFrame {
 		return nil, fmt.Errorf("zkwire: message of %d bytes from the server", size)
 	}
-	b := make([]byte, size)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, err
+	// Read by chunks, so that the memory taken follows the bytes the
+	// server sends, not the length it claims.
+	b := make([]byte, 0, min(size, frameChunk))
+	for len(b) < int(size) {
+		n := min(int(size)-len(b), frameChunk)
+		b = slices.Grow(b, n)
+		m, err := io.ReadFull(r, b[len(b):len(b)+n])
+		b = b[:len(b)+m]
+		if err != nil {
+			return nil, err
+		}
 	}
 	return b, nil
 }

@@ -2,7 +2,10 @@ package zkwire
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"reflect"
+	"runtime"
 	"testing"
 )
 
@@ -96,5 +99,23 @@ func TestDecodeShort(t *testing.T) {
 func TestFrameLimit(t *testing.T) {
 	if _, err := readFrame(bytes.NewReader([]byte{0x7f, 0xff, 0xff, 0xff})); err == nil {
 		t.Error("readFrame took a frame of 2 GiB")
+	}
+}
+
+// TestFrameClaimedNotSent reads a frame whose length claims 60 MiB while
+// the server sends a few bytes: the memory taken follows the bytes sent,
+// not the length claimed.
+func TestFrameClaimedNotSent(t *testing.T) {
+	claim := []byte{0x03, 0xc0, 0x00, 0x00} // 60 MiB
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := readFrame(io.MultiReader(bytes.NewReader(claim), bytes.NewReader(make([]byte, 100))))
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("readFrame of a frame cut short = %v, want io.ErrUnexpectedEOF", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 8<<20 {
+		t.Errorf("readFrame of 100 bytes claimed as 60 MiB allocated %d bytes", got)
 	}
 }
