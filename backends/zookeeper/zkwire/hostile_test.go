@@ -116,7 +116,7 @@ func TestNotificationFlood(t *testing.T) {
 // request without a deadline fails with ErrConnectionLost once the read
 // timeout (two thirds of the session timeout) passes, and Close returns.
 func TestSilentServer(t *testing.T) {
-	addr := fakeServer(t, 600*time.Millisecond, func(nc net.Conn, r *bufio.Reader) {
+	addr := fakeServer(t, 600*time.Millisecond, func(_ net.Conn, r *bufio.Reader) {
 		for {
 			if _, err := readFrame(r); err != nil {
 				return
