@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -60,6 +61,7 @@ type hxSrv struct {
 	backend int // index in ports
 	weight  int
 	maint   bool
+	backup  bool   // a backup server
 	dead    bool   // at the dead port instead
 	slow    bool   // at the slow port instead
 	fixed   int    // at this port instead: a test's own backend, which answers name
@@ -82,6 +84,9 @@ func (s hxSrv) value(r *hxRig) string {
 	v := fmt.Sprintf("127.0.0.1:%d weight %d", s.port(r), s.weight)
 	if s.maint {
 		v += " disabled"
+	}
+	if s.backup {
+		v += " backup"
 	}
 	return v
 }
@@ -361,17 +366,31 @@ func (r *hxRig) mustProc() hxProc {
 	return p
 }
 
-// expected returns the backends the data sends traffic to.
+// expected returns the backends the data sends traffic to: those of the
+// servers in service that are not backup servers, or, when there is none,
+// those of the backup servers (HAProxy uses the first of them only: tests
+// keep at most one backup server in service when no other is).
 func (r *hxRig) expected() []string {
-	var out []string
+	var act, bck []string
 	for _, s := range r.servers {
+		var name string
 		switch {
 		case s.maint || s.weight == 0 || s.dead || s.slow:
+			continue
 		case s.fixed != 0:
-			out = append(out, s.name)
+			name = s.name
 		default:
-			out = append(out, "b"+strconv.Itoa(s.backend))
+			name = "b" + strconv.Itoa(s.backend)
 		}
+		if s.backup {
+			bck = append(bck, name)
+		} else {
+			act = append(act, name)
+		}
+	}
+	out := act
+	if len(act) == 0 {
+		out = bck
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -692,6 +711,145 @@ func testServerChanges(t *testing.T, r *hxRig, changes int) {
 	if load.ok.Load() == 0 {
 		t.Fatal("no request succeeded")
 	}
+}
+
+// TestHAProxyRuntimeBackup flips, under load, the backup option of a
+// server and back, one server then the other (the second time with its
+// weight changed too): an option set that "add server" takes but "set
+// server" cannot change. Each flip replaces the server at run time: it
+// goes in maintenance, its sessions drain, "del server", "add server" with
+// the new options, its health check passes, "state ready". No reload, no
+// failed request, dest is the render, HAProxy's servers (backup flag
+// included, from "show stat") are the data's, and a backup server gets no
+// request while a server that is not a backup is up.
+func TestHAProxyRuntimeBackup(t *testing.T) {
+	r := newHXRig(t, hxOptions{apply: true, reloadCmd: true, srvOpts: "check inter 100ms"})
+	p0 := r.mustProc()
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	load := r.startLoad(ctx, 3)
+	out0 := len(r.out.String()) // the first render's fallback before
+
+	steps := []struct {
+		name string
+		edit func(*hxSrv)
+	}{
+		{"s1", func(s *hxSrv) { s.backup = true }},
+		{"s1", func(s *hxSrv) { s.backup = false }},
+		{"s0", func(s *hxSrv) { s.backup, s.weight = true, 2 }},
+		{"s0", func(s *hxSrv) { s.backup, s.weight = false, 1 }},
+	}
+	for i, st := range steps {
+		s := r.servers[st.name]
+		st.edit(&s)
+		what := fmt.Sprintf("step %d (%s backup %v)", i+1, st.name, s.backup)
+		t0 := r.set(st.name, s, false)
+		r.waitApplied(what)
+		d := r.waitTraffic(what, &t0)
+		// Applied: every request reaches exactly the servers the data
+		// names; a backup server none while the other is up.
+		got, err := r.sample(40)
+		if err != nil || !slices.Equal(got, r.expected()) {
+			t.Fatalf("%s: after the change, traffic reaches %q (%v), want %q", what, got, err, r.expected())
+		}
+		t.Logf("%s: put to traffic %v", what, d)
+	}
+	stop()
+	load.wg.Wait()
+	t.Logf("load: %d requests, %d failed", load.ok.Load(), load.failed.Load())
+	if n := load.failed.Load(); n != 0 {
+		t.Fatalf("%d requests failed: %q", n, load.errs)
+	}
+	if load.ok.Load() == 0 {
+		t.Fatal("no request succeeded")
+	}
+	if p := r.mustProc(); p.reloads != p0.reloads || !slices.Equal(p.workers, p0.workers) {
+		t.Fatalf("%d reloads, workers %v; want 0, %v\noutput:\n%s", p.reloads-p0.reloads, p.workers, p0.workers, r.out)
+	}
+	out := r.out.String()[out0:]
+	if n := strings.Count(out, "server replaced"); n != len(steps) {
+		t.Fatalf("%d servers replaced at run time, want %d:\n%s", n, len(steps), out)
+	}
+	if !strings.Contains(out, "health check passed") || strings.Contains(out, "apply fallback") {
+		t.Fatalf("a replaced server did not go in service after its health check, or a change fell back:\n%s", out)
+	}
+}
+
+// TestHAProxyRuntimeReplaceOnly changes, under load, the options of the
+// only server in service of the backend (s1 disabled first, at run time;
+// then s0 made a backup server): replacing it would leave no server to
+// take its traffic meanwhile, so the change falls back to the reload,
+// logged with that reason, before any Runtime API command. One reload,
+// no failed request, dest is the render and HAProxy's servers the data's.
+func TestHAProxyRuntimeReplaceOnly(t *testing.T) {
+	r := newHXRig(t, hxOptions{apply: true, reloadCmd: true, srvOpts: "check inter 100ms"})
+	p0 := r.mustProc()
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	load := r.startLoad(ctx, 3)
+	out0 := len(r.out.String()) // the first render's fallback before
+
+	s1 := r.servers["s1"]
+	s1.maint = true
+	t0 := r.set("s1", s1, false)
+	r.waitApplied("s1 disabled")
+	r.waitTraffic("s1 disabled", &t0)
+	if p := r.mustProc(); p.reloads != p0.reloads {
+		t.Fatalf("s1 disabled: %d reloads, want 0\noutput:\n%s", p.reloads-p0.reloads, r.out)
+	}
+
+	s0 := r.servers["s0"]
+	s0.backup = true
+	t0 = r.set("s0", s0, false)
+	r.until("the fallback reload", func() bool { return r.reloads() == p0.reloads+1 })
+	r.waitApplied("s0 backup")
+	r.waitTraffic("s0 backup, the only server in service", &t0)
+	time.Sleep(time.Second) // a while under load, then the count
+	stop()
+	load.wg.Wait()
+	t.Logf("load: %d requests, %d failed", load.ok.Load(), load.failed.Load())
+	if n := load.failed.Load(); n != 0 {
+		t.Fatalf("%d requests failed: %q", n, load.errs)
+	}
+	if load.ok.Load() == 0 {
+		t.Fatal("no request succeeded")
+	}
+	if p := r.mustProc(); p.reloads != p0.reloads+1 {
+		t.Fatalf("%d reloads, want 1", p.reloads-p0.reloads)
+	}
+	var fallback []string
+	for _, line := range strings.Split(r.out.String()[out0:], "\n") {
+		if strings.Contains(line, "apply fallback") {
+			fallback = append(fallback, line)
+		}
+	}
+	if len(fallback) != 1 || !strings.Contains(fallback[0], "reason=unsupported") ||
+		!strings.Contains(fallback[0], "server s0: options changed, and it is the only server in service") {
+		t.Fatalf("fallbacks %q, want one, unsupported: s0 the only server in service\noutput:\n%s", fallback, r.out)
+	}
+	t.Log(fallback[0])
+	if strings.Contains(r.out.String()[out0:], "server replaced") {
+		t.Fatalf("a server was replaced at run time:\n%s", r.out)
+	}
+}
+
+// waitApplied waits until the data's change is applied: dest is the
+// render, and HAProxy's servers (backup flag included) are the data's.
+func (r *hxRig) waitApplied(what string) {
+	r.tb.Helper()
+	want := r.render()
+	r.until(what+": dest to be the new render", func() bool {
+		b, err := os.ReadFile(r.cfg)
+		return err == nil && string(b) == want
+	})
+	r.until(what+": HAProxy's servers to be the data's", func() bool {
+		v, err := r.view()
+		if err != nil || !maps.Equal(v, r.wantView()) {
+			return false
+		}
+		bck, err := r.backups()
+		return err == nil && maps.Equal(bck, r.wantBackups())
+	})
 }
 
 // TestHAProxyRuntimeFallback checks that a server change the applier

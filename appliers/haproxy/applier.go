@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,7 +117,8 @@ func (a *Applier) Apply(ctx context.Context, c appliers.Change, env appliers.Env
 	for _, o := range p.ops {
 		if o.kind == opRemove && len(waits) > 0 {
 			// The servers coming in service first, so that the backend
-			// never has fewer than it will.
+			// never has fewer than it will, and a replaced server back
+			// in service before the next one leaves it.
 			if err := a.settle(ctx, waits, env); err != nil {
 				return err
 			}
@@ -130,7 +132,10 @@ func (a *Applier) Apply(ctx context.Context, c appliers.Change, env appliers.Env
 		if w != nil {
 			waits = append(waits, w)
 		}
-		if o.kind == opRemove {
+		switch {
+		case o.kind == opRemove && o.cmd != "":
+			env.Logger.Debug("server replaced", "backend", o.backend, "server", o.server, "elapsed", time.Since(start))
+		case o.kind == opRemove:
 			env.Logger.Debug("server removed", "backend", o.backend, "server", o.server, "elapsed", time.Since(start))
 		}
 	}
@@ -148,7 +153,10 @@ func (a *Applier) Apply(ctx context.Context, c appliers.Change, env appliers.Env
 // health check, run returns the wait for it; [Applier.settle] ends it.
 func (a *Applier) run(ctx context.Context, o op) (*wait, error) {
 	if o.kind == opRemove {
-		return nil, a.remove(ctx, o)
+		if err := a.remove(ctx, o); err != nil || o.cmd == "" {
+			return nil, err
+		}
+		// A replacement: the server comes back with its new options.
 	}
 	for _, cmd := range o.before {
 		if err := a.client.run(ctx, cmd); err != nil {
@@ -157,7 +165,7 @@ func (a *Applier) run(ctx context.Context, o op) (*wait, error) {
 	}
 	switch {
 	case o.cmd == "":
-	case o.kind == opAdd:
+	case o.adds():
 		if err := a.client.run(ctx, o.cmd, "New server registered"); err != nil {
 			return nil, err
 		}
@@ -239,6 +247,28 @@ func (a *Applier) verify(ctx context.Context, p *plan) error {
 				return fmt.Errorf("haproxy: verify: server %s/%s has weight %d, want %d", b, name, h.weight, w.weight)
 			case (h.admin&adminMaint != 0) != w.maint:
 				return fmt.Errorf("haproxy: verify: server %s/%s has admin state %#x, want maintenance %v", b, name, h.admin, w.maint)
+			}
+		}
+	}
+	// "show servers state" has no backup flag; "show stat" has, as bck.
+	// Only the backends the plan changed can have changed.
+	var done []string
+	for _, o := range p.ops {
+		if slices.Contains(done, o.backend) {
+			continue
+		}
+		done = append(done, o.backend)
+		st, err := a.client.stat(ctx, o.backend)
+		if err != nil {
+			return err
+		}
+		for name, w := range p.state[o.backend] {
+			h, ok := st[o.backend][name]
+			switch {
+			case !ok:
+				return fmt.Errorf("haproxy: verify: show stat has no server %s/%s", o.backend, name)
+			case w.backupKnown && h.backup != w.backup:
+				return fmt.Errorf("haproxy: verify: server %s/%s has backup %v, want %v", o.backend, name, h.backup, w.backup)
 			}
 		}
 	}

@@ -73,9 +73,9 @@ func (e *CheckError) Error() string {
 // wait.
 func (a *Applier) arm(ctx context.Context, o op) (*wait, error) {
 	id := o.backend + "/" + o.server
-	if o.kind == opAdd && !o.health {
-		// An added server has no check but from its line (add server
-		// takes no default-server).
+	if o.adds() && !o.health {
+		// An added (or replaced) server has no check but from its line
+		// (add server takes no default-server).
 		return nil, a.client.run(ctx, "set server "+id+" state ready")
 	}
 	got, err := a.client.serversState(ctx, o.backend)

@@ -72,6 +72,34 @@ func TestParseCheckStat(t *testing.T) {
 	}
 }
 
+// TestParseStatBackup reads bck, the backup flag that "show servers state"
+// lacks, from "show stat": the reply of HAProxy 2.6.12 with server m made
+// a backup server.
+func TestParseStatBackup(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("testdata/show-stat.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The columns status,weight,act,bck of server m.
+	out := strings.Replace(string(b), "web,m,0,0,0,0,,0,0,0,,0,,0,0,0,0,DRAIN,1,1,0,", "web,m,0,0,0,0,,0,0,0,,0,,0,0,0,0,DRAIN,1,0,1,", 1)
+	if out == string(b) {
+		t.Fatal("testdata/show-stat.csv: no row for server m")
+	}
+	got, err := parseStat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, backup := range map[string]bool{"a": false, "b": false, "m": true, "n": false} {
+		if s, ok := got["web"][name]; !ok || s.backup != backup {
+			t.Errorf("server %s: %+v (found %v), want backup %v", name, s, ok, backup)
+		}
+	}
+	if _, err := parseStat("# pxname,svname,status\nweb,a,UP\n"); err == nil {
+		t.Error("a reply without bck accepted")
+	}
+}
+
 func TestCheckError(t *testing.T) {
 	t.Parallel()
 	var err error = &CheckError{Backend: "web", Server: "s2", Status: "L4CON", Desc: "Layer4 connection problem"}
