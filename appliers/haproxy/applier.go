@@ -35,7 +35,7 @@ type Config struct {
 	// Timeout bounds each Runtime API command, as a Go duration; empty
 	// means 5s.
 	Timeout string `toml:"timeout"`
-	// DrainTimeout bounds how long a removed server may keep sessions
+	// DrainTimeout bounds how long a removed (or replaced) server may keep sessions
 	// before the applier gives up and falls back to a reload; empty
 	// means 10s.
 	DrainTimeout string `toml:"drain_timeout"`
