@@ -62,6 +62,7 @@ type hxSrv struct {
 	weight  int
 	maint   bool
 	backup  bool   // a backup server
+	down    bool   // HAProxy's check counts it down (with fixed: its backend stopped)
 	dead    bool   // at the dead port instead
 	slow    bool   // at the slow port instead
 	fixed   int    // at this port instead: a test's own backend, which answers name
@@ -375,7 +376,7 @@ func (r *hxRig) expected() []string {
 	for _, s := range r.servers {
 		var name string
 		switch {
-		case s.maint || s.weight == 0 || s.dead || s.slow:
+		case s.maint || s.weight == 0 || s.dead || s.slow || s.down:
 			continue
 		case s.fixed != 0:
 			name = s.name
@@ -776,60 +777,104 @@ func TestHAProxyRuntimeBackup(t *testing.T) {
 }
 
 // TestHAProxyRuntimeReplaceOnly changes, under load, the options of the
-// only server in service of the backend (s1 disabled first, at run time;
-// then s0 made a backup server): replacing it would leave no server to
-// take its traffic meanwhile, so the change falls back to the reload,
-// logged with that reason, before any Runtime API command. One reload,
+// only server in service of the backend (s0 made a backup server):
+// replacing it would leave no server to take its traffic meanwhile, so the
+// change falls back to the reload, logged with that reason, before s0
+// leaves. The other server, s1, is out of service by the data (disabled,
+// at run time: the plan says so), or by HAProxy's health check (its
+// backend stopped: HAProxy's "show servers state" says so). One reload,
 // no failed request, dest is the render and HAProxy's servers the data's.
 func TestHAProxyRuntimeReplaceOnly(t *testing.T) {
-	r := newHXRig(t, hxOptions{apply: true, reloadCmd: true, srvOpts: "check inter 100ms"})
-	p0 := r.mustProc()
-	ctx, stop := context.WithCancel(t.Context())
-	defer stop()
-	load := r.startLoad(ctx, 3)
-	out0 := len(r.out.String()) // the first render's fallback before
+	tests := []struct {
+		name string
+		why  string // in the fallback's log line
+		// out takes s1 out of service, without a reload.
+		out func(t *testing.T, r *hxRig)
+	}{
+		{"the other disabled", "server s0: options changed, and it is the only server in service",
+			func(t *testing.T, r *hxRig) {
+				s1 := r.servers["s1"]
+				s1.maint = true
+				t0 := r.set("s1", s1, false)
+				r.waitApplied("s1 disabled")
+				r.waitTraffic("s1 disabled", &t0)
+			}},
+		{"the other down", "server s0: options changed, and no other server of the backend is up",
+			func(t *testing.T, r *hxRig) {
+				l, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+					_, _ = io.WriteString(w, "own")
+				}), ReadHeaderTimeout: 10 * time.Second}
+				go func() { _ = srv.Serve(l) }()
+				t.Cleanup(func() { _ = srv.Close() })
+				t0 := r.set("s1", hxSrv{weight: 1, fixed: l.Addr().(*net.TCPAddr).Port, name: "own"}, false)
+				r.waitApplied("s1 at the test's own backend")
+				r.waitTraffic("s1 at the test's own backend", &t0)
+				// Stopped gracefully: HAProxy's check counts s1 down,
+				// and requests on their way to it go to s0.
+				if err := srv.Shutdown(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				s1 := r.servers["s1"]
+				s1.down = true
+				r.servers["s1"] = s1
+				r.until("HAProxy to count s1 down", func() bool {
+					down, err := r.down()
+					return err == nil && slices.Contains(down, "s1")
+				})
+				r.waitTraffic("s1 down", nil)
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newHXRig(t, hxOptions{apply: true, reloadCmd: true, srvOpts: "check inter 100ms"})
+			p0 := r.mustProc()
+			ctx, stop := context.WithCancel(t.Context())
+			defer stop()
+			load := r.startLoad(ctx, 3)
+			out0 := len(r.out.String()) // the first render's fallback before
 
-	s1 := r.servers["s1"]
-	s1.maint = true
-	t0 := r.set("s1", s1, false)
-	r.waitApplied("s1 disabled")
-	r.waitTraffic("s1 disabled", &t0)
-	if p := r.mustProc(); p.reloads != p0.reloads {
-		t.Fatalf("s1 disabled: %d reloads, want 0\noutput:\n%s", p.reloads-p0.reloads, r.out)
-	}
-
-	s0 := r.servers["s0"]
-	s0.backup = true
-	t0 = r.set("s0", s0, false)
-	r.until("the fallback reload", func() bool { return r.reloads() == p0.reloads+1 })
-	r.waitApplied("s0 backup")
-	r.waitTraffic("s0 backup, the only server in service", &t0)
-	time.Sleep(time.Second) // a while under load, then the count
-	stop()
-	load.wg.Wait()
-	t.Logf("load: %d requests, %d failed", load.ok.Load(), load.failed.Load())
-	if n := load.failed.Load(); n != 0 {
-		t.Fatalf("%d requests failed: %q", n, load.errs)
-	}
-	if load.ok.Load() == 0 {
-		t.Fatal("no request succeeded")
-	}
-	if p := r.mustProc(); p.reloads != p0.reloads+1 {
-		t.Fatalf("%d reloads, want 1", p.reloads-p0.reloads)
-	}
-	var fallback []string
-	for _, line := range strings.Split(r.out.String()[out0:], "\n") {
-		if strings.Contains(line, "apply fallback") {
-			fallback = append(fallback, line)
-		}
-	}
-	if len(fallback) != 1 || !strings.Contains(fallback[0], "reason=unsupported") ||
-		!strings.Contains(fallback[0], "server s0: options changed, and it is the only server in service") {
-		t.Fatalf("fallbacks %q, want one, unsupported: s0 the only server in service\noutput:\n%s", fallback, r.out)
-	}
-	t.Log(fallback[0])
-	if strings.Contains(r.out.String()[out0:], "server replaced") {
-		t.Fatalf("a server was replaced at run time:\n%s", r.out)
+			tt.out(t, r)
+			if p := r.mustProc(); p.reloads != p0.reloads {
+				t.Fatalf("s1 out of service: %d reloads, want 0\noutput:\n%s", p.reloads-p0.reloads, r.out)
+			}
+			s0 := r.servers["s0"]
+			s0.backup = true
+			t0 := r.set("s0", s0, false)
+			r.until("the fallback reload", func() bool { return r.reloads() == p0.reloads+1 })
+			r.waitApplied("s0 backup")
+			r.waitTraffic("s0 backup, the only server in service", &t0)
+			time.Sleep(time.Second) // a while under load, then the count
+			stop()
+			load.wg.Wait()
+			t.Logf("load: %d requests, %d failed", load.ok.Load(), load.failed.Load())
+			if n := load.failed.Load(); n != 0 {
+				t.Fatalf("%d requests failed: %q", n, load.errs)
+			}
+			if load.ok.Load() == 0 {
+				t.Fatal("no request succeeded")
+			}
+			if p := r.mustProc(); p.reloads != p0.reloads+1 {
+				t.Fatalf("%d reloads, want 1", p.reloads-p0.reloads)
+			}
+			out := r.out.String()[out0:]
+			var fallback []string
+			for _, line := range strings.Split(out, "\n") {
+				if strings.Contains(line, "apply fallback") {
+					fallback = append(fallback, line)
+				}
+			}
+			if len(fallback) != 1 || !strings.Contains(fallback[0], "reason=unsupported") || !strings.Contains(fallback[0], tt.why) {
+				t.Fatalf("fallbacks %q, want one, unsupported, with %q\noutput:\n%s", fallback, tt.why, r.out)
+			}
+			t.Log(fallback[0])
+			if strings.Contains(out, "server replaced") || strings.Contains(out, "web/s0 is going DOWN for maintenance") {
+				t.Fatalf("s0 was taken out of service:\n%s", out)
+			}
+		})
 	}
 }
 

@@ -153,6 +153,11 @@ func (a *Applier) Apply(ctx context.Context, c appliers.Change, env appliers.Env
 // health check, run returns the wait for it; [Applier.settle] ends it.
 func (a *Applier) run(ctx context.Context, o op) (*wait, error) {
 	if o.kind == opRemove {
+		if o.cover {
+			if err := a.cover(ctx, o); err != nil {
+				return nil, err
+			}
+		}
 		if err := a.remove(ctx, o); err != nil || o.cmd == "" {
 			return nil, err
 		}
@@ -223,6 +228,25 @@ func (a *Applier) remove(ctx context.Context, o op) error {
 		return fmt.Errorf("haproxy: remove %s: %w", id, err)
 	}
 	return nil
+}
+
+// cover returns nil when a server of backend o.backend other than
+// o.server is up, in service and of a weight above 0, to take o.server's
+// traffic while it is replaced; else an error wrapping
+// [appliers.ErrUnsupported]. (The plan made sure the file has one; this is
+// HAProxy's word that its health check has it up.)
+func (a *Applier) cover(ctx context.Context, o op) error {
+	got, err := a.client.serversState(ctx, o.backend)
+	if err != nil {
+		return err
+	}
+	for name, st := range got[o.backend] {
+		if name != o.server && (st.op == srvStarting || st.op == srvRunning) && st.admin&(adminMaint|adminDrain) == 0 && st.weight > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("haproxy: %w: backend %s: server %s: options changed, and no other server of the backend is up to take its traffic while it is replaced",
+		appliers.ErrUnsupported, o.backend, o.server)
 }
 
 // verify compares HAProxy's servers with the plan's.

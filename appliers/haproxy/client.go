@@ -109,8 +109,15 @@ const (
 	// adminMaint is the mask of the srv_admin_state flags that mean
 	// maintenance (SRV_ADMF_FMAINT, IMAINT and RMAINT).
 	adminMaint = 0x23
-	// srvStopped is the srv_op_state of a server that is down.
-	srvStopped = 0
+	// adminDrain is the mask of the srv_admin_state flags that mean drain
+	// (SRV_ADMF_FDRAIN and IDRAIN).
+	adminDrain = 0x18
+	// srvStopped is the srv_op_state of a server that is down;
+	// srvStarting (in its slowstart) and srvRunning of one that is up and
+	// takes new traffic (unlike SRV_ST_STOPPING).
+	srvStopped  = 0
+	srvStarting = 1
+	srvRunning  = 2
 	// chkFailed is the srv_check_result of a failed check (CHK_RES_FAILED).
 	chkFailed = 2
 	// chkEnabled is the srv_check_state flag of a check that is

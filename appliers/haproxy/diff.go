@@ -60,6 +60,10 @@ type op struct {
 	health bool     // with ready: "enable health" first (a server added with check)
 	after  []string // commands to send after cmd, or with ready once in service
 	agent  bool     // opRemove: the server has an agent check to disable first
+	// cover: a replacement of a server that takes traffic, which may
+	// start only while another server of the backend is up (see
+	// [Applier.cover]).
+	cover bool
 }
 
 // adds reports whether o's cmd is an "add server": an added server, or a
@@ -146,6 +150,7 @@ func diff(old, cur *config) (*plan, error) {
 				if err != nil {
 					return nil, err
 				}
+				r.cover = serves(o)
 				replaces = append(replaces, r)
 				continue
 			}

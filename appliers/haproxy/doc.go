@@ -26,7 +26,8 @@
 // A server whose other options changed is replaced: removed as above, then
 // added again with its new options, one server at a time, after the new
 // servers came in service and before the removals; unless it is the only
-// server of its backend in service, which falls back to the reload. Then
+// server of its backend in service (by the file, or by HAProxy's health
+// checks just before it would leave), which falls back to the reload. Then
 // the applier reads "show servers state" and "show stat" (for the backup
 // flag, bck) and compares HAProxy's view with the new file. A server that
 // goes in service (added, replaced, re-addressed through
