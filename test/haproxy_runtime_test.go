@@ -54,6 +54,7 @@ type hxRig struct {
 	head    string           // the template up to the server lines
 	srvLine string           // what follows a server's value on its line
 	probe   *http.Client
+	slowIn  map[string]*atomic.Int64 // the /slow requests a backend is answering, by name
 }
 
 // hxSrv is one server of the data.
@@ -113,7 +114,7 @@ func newHXRig(tb testing.TB, o hxOptions) *hxRig {
 	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
 	r := &hxRig{tb: tb, dir: dir, cfg: filepath.Join(dir, "haproxy.cfg"), sock: filepath.Join(dir, "admin.sock"),
 		master: filepath.Join(dir, "master.sock"), pidfile: filepath.Join(dir, "haproxy.pid"),
-		byPort: map[int]string{}, out: &lockedBuf{}, servers: map[string]hxSrv{},
+		byPort: map[int]string{}, out: &lockedBuf{}, servers: map[string]hxSrv{}, slowIn: map[string]*atomic.Int64{},
 		probe: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
 	tb.Cleanup(r.probe.CloseIdleConnections)
 	for i := range hxBackends {
@@ -122,8 +123,12 @@ func newHXRig(tb testing.TB, o hxOptions) *hxRig {
 			tb.Fatal(err)
 		}
 		name := "b" + strconv.Itoa(i)
+		in := new(atomic.Int64)
+		r.slowIn[name] = in
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			if req.URL.Path == "/slow" { // a long request, for the benchmark
+			if req.URL.Path == "/slow" { // a long request
+				in.Add(1)
+				defer in.Add(-1)
 				select {
 				case <-req.Context().Done():
 				case <-time.After(2 * time.Second):
@@ -729,6 +734,40 @@ func TestHAProxyRuntimeBackup(t *testing.T) {
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
 	load := r.startLoad(ctx, 3)
+	// Long requests (2 s) too, so that a replaced server has sessions to
+	// drain before it is deleted: none may fail.
+	var slowOK, slowFailed atomic.Int64
+	var slowErr atomic.Value
+	var slow sync.WaitGroup
+	for range 4 {
+		slow.Go(func() {
+			c := &http.Client{Timeout: 30 * time.Second}
+			defer c.CloseIdleConnections()
+			for ctx.Err() == nil {
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.front+"/slow", nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp, err := c.Do(req)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				switch {
+				case ctx.Err() != nil:
+				case err != nil:
+					slowFailed.Add(1)
+					slowErr.Store(err.Error())
+				default:
+					slowOK.Add(1)
+				}
+			}
+		})
+	}
 	out0 := len(r.out.String()) // the first render's fallback before
 
 	steps := []struct {
@@ -744,6 +783,13 @@ func TestHAProxyRuntimeBackup(t *testing.T) {
 		s := r.servers[st.name]
 		st.edit(&s)
 		what := fmt.Sprintf("step %d (%s backup %v)", i+1, st.name, s.backup)
+		if s.backup {
+			// The server takes traffic until the change: wait for a long
+			// request on it, which the replacement must let end. (As a
+			// backup server, it had none.)
+			b := "b" + strconv.Itoa(s.backend)
+			r.until(what+": a 2 s request in flight on "+b, func() bool { return r.slowIn[b].Load() > 0 })
+		}
 		t0 := r.set(st.name, s, false)
 		r.waitApplied(what)
 		d := r.waitTraffic(what, &t0)
@@ -757,17 +803,26 @@ func TestHAProxyRuntimeBackup(t *testing.T) {
 	}
 	stop()
 	load.wg.Wait()
-	t.Logf("load: %d requests, %d failed", load.ok.Load(), load.failed.Load())
+	slow.Wait()
+	t.Logf("load: %d requests, %d failed; 2 s requests: %d, %d failed", load.ok.Load(), load.failed.Load(), slowOK.Load(), slowFailed.Load())
 	if n := load.failed.Load(); n != 0 {
 		t.Fatalf("%d requests failed: %q", n, load.errs)
 	}
-	if load.ok.Load() == 0 {
+	if n := slowFailed.Load(); n != 0 {
+		t.Fatalf("%d 2 s requests failed, the last: %v", n, slowErr.Load())
+	}
+	if load.ok.Load() == 0 || slowOK.Load() == 0 {
 		t.Fatal("no request succeeded")
 	}
 	if p := r.mustProc(); p.reloads != p0.reloads || !slices.Equal(p.workers, p0.workers) {
 		t.Fatalf("%d reloads, workers %v; want 0, %v\noutput:\n%s", p.reloads-p0.reloads, p.workers, p0.workers, r.out)
 	}
 	out := r.out.String()[out0:]
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "server replaced") {
+			t.Log(line)
+		}
+	}
 	if n := strings.Count(out, "server replaced"); n != len(steps) {
 		t.Fatalf("%d servers replaced at run time, want %d:\n%s", n, len(steps), out)
 	}
