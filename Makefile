@@ -59,6 +59,7 @@ FUZZ_TARGETS = \
 	./backends/consul/internal/kvlisting:FuzzParseListing \
 	./backends/file:FuzzFlatten \
 	./backends/metadata:FuzzFlatten \
+	./backends/zookeeper/zkwire:FuzzDecode \
 	./resource:FuzzKeyJoin \
 	./resource:FuzzLoadResource \
 	./resource:FuzzQuotePaths \

@@ -7,7 +7,8 @@
 #      read of the same znodes (bench/cmd/loadzk -read: children, then every
 #      child's data, 64 requests in flight);
 #   2. put-to-file latency (median, p95, p99 over 200 sets) with 10,000
-#      znodes under the watched prefix;
+#      znodes under the watched prefix, and the number of watches the
+#      server holds for kvconf meanwhile (its "wchs" command);
 #   3. CPU used by kvconf -watch while idle for 60 s (10,000 znodes
 #      watched).
 # The server syncs its log to disk as in production, so the latency counts
@@ -36,11 +37,12 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 port=$(free_port)
 endpoint="127.0.0.1:$port"
 mkdir -p "$work/zk"
-printf 'tickTime=2000\ndataDir=%s\nclientPort=%s\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=srvr\nmaxClientCnxns=0\n' \
+printf 'tickTime=2000\ndataDir=%s\nclientPort=%s\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=srvr,wchs\nmaxClientCnxns=0\n' \
 	"$work/zk" "$port" >"$work/zoo.cfg"
 java -Xmx1g -cp "$jar" org.apache.zookeeper.server.ZooKeeperServerMain "$work/zoo.cfg" >"$work/zk.log" 2>&1 &
 zk_pid=$!
 srvr() { exec 3<>"/dev/tcp/127.0.0.1/$port" && printf srvr >&3 && cat <&3; } 2>/dev/null
+wchs() { exec 3<>"/dev/tcp/127.0.0.1/$port" && printf wchs >&3 && cat <&3; } 2>/dev/null
 up=""
 for _ in $(seq 300); do # serving once it reports its mode
 	if srvr | grep -q '^Mode: standalone'; then up=1; break; fi
@@ -94,9 +96,10 @@ printf '[template]\nsrc = "one.tmpl"\ndest = "%s/out/one.conf"\nprefix = "/lat"\
 "$work/kvconf" -watch -config-file /dev/null -confdir "$d" -backend zookeeper -node "$endpoint" -log-level error &
 kv_pid=$!
 for _ in $(seq 300); do [ -s "$d/out/one.conf" ] && break; sleep 0.1; done
-# The first change is rendered once the watch has armed its watches.
+# The first change is rendered once the watch has set its watch.
 "$work/putlat" -backend zookeeper -endpoint "$endpoint" -key /lat/k/000042 -file "$d/out/one.conf" -n 1 -timeout 60s >/dev/null
 printf 'one-key template: '; "$work/putlat" -backend zookeeper -endpoint "$endpoint" -key /lat/k/000042 -file "$d/out/one.conf" -n 200
+printf 'watches held by the server for 10,000 watched znodes: %s\n' "$(wchs | sed -n 's/^Total watches://p')"
 
 echo "== idle CPU in watch mode, 60 s (10,000 znodes watched)"
 ticks() { awk '{print $14+$15}' "/proc/$kv_pid/stat"; }

@@ -112,7 +112,7 @@ func (z *zkFault) signal(t *testing.T, sig syscall.Signal) {
 }
 
 // compact reports false: ZooKeeper keeps no history of changes that a
-// client could resume from (a watch is one-shot, and a session that lost
-// its connection gets its watches set again with the last zxid it saw),
-// so there is nothing to compact.
+// client could resume from (kvconf's persistent recursive watch lives with
+// its connection, and a new connection reads the prefixes again), so there
+// is nothing to compact.
 func (z *zkFault) compact(_ *testing.T) bool { return false }

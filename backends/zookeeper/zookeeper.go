@@ -11,41 +11,45 @@
 //
 // # Revisions
 //
-// ZooKeeper has no read at one revision across znodes, and the client
-// library does not show the transaction id (zxid) of its answers. A
-// revision of this backend is the highest zxid the client has seen in the
-// stats of the znodes it read (their creation, data and children zxids),
-// never less than 1 and never going back: the "highest index seen" of
-// package backends, not a point in ZooKeeper's history.
+// ZooKeeper has no read at one revision across znodes. A revision of this
+// backend is the highest transaction id (zxid) the client has seen: in the
+// headers of the server's answers (its last committed transaction when it
+// answered) and in the stats of the znodes read. It never goes back and is
+// never less than 1: the "highest index seen" of package backends, not a
+// point in ZooKeeper's history.
+//
+// # Protocol
+//
+// The client is package zkwire, ours: github.com/go-zookeeper/zk (v1.0.4,
+// the latest) has no addWatch and no way to send a request of another
+// type. The client has one session at a time (one connection) for
+// Snapshot and Watch; when the connection ends, the next call connects
+// again, to the next server of the list, resuming the session while it can
+// still live, else with a new one.
 //
 // # Watching
 //
-// ZooKeeper 3.6 added persistent recursive watches (addWatch), which would
-// watch a whole prefix with one request. The client used here,
-// github.com/go-zookeeper/zk (v1.0.4, the latest), has no addWatch, and it
-// gives no hook to send a request of another type: its request function
-// and its connection are unexported, and its read loop drops answers to
-// requests it did not make. So [Client.Watch] watches as confd does, with
-// ZooKeeper's one-shot watches on the znodes it walks: a children watch on
-// every znode and on the parent of each prefix, a data watch on every leaf,
-// an exists watch on a missing parent. Unlike confd, it re-arms only the
-// watch that fired and re-reads only the znode it fired on, so a change
-// costs one or two requests, whatever the number of keys, and is returned
-// as a delta. The walk that arms the watches is also a fresh snapshot,
-// which Watch returns whole on its first call for some prefixes and after
-// a session expired.
+// [Client.Watch] sets one persistent recursive watch (addWatch, ZooKeeper
+// 3.6+) per merged prefix, on the parent of the znodes it matches (/app
+// for /app/db and for /app/): prefixes with one parent, or under another
+// prefix's parent, share a watch. Then it walks the prefixes, and keeps
+// the znodes they match. The server notifies every creation, deletion and
+// data change under the watched znodes, one notification per znode, on
+// the same session as the reads and before the answer to any read made
+// after the change: a created or changed leaf is read once (getData), a
+// deleted znode is dropped with what was under it, and its parent turns
+// into a key when it has no child left. Each call returns the keys that
+// changed, as deltas; the first call for some prefixes returns the walk
+// in full. The server holds one watch per merged prefix, whatever the
+// number of znodes. A server older than 3.6 has no addWatch: Snapshot
+// works with it, Watch does not.
 //
-// When the connection drops, Watch returns an error until the client has a
-// session again. A session that survived (the client reconnected within the
-// session timeout) keeps its watches: the client library sets them again
-// with the last zxid it saw, and the server fires those whose znode changed
-// meanwhile, so nothing is missed and nothing is read again. A re-read cut
-// short by the drop is done by the next call, which also returns what the
-// reads before it found. A session that expired lost its watches: Watch
-// walks the prefixes again and returns the fresh snapshot.
-//
-// Each watched znode holds one or two watches on the server, and as many
-// small channels in the client library, until they fire.
+// A watch lives as long as its connection: when the connection ends,
+// Watch returns an error, and the next call connects again, sets the
+// watches again and walks the prefixes again (the server does not replay
+// the changes made while no connection watched), and returns the
+// differences from what it returned before, as deltas. The same happens
+// after the session expired, with a new session.
 package zookeeper
 
 import (
@@ -55,14 +59,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/kvconf/kvconf/backends"
+	"github.com/kvconf/kvconf/backends/zookeeper/zkwire"
 	"github.com/kvconf/kvconf/internal/redact"
 )
 
@@ -107,7 +111,7 @@ func (c *Config) Sample() string { return Sample }
 // Description returns a one-line description of the backend; it
 // implements [backends.Describer].
 func (c *Config) Description() string {
-	return "ZooKeeper: znodes walked recursively as confd does, watched per znode as deltas"
+	return "ZooKeeper: znodes walked recursively as confd does, watched with one persistent recursive watch per prefix, as deltas"
 }
 
 // SetLogger makes l receive the ZooKeeper client's messages; it implements
@@ -186,29 +190,34 @@ func (c *Config) Open(ctx context.Context) (backends.Backend, error) {
 	return cl, nil
 }
 
-// Client reads and watches znodes. Its methods are safe for concurrent use.
+// Client reads and watches znodes, with one session at a time (see the
+// package doc). Its methods are safe for concurrent use.
 type Client struct {
-	conn *zk.Conn
-	auth bool // digest credentials were given
-	done chan struct{}
-	once sync.Once
+	servers []string
+	timeout time.Duration
+	auth    []zkwire.Auth
+	log     *slog.Logger
+	done    chan struct{}
+	once    sync.Once
 
-	rev atomic.Uint64 // the highest zxid seen; see the package doc
+	dialing chan struct{} // a token: held while a session is made
+	mu      sync.Mutex    // guards the fields below
+	conn    *zkwire.Conn  // the session; nil before the first, or after Close
+	first   int           // the server to try first
+	resume  *zkwire.Session
+	lostAt  time.Time // when the connection of resume ended
+	zxid    int64     // the highest zxid seen, for the server's check on resume
 
-	// events is what the client library reported, for Watch.
-	evMu   sync.Mutex
-	events []zk.Event
-	kick   chan struct{} // has a value when events is not empty
+	rev     atomic.Uint64 // the highest zxid seen; see the package doc
+	resyncs atomic.Int64  // watches set again on a new connection, for tests
 
 	watching chan struct{} // a token: held by the Watch call in progress
-	tree     *tree         // the watched znodes, kept between calls of Watch
+	state    *watchState   // the watched znodes, kept between calls of Watch
 }
 
-// New connects to the servers of cfg, after checking cfg (see
-// [Config.Validate]). Without credentials it does not wait for the
-// connection: an unreachable server is reported by the first call that
-// needs it. With credentials it adds them to the session, which waits for a
-// server; ctx bounds New only.
+// New returns a client of the servers of cfg, after checking cfg (see
+// [Config.Validate]). It does not connect: the first call that needs the
+// server does, and reports a server that cannot be reached.
 func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("zookeeper: open: %w", err)
@@ -219,77 +228,84 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	servers, _ := cfg.servers()
 	timeout, _ := cfg.sessionTimeout()
 	c := &Client{
-		auth:     cfg.Username != "",
+		servers:  servers,
+		timeout:  timeout,
+		log:      cfg.Logger,
 		done:     make(chan struct{}),
-		kick:     make(chan struct{}, 1),
+		dialing:  make(chan struct{}, 1),
 		watching: make(chan struct{}, 1),
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
 	}
-	conn, _, err := zk.Connect(servers, timeout,
-		zk.WithLogger(logger{log}), zk.WithLogInfo(false), zk.WithEventCallback(c.event))
-	if err != nil {
-		return nil, fmt.Errorf("zookeeper: open: %w", err)
-	}
-	c.conn = conn
-	if c.auth {
-		err := call(ctx, c, func() error {
-			return conn.AddAuth("digest", []byte(cfg.Username+":"+cfg.Password))
-		})
-		if err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("zookeeper: open: digest auth (-username, -password): %w", err)
-		}
+	if cfg.Username != "" {
+		c.auth = []zkwire.Auth{{Scheme: "digest", Data: []byte(cfg.Username + ":" + cfg.Password)}}
 	}
 	return c, nil
 }
 
-// call runs f, a request of the client library, which takes no context,
-// and returns its error, or ctx's when ctx is done first; f goes on then
-// until the library answers it, as it does within the session timeout.
-func call(ctx context.Context, c *Client, f func() error) error {
-	errc := make(chan error, 1)
-	go func() { errc <- f() }()
+// session returns the client's connection, making one when it has none
+// or its connection ended: it resumes the session of the connection that
+// ended while the session can still live, else it starts a new one. It
+// tries the servers in turn, from the one after the server that failed.
+func (c *Client) session(ctx context.Context) (*zkwire.Conn, error) {
 	select {
-	case err := <-errc:
-		return err
+	case c.dialing <- struct{}{}:
+		defer func() { <-c.dialing }()
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	case <-c.done:
-		return backends.ErrClosed
+		return nil, backends.ErrClosed
 	}
-}
-
-// event receives the client library's events, from its read loop: it must
-// not block. Node events and session states go to Watch; EventNotWatching,
-// sent for every watch when a session expires, is left out, since the
-// session's state says the same once.
-func (c *Client) event(ev zk.Event) {
-	if ev.Type == zk.EventNotWatching {
-		return
+	c.mu.Lock()
+	conn := c.conn
+	if conn != nil && conn.Err() == nil {
+		c.mu.Unlock()
+		return conn, nil
 	}
-	if ev.Type == zk.EventSession && ev.State != zk.StateExpired &&
-		ev.State != zk.StateDisconnected && ev.State != zk.StateHasSession {
-		return
+	if conn != nil { // it ended: start at the next server
+		c.zxid = max(c.zxid, conn.LastZxid())
+		c.first = (c.first + 1) % len(c.servers)
+		if !errors.Is(conn.Err(), zkwire.ErrSessionExpired) {
+			s := conn.Session()
+			c.resume, c.lostAt = &s, time.Now()
+		}
+		c.conn = nil
+		c.log.Debug("zookeeper connection ended", "server", conn.Server(), "err", conn.Err())
+		_ = conn.Close() // ended already: this waits for its goroutines
 	}
-	c.evMu.Lock()
-	c.events = append(c.events, ev)
-	c.evMu.Unlock()
-	select {
-	case c.kick <- struct{}{}:
-	default:
+	cfg := zkwire.Config{
+		Servers:        append(slices.Clone(c.servers[c.first:]), c.servers[:c.first]...),
+		SessionTimeout: c.timeout,
+		Auth:           c.auth,
+		Logger:         c.log,
 	}
-}
-
-// takeEvents returns the events reported since the last call.
-func (c *Client) takeEvents() []zk.Event {
-	c.evMu.Lock()
-	defer c.evMu.Unlock()
-	evs := c.events
-	c.events = nil
-	return evs
+	if c.resume != nil && time.Since(c.lostAt) < c.timeout {
+		cfg.Resume, cfg.LastZxid = c.resume, c.zxid
+	}
+	c.mu.Unlock()
+	conn, err := zkwire.Dial(ctx, cfg)
+	if errors.Is(err, zkwire.ErrSessionExpired) && cfg.Resume != nil {
+		c.log.Debug("zookeeper session expired", "session", fmt.Sprintf("%#x", cfg.Resume.ID))
+		cfg.Resume, cfg.LastZxid = nil, 0
+		conn, err = zkwire.Dial(ctx, cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.isClosed() {
+		_ = conn.Close() // Close came first; the session is not wanted
+		return nil, backends.ErrClosed
+	}
+	c.conn, c.resume = conn, nil
+	for i, s := range c.servers {
+		if s == conn.Server() {
+			c.first = i
+		}
+	}
+	return conn, nil
 }
 
 // isClosed reports whether Close was called.
@@ -302,12 +318,13 @@ func (c *Client) isClosed() bool {
 	}
 }
 
-// seen raises the revision to the zxids of st.
-func (c *Client) seen(st *zk.Stat) {
-	if st == nil {
-		return
+// seen raises the revision to the zxids of st and of conn's answers.
+func (c *Client) seen(conn *zkwire.Conn, st *zkwire.Stat) {
+	r := conn.LastZxid()
+	if st != nil {
+		r = max(r, st.MaxZxid())
 	}
-	c.raise(uint64(max(st.Czxid, st.Mzxid, st.Pzxid, 0)))
+	c.raise(uint64(max(r, 0)))
 }
 
 // raise raises the revision to at least r.
@@ -331,14 +348,18 @@ func (c *Client) revision() uint64 { return c.raise(1) }
 // server refused to let the session read the znode.
 func (c *Client) fail(op, path string, err error) error {
 	switch {
-	case c.isClosed() || errors.Is(err, backends.ErrClosed):
+	case c.isClosed() || errors.Is(err, backends.ErrClosed) || errors.Is(err, zkwire.ErrClosed):
 		return fmt.Errorf("zookeeper: %s: %w", op, backends.ErrClosed)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("zookeeper: %s: %w", op, err)
-	case errors.Is(err, zk.ErrNoAuth) && c.auth:
+	case errors.Is(err, zkwire.ErrAuthFailed):
+		return fmt.Errorf("zookeeper: %s: the server refused the digest credentials of -username and -password: %w", op, err)
+	case errors.Is(err, zkwire.ErrNoAuth) && c.auth != nil:
 		return fmt.Errorf("zookeeper: %s: read %q: %w: the digest credentials of -username and -password are not allowed to read it", op, path, err)
-	case errors.Is(err, zk.ErrNoAuth):
+	case errors.Is(err, zkwire.ErrNoAuth):
 		return fmt.Errorf("zookeeper: %s: read %q: %w: its ACL needs digest credentials: set -username and -password", op, path, err)
+	case path == "":
+		return fmt.Errorf("zookeeper: %s: %w", op, err)
 	}
 	return fmt.Errorf("zookeeper: %s: read %q: %w", op, path, err)
 }
@@ -352,7 +373,11 @@ func (c *Client) Snapshot(ctx context.Context, prefixes []string) (backends.Snap
 	if c.isClosed() {
 		return backends.Snapshot{}, fmt.Errorf("zookeeper: snapshot: %w", backends.ErrClosed)
 	}
-	w := newWalk(c, false)
+	conn, err := c.session(ctx)
+	if err != nil {
+		return backends.Snapshot{}, c.fail("snapshot", "", err)
+	}
+	w := newWalk(c, conn, "snapshot")
 	if err := w.run(ctx, merge(prefixes)); err != nil {
 		return backends.Snapshot{}, err
 	}
@@ -364,17 +389,15 @@ func (c *Client) Snapshot(ctx context.Context, prefixes []string) (backends.Snap
 func (c *Client) Close() error {
 	c.once.Do(func() {
 		close(c.done)
-		c.conn.Close()
+		c.mu.Lock()
+		conn := c.conn
+		c.conn = nil
+		c.mu.Unlock()
+		if conn != nil {
+			_ = conn.Close() // closes the session; nothing to report
+		}
 	})
 	return nil
-}
-
-// logger passes the client library's messages to slog, at debug level,
-// with a constant message.
-type logger struct{ l *slog.Logger }
-
-func (l logger) Printf(format string, args ...any) {
-	l.l.Debug("zookeeper client", "msg", fmt.Sprintf(format, args...))
 }
 
 var (

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/kvconf/kvconf/backends/backendtest"
 	"github.com/kvconf/kvconf/backends/zookeeper"
 	"github.com/kvconf/kvconf/backends/zookeeper/zktest"
+	"github.com/kvconf/kvconf/backends/zookeeper/zkwire"
 )
 
 func TestMain(m *testing.M) {
@@ -378,8 +380,9 @@ func TestWatchRestart(t *testing.T) {
 }
 
 // TestWatchSessionExpiry closes the backend's session on the server while
-// Watch waits, then changes keys: Watch walks again and returns a full
-// update with every change.
+// Watch waits, then changes keys: Watch makes a new session, sets its
+// watch again, reads the prefixes again and returns what changed as
+// deltas.
 func TestWatchSessionExpiry(t *testing.T) {
 	s := zktest.Start(t, zktest.Options{})
 	admin := s.Client(t)
@@ -397,15 +400,137 @@ func TestWatchSessionExpiry(t *testing.T) {
 	zktest.Put(t, admin, "/ex/c", "3", nil)
 	full := w.fulls
 	w.until(t, map[string]string{"/ex/a": "after expiry", "/ex/c": "3"})
-	if w.fulls == full {
-		t.Errorf("Watch after the session expired returned no full update, want a resync")
+	if zookeeper.Resyncs(c) == 0 {
+		t.Errorf("Watch after the session expired did not read the prefixes again")
+	}
+	if w.fulls != full {
+		t.Errorf("Watch after the session expired returned %d full updates, want the differences as deltas", w.fulls-full)
 	}
 	if id2, _ := zookeeper.Session(c); id2 == id {
 		t.Errorf("session %#x still in use after it was closed", id)
 	}
-	// The new session's watches work.
+	// The new session's watch works.
 	zktest.Put(t, admin, "/ex/c", "3b", nil)
 	w.until(t, map[string]string{"/ex/a": "after expiry", "/ex/c": "3b"})
+	if got := s.Watches(t); got != 1 {
+		t.Errorf("the server holds %d watches after the resync, want 1", got)
+	}
+}
+
+// TestRoots checks which znodes Watch sets its watches on: one per
+// merged prefix, fewer when prefixes share a parent or lie under another
+// prefix's parent.
+func TestRoots(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		prefixes []string
+		want     []string
+	}{
+		{[]string{"/app/"}, []string{"/app"}},
+		{[]string{"/app/db"}, []string{"/app"}},
+		{[]string{"/app/db", "/app/cache"}, []string{"/app"}},
+		{[]string{"/app/db/x", "/app/c"}, []string{"/app"}},
+		{[]string{"/a/", "/b/", "/ab/"}, []string{"/a", "/ab", "/b"}},
+		{[]string{"/x", "/a/"}, []string{"/"}},
+		{[]string{"", "/a/"}, []string{"/"}},
+		{[]string{"relative"}, nil},
+		{[]string{"/a/", "/a-b/", "/a/c/"}, []string{"/a", "/a-b"}},
+	}
+	for _, tt := range tests {
+		if got := zookeeper.Roots(tt.prefixes); !slices.Equal(got, tt.want) {
+			t.Errorf("Roots(%q) = %q, want %q", tt.prefixes, got, tt.want)
+		}
+	}
+}
+
+// TestWatchOneWatchPerPrefix watches two prefixes holding 2,000 znodes:
+// the server holds one watch per merged prefix (its "wchs" count), not
+// one per znode, before and after every kind of change, and every change
+// comes as a delta: data changes, deep creations, the deletion of a
+// subtree, a directory turning into a key and back.
+func TestWatchOneWatchPerPrefix(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{})
+	admin := s.Client(t)
+	zktest.Load(t, admin, "/many/app", 1_500, 8)
+	zktest.Load(t, admin, "/many/app/sub", 300, 8)
+	zktest.Load(t, admin, "/other/db", 200, 8)
+	zktest.Put(t, admin, "/other/dbx/k", "x", nil)
+	zktest.Put(t, admin, "/other/elsewhere", "no", nil)
+	c := open(t, s, zookeeper.Config{})
+	// /many/app/sub/ lies under the watch of /many/app/; /other/db
+	// watches /other, whose other children it does not match.
+	prefixes := []string{"/many/app/", "/many/app/sub/", "/other/db"}
+	roots := zookeeper.Roots(prefixes)
+	if len(roots) != 2 {
+		t.Fatalf("Roots(%q) = %q, want 2", prefixes, roots)
+	}
+	w := newWatcher(t, c, prefixes...)
+	if n := len(w.kvs); n != 2_001 {
+		t.Fatalf("the watch starts with %d keys, want 2,001", n)
+	}
+	if got := s.Watches(t); got != len(roots) {
+		t.Fatalf("the server holds %d watches for %d znodes, want %d: one per merged prefix", got, len(w.kvs), len(roots))
+	}
+	want := maps.Clone(w.kvs)
+	steps := []struct {
+		name string
+		do   func()
+	}{
+		{"data change", func() {
+			zktest.Put(t, admin, "/many/app/00000007", "changed", nil)
+			want["/many/app/00000007"] = "changed"
+		}},
+		{"deep creation", func() {
+			zktest.Put(t, admin, "/many/app/deep/er/and/deeper/k", "deep", nil)
+			want["/many/app/deep/er/and/deeper/k"] = "deep"
+		}},
+		{"key turns directory", func() {
+			zktest.Put(t, admin, "/many/app/00000008/child", "c", nil)
+			delete(want, "/many/app/00000008")
+			want["/many/app/00000008/child"] = "c"
+		}},
+		{"directory turns key", func() {
+			zktest.DeleteTree(t, admin, "/many/app/00000008/child")
+			want["/many/app/00000008"] = "vvvvvvvv"
+			delete(want, "/many/app/00000008/child")
+		}},
+		{"subtree deleted", func() {
+			zktest.DeleteTree(t, admin, "/many/app/sub")
+			for k := range want {
+				if strings.HasPrefix(k, "/many/app/sub/") {
+					delete(want, k)
+				}
+			}
+		}},
+		{"plain prefix sibling", func() {
+			zktest.Put(t, admin, "/other/dbz/new/k", "z", nil)
+			zktest.Put(t, admin, "/other/unmatched/k", "u", nil)
+			want["/other/dbz/new/k"] = "z"
+		}},
+		{"subtree created again", func() {
+			zktest.Load(t, admin, "/many/app/sub", 10, 2)
+			for i := range 10 {
+				want[fmt.Sprintf("/many/app/sub/%08d", i)] = "vv"
+			}
+		}},
+	}
+	for _, st := range steps {
+		full := w.fulls
+		st.do()
+		w.until(t, want)
+		if w.fulls != full {
+			t.Errorf("%s: Watch returned a full update, want deltas", st.name)
+		}
+		if got := s.Watches(t); got != len(roots) {
+			t.Errorf("%s: the server holds %d watches, want %d", st.name, got, len(roots))
+		}
+	}
+	if got := snapshot(t, c, prefixes...); !maps.Equal(got.KVs, w.kvs) {
+		t.Errorf("watched state has %d keys, a snapshot %d", len(w.kvs), len(got.KVs))
+	}
+	if w.errs != 0 {
+		t.Errorf("Watch returned %d errors, the last %v", w.errs, w.lastErr)
+	}
 }
 
 // TestSnapshot10k reads 10,000 znodes in one snapshot.
@@ -450,15 +575,15 @@ func TestDigestAuth(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := open(t, s, tt.cfg)
 			_, err := c.Snapshot(t.Context(), []string{"/secure"})
-			if !errors.Is(err, zk.ErrNoAuth) || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Snapshot = %v, want zk.ErrNoAuth naming %q", err, tt.want)
+			if !errors.Is(err, zkwire.ErrNoAuth) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Snapshot = %v, want zkwire.ErrNoAuth naming %q", err, tt.want)
 			}
 			if err != nil && strings.Contains(err.Error(), "wrong") {
 				t.Errorf("error %q shows the password", err)
 			}
 			_, err = c.Watch(t.Context(), []string{"/secure"}, 1)
-			if !errors.Is(err, zk.ErrNoAuth) {
-				t.Errorf("Watch = %v, want zk.ErrNoAuth", err)
+			if !errors.Is(err, zkwire.ErrNoAuth) {
+				t.Errorf("Watch = %v, want zkwire.ErrNoAuth", err)
 			}
 		})
 	}
@@ -478,6 +603,28 @@ func TestUnreachable(t *testing.T) {
 	if _, err := c.Watch(ctx, []string{"/"}, 1); err == nil || ctx.Err() != nil {
 		t.Errorf("Watch with the server down = %v, want an error before the deadline", err)
 	}
+}
+
+// TestNodesInTurn lists a server that is down before one that is up:
+// the client connects to the second, for Snapshot and Watch.
+func TestNodesInTurn(t *testing.T) {
+	s := zktest.Start(t, zktest.Options{})
+	admin := s.Client(t)
+	zktest.Put(t, admin, "/turn/k", "v", nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	_ = l.Close() // only a port nothing listens on was wanted
+	c, err := zookeeper.New(t.Context(), zookeeper.Config{Nodes: []string{dead, s.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	w := newWatcher(t, c, "/turn/")
+	zktest.Put(t, admin, "/turn/k", "v2", nil)
+	w.until(t, map[string]string{"/turn/k": "v2"})
 }
 
 // proxy forwards TCP connections to a server; it can hold what clients
@@ -569,10 +716,10 @@ func (p *proxy) cut() {
 	p.conns = nil
 }
 
-// TestWatchReadCutShort drops the connection while Watch re-reads a znode
-// whose watch fired: Watch returns the error, and once the client is back
-// on its session the next calls read the znode again and report the
-// change, as a delta.
+// TestWatchReadCutShort drops the connection while Watch reads a znode
+// whose notification came: Watch returns the error, and the next calls
+// connect again (resuming the session), set the watch again, read the
+// prefix again and report what changed, as deltas.
 func TestWatchReadCutShort(t *testing.T) {
 	s := zktest.Start(t, zktest.Options{TickTime: time.Second})
 	admin := s.Client(t)
@@ -605,7 +752,10 @@ func TestWatchReadCutShort(t *testing.T) {
 	full := w.fulls
 	w.until(t, map[string]string{"/cut/a": "2", "/cut/b": "1", "/cut/new": "n"})
 	if w.fulls != full {
-		t.Errorf("Watch after the cut returned a full update, want deltas on the same session")
+		t.Errorf("Watch after the cut returned a full update, want deltas")
+	}
+	if zookeeper.Resyncs(c) == 0 {
+		t.Errorf("Watch after the cut did not read the prefix again")
 	}
 	zktest.Put(t, admin, "/cut/b", "2", nil) // the watches were armed again
 	w.until(t, map[string]string{"/cut/a": "2", "/cut/b": "2", "/cut/new": "n"})

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -68,7 +69,7 @@ func Start(t testing.TB, opts Options) *Server {
 	dir := t.TempDir()
 	port := freePort(t)
 	cfg := fmt.Sprintf("tickTime=%d\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"+
-		"admin.enableServer=false\n4lw.commands.whitelist=srvr,ruok\nmaxClientCnxns=0\nforceSync=no\n",
+		"admin.enableServer=false\n4lw.commands.whitelist=srvr,ruok,wchs\nmaxClientCnxns=0\nforceSync=no\n",
 		opts.TickTime.Milliseconds(), filepath.Join(dir, "data"), port)
 	if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -191,6 +192,30 @@ func (s *Server) command(ctx context.Context, cmd string) (string, error) {
 		return "", errors.New("empty answer")
 	}
 	return b.String(), nil
+}
+
+// Watches returns the number of watches the server holds for all its
+// clients, as its "wchs" four-letter command reports them ("Total
+// watches:N").
+func (s *Server) Watches(t testing.TB) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	out, err := s.command(ctx, "wchs")
+	if err != nil {
+		t.Fatalf("zktest: wchs: %v", err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "Total watches:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("zktest: wchs: %q", out)
+			}
+			return n
+		}
+	}
+	t.Fatalf("zktest: wchs: no total in %q", out)
+	return 0
 }
 
 // Signal sends sig to the running server's process, such as SIGSTOP to
