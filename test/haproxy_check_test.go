@@ -203,7 +203,7 @@ func (r *hxRig) backups() (map[string]bool, error) {
 	cr.FieldsPerRecord = -1
 	recs, err := cr.ReadAll()
 	if err != nil || len(recs) == 0 {
-		return nil, fmt.Errorf("show stat: %q: %v", out, err)
+		return nil, fmt.Errorf("show stat: %q: %w", out, err)
 	}
 	m := map[string]bool{}
 	for _, rec := range recs[1:] {

@@ -847,7 +847,7 @@ func TestHAProxyRuntimeReplaceOnly(t *testing.T) {
 		out func(t *testing.T, r *hxRig)
 	}{
 		{"the other disabled", "server s0: options changed, and it is the only server in service",
-			func(t *testing.T, r *hxRig) {
+			func(_ *testing.T, r *hxRig) {
 				s1 := r.servers["s1"]
 				s1.maint = true
 				t0 := r.set("s1", s1, false)
