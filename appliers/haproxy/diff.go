@@ -296,11 +296,13 @@ func addable(b, defaults *section) error {
 			continue
 		}
 		for _, l := range s.lines {
-			ws := strings.Fields(l)
-			switch ws[0] {
+			// A line is its words joined by one space (see [section]);
+			// a word may hold other white space, such as a form feed.
+			keyword, rest, _ := strings.Cut(l, " ")
+			switch keyword {
 			case "balance":
-				if len(ws) > 1 {
-					algo = ws[1]
+				if rest != "" {
+					algo, _, _ = strings.Cut(rest, " ")
 				}
 			case "default-server":
 				return fmt.Errorf("a default-server line does not apply to added servers")
