@@ -111,6 +111,9 @@ func load(f *flags, getenv func(string) (string, bool)) (*config, error) {
 	if c.Version {
 		return c, nil
 	}
+	if err := c.resolvePlugins(); err != nil {
+		return nil, err
+	}
 	if c.LogLevel, err = parseLevel(s["log-level"].value.(string)); err != nil {
 		return nil, fmt.Errorf("%s: %w", c.origin("log-level"), err)
 	}
@@ -144,6 +147,34 @@ func load(f *flags, getenv func(string) (string, bool)) (*config, error) {
 		c.Interval = 0 // watch alone: no periodic reconciliation
 	}
 	return c, nil
+}
+
+// resolvePlugins gives each [backends.NAME] table whose type is not built
+// in the config of the plugin kvconf-backend-TYPE found in the plugin
+// directories or PATH, with the table's other keys as its options. A type
+// with no plugin is an error naming the table.
+func (c *config) resolvePlugins() error {
+	var errs []error
+	for i := range c.Named {
+		n := &c.Named[i]
+		if n.cfg != nil {
+			continue
+		}
+		from := make(map[string]source, len(n.pluginOpts))
+		for k := range n.pluginOpts {
+			from[k] = source(fmt.Sprintf("key %q", k))
+		}
+		cfg, err := c.pluginBackend(context.Background(), n.typ, n.pluginOpts, from)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: type %q: %w", n.where, n.typ, err))
+		case cfg == nil:
+			errs = append(errs, fmt.Errorf("%s: key \"type\": %w", n.where, unknownBackend(n.typ, nil)))
+		default:
+			n.cfg, n.pluginOpts = cfg, nil
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // parseLevel parses a log level name.

@@ -440,6 +440,12 @@ func decodeNamed(path string, v any) ([]namedBackend, error) {
 			}
 		}
 		cfg, err := backends.Decode(typ, opts)
+		if _, builtIn := backends.NewConfig(typ); builtIn != nil && pluginName.MatchString(typ) {
+			// Maybe a plugin's: looked for once the plugin directories
+			// are known (see [config.resolvePlugins]).
+			out = append(out, namedBackend{name: name, typ: typ, pluginOpts: opts, where: where})
+			continue
+		}
 		if err != nil {
 			for _, e := range unjoin(err) {
 				var oe *backends.OptionError

@@ -143,6 +143,12 @@ func (c *config) pluginBackend(ctx context.Context, name string, opts map[string
 			strs[k] = strconv.FormatBool(v)
 		case []string:
 			strs[k] = strings.Join(v, ",")
+		case []any: // a config file's array
+			parts := make([]string, len(v))
+			for i, x := range v {
+				parts[i] = fmt.Sprint(x)
+			}
+			strs[k] = strings.Join(parts, ",")
 		default:
 			strs[k] = fmt.Sprint(v)
 		}

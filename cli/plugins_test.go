@@ -157,3 +157,33 @@ func TestDiscoveredPluginOptions(t *testing.T) {
 		t.Errorf("stderr %q, want it to contain %q", stderr.String(), want)
 	}
 }
+
+// TestNamedPluginType (issue 18.4): a [backends.NAME] table whose type is
+// not built in runs the plugin kvconf-backend-TYPE with the table's other
+// keys as options; an option the plugin does not take, or a type with no
+// plugin, is an error naming the table and the key.
+func TestNamedPluginType(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := greeter(t, dir, "eureka", `{"protocol":"kvconf-backend","version":1,"options":[{"key":"nodes"},{"key":"separator"}]}`)
+	for _, tt := range []struct{ table, want string }{
+		{
+			table: "[backends.reg]\ntype = \"eureka\"\nnodes = [\"h:1\", \"h:2\"]\ntable = \"t\"\n",
+			want:  `[backends.reg]: type "eureka": key "table": not an option of plugin ` + p + " (it takes nodes, separator)",
+		},
+		{
+			table: "[backends.reg]\ntype = \"nacos\"\n",
+			want:  `[backends.reg]: key "type": unknown backend "nacos"`,
+		},
+	} {
+		cfgFile := writeFile(t, t.TempDir(), "kvconf.toml", tt.table)
+		var stderr bytes.Buffer
+		args := []string{"-config-file", cfgFile, "-confdir", t.TempDir(), "-onetime", "-plugin-dir", dir}
+		if code := run(t.Context(), args, envMap(nil), io.Discard, &stderr); code != exitUsage {
+			t.Errorf("%q: exit code %d, want %d", tt.table, code, exitUsage)
+		}
+		if want := "config file " + cfgFile + ": " + tt.want; !strings.Contains(stderr.String(), want) {
+			t.Errorf("%q: stderr %q, want it to contain %q", tt.table, stderr.String(), want)
+		}
+	}
+}

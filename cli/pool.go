@@ -19,8 +19,13 @@ import (
 // namedBackend is one [backends.NAME] table of the config file.
 type namedBackend struct {
 	name string
-	typ  string // its type key, a registered backend name
+	typ  string // its type key, a registered backend name or a plugin's
 	cfg  backends.Config
+	// Until [config.resolvePlugins], a table whose type is not built in:
+	// its options, for a plugin kvconf-backend-TYPE, and the table's place
+	// for errors.
+	pluginOpts map[string]any
+	where      string
 }
 
 // pool holds the backends of a run: the default one, set by -backend and

@@ -321,24 +321,6 @@ func TestConsulWatchRefused(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes, for a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestConsulWatchInParts watches 200 prefixes of 25 keys each: the watch
 // reads the heavy group of p100 … p199 (2,500 keys, which its twelve
 // queries cannot cut finer) in parts, asking each part's index and
@@ -356,7 +338,7 @@ func TestConsulWatchInParts(t *testing.T) {
 		}
 	}
 	consulLoad(t, cli, kvs)
-	var log syncBuffer
+	var log lockedBuffer
 	cfg := consul.Config{Nodes: []string{a.http}}
 	cfg.SetLogger(slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	c := openConsul(t, cfg)

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"maps"
@@ -178,6 +179,46 @@ func (r *hxRig) wantView() map[string]string {
 		m[n] = fmt.Sprintf("127.0.0.1:%d weight %d maint %v", s.port(r), s.weight, s.maint)
 	}
 	return m
+}
+
+// wantBackups returns whether each server of the data is a backup
+// server, by name.
+func (r *hxRig) wantBackups() map[string]bool {
+	m := map[string]bool{}
+	for n, s := range r.servers {
+		m[n] = s.backup
+	}
+	return m
+}
+
+// backups returns whether HAProxy has each server of backend web as a
+// backup server, by name: the bck column of "show stat" ("show servers
+// state" has no backup flag).
+func (r *hxRig) backups() (map[string]bool, error) {
+	out, err := r.api(r.sock, "show stat web 4 -1")
+	if err != nil {
+		return nil, err
+	}
+	cr := csv.NewReader(strings.NewReader(strings.TrimPrefix(strings.TrimSpace(out), "# ")))
+	cr.FieldsPerRecord = -1
+	recs, err := cr.ReadAll()
+	if err != nil || len(recs) == 0 {
+		return nil, fmt.Errorf("show stat: %q: %w", out, err)
+	}
+	m := map[string]bool{}
+	for _, rec := range recs[1:] {
+		row := map[string]string{}
+		for i, c := range recs[0] {
+			if i < len(rec) {
+				row[c] = rec[i]
+			}
+		}
+		if row["pxname"] != "web" || row["bck"] == "" {
+			return nil, fmt.Errorf("show stat: row %q", rec)
+		}
+		m[row["svname"]] = row["bck"] == "1"
+	}
+	return m, nil
 }
 
 // serversState returns "show servers state web" as one map of column to

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -53,6 +54,7 @@ type hxRig struct {
 	head    string           // the template up to the server lines
 	srvLine string           // what follows a server's value on its line
 	probe   *http.Client
+	slowIn  map[string]*atomic.Int64 // the /slow requests a backend is answering, by name
 }
 
 // hxSrv is one server of the data.
@@ -60,6 +62,8 @@ type hxSrv struct {
 	backend int // index in ports
 	weight  int
 	maint   bool
+	backup  bool   // a backup server
+	down    bool   // HAProxy's check counts it down (with fixed: its backend stopped)
 	dead    bool   // at the dead port instead
 	slow    bool   // at the slow port instead
 	fixed   int    // at this port instead: a test's own backend, which answers name
@@ -82,6 +86,9 @@ func (s hxSrv) value(r *hxRig) string {
 	v := fmt.Sprintf("127.0.0.1:%d weight %d", s.port(r), s.weight)
 	if s.maint {
 		v += " disabled"
+	}
+	if s.backup {
+		v += " backup"
 	}
 	return v
 }
@@ -107,7 +114,7 @@ func newHXRig(tb testing.TB, o hxOptions) *hxRig {
 	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
 	r := &hxRig{tb: tb, dir: dir, cfg: filepath.Join(dir, "haproxy.cfg"), sock: filepath.Join(dir, "admin.sock"),
 		master: filepath.Join(dir, "master.sock"), pidfile: filepath.Join(dir, "haproxy.pid"),
-		byPort: map[int]string{}, out: &lockedBuf{}, servers: map[string]hxSrv{},
+		byPort: map[int]string{}, out: &lockedBuf{}, servers: map[string]hxSrv{}, slowIn: map[string]*atomic.Int64{},
 		probe: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
 	tb.Cleanup(r.probe.CloseIdleConnections)
 	for i := range hxBackends {
@@ -116,8 +123,12 @@ func newHXRig(tb testing.TB, o hxOptions) *hxRig {
 			tb.Fatal(err)
 		}
 		name := "b" + strconv.Itoa(i)
+		in := new(atomic.Int64)
+		r.slowIn[name] = in
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			if req.URL.Path == "/slow" { // a long request, for the benchmark
+			if req.URL.Path == "/slow" { // a long request
+				in.Add(1)
+				defer in.Add(-1)
 				select {
 				case <-req.Context().Done():
 				case <-time.After(2 * time.Second):
@@ -361,17 +372,31 @@ func (r *hxRig) mustProc() hxProc {
 	return p
 }
 
-// expected returns the backends the data sends traffic to.
+// expected returns the backends the data sends traffic to: those of the
+// servers in service that are not backup servers, or, when there is none,
+// those of the backup servers (HAProxy uses the first of them only: tests
+// keep at most one backup server in service when no other is).
 func (r *hxRig) expected() []string {
-	var out []string
+	var act, bck []string
 	for _, s := range r.servers {
+		var name string
 		switch {
-		case s.maint || s.weight == 0 || s.dead || s.slow:
+		case s.maint || s.weight == 0 || s.dead || s.slow || s.down:
+			continue
 		case s.fixed != 0:
-			out = append(out, s.name)
+			name = s.name
 		default:
-			out = append(out, "b"+strconv.Itoa(s.backend))
+			name = "b" + strconv.Itoa(s.backend)
 		}
+		if s.backup {
+			bck = append(bck, name)
+		} else {
+			act = append(act, name)
+		}
+	}
+	out := act
+	if len(act) == 0 {
+		out = bck
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -692,6 +717,239 @@ func testServerChanges(t *testing.T, r *hxRig, changes int) {
 	if load.ok.Load() == 0 {
 		t.Fatal("no request succeeded")
 	}
+}
+
+// TestHAProxyRuntimeBackup flips, under load, the backup option of a
+// server and back, one server then the other (the second time with its
+// weight changed too): an option set that "add server" takes but "set
+// server" cannot change. Each flip replaces the server at run time: it
+// goes in maintenance, its sessions drain, "del server", "add server" with
+// the new options, its health check passes, "state ready". No reload, no
+// failed request, dest is the render, HAProxy's servers (backup flag
+// included, from "show stat") are the data's, and a backup server gets no
+// request while a server that is not a backup is up.
+func TestHAProxyRuntimeBackup(t *testing.T) {
+	r := newHXRig(t, hxOptions{apply: true, reloadCmd: true, srvOpts: "check inter 100ms"})
+	p0 := r.mustProc()
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	load := r.startLoad(ctx, 3)
+	// Long requests (2 s) too, so that a replaced server has sessions to
+	// drain before it is deleted: none may fail.
+	var slowOK, slowFailed atomic.Int64
+	var slowErr atomic.Value
+	var slow sync.WaitGroup
+	for range 4 {
+		slow.Go(func() {
+			c := &http.Client{Timeout: 30 * time.Second}
+			defer c.CloseIdleConnections()
+			for ctx.Err() == nil {
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.front+"/slow", nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp, err := c.Do(req)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				switch {
+				case ctx.Err() != nil:
+				case err != nil:
+					slowFailed.Add(1)
+					slowErr.Store(err.Error())
+				default:
+					slowOK.Add(1)
+				}
+			}
+		})
+	}
+	out0 := len(r.out.String()) // the first render's fallback before
+
+	steps := []struct {
+		name string
+		edit func(*hxSrv)
+	}{
+		{"s1", func(s *hxSrv) { s.backup = true }},
+		{"s1", func(s *hxSrv) { s.backup = false }},
+		{"s0", func(s *hxSrv) { s.backup, s.weight = true, 2 }},
+		{"s0", func(s *hxSrv) { s.backup, s.weight = false, 1 }},
+	}
+	for i, st := range steps {
+		s := r.servers[st.name]
+		st.edit(&s)
+		what := fmt.Sprintf("step %d (%s backup %v)", i+1, st.name, s.backup)
+		if s.backup {
+			// The server takes traffic until the change: wait for a long
+			// request on it, which the replacement must let end. (As a
+			// backup server, it had none.)
+			b := "b" + strconv.Itoa(s.backend)
+			r.until(what+": a 2 s request in flight on "+b, func() bool { return r.slowIn[b].Load() > 0 })
+		}
+		t0 := r.set(st.name, s, false)
+		r.waitApplied(what)
+		d := r.waitTraffic(what, &t0)
+		// Applied: every request reaches exactly the servers the data
+		// names; a backup server none while the other is up.
+		got, err := r.sample(40)
+		if err != nil || !slices.Equal(got, r.expected()) {
+			t.Fatalf("%s: after the change, traffic reaches %q (%v), want %q", what, got, err, r.expected())
+		}
+		t.Logf("%s: put to traffic %v", what, d)
+	}
+	stop()
+	load.wg.Wait()
+	slow.Wait()
+	t.Logf("load: %d requests, %d failed; 2 s requests: %d, %d failed", load.ok.Load(), load.failed.Load(), slowOK.Load(), slowFailed.Load())
+	if n := load.failed.Load(); n != 0 {
+		t.Fatalf("%d requests failed: %q", n, load.errs)
+	}
+	if n := slowFailed.Load(); n != 0 {
+		t.Fatalf("%d 2 s requests failed, the last: %v", n, slowErr.Load())
+	}
+	if load.ok.Load() == 0 || slowOK.Load() == 0 {
+		t.Fatal("no request succeeded")
+	}
+	if p := r.mustProc(); p.reloads != p0.reloads || !slices.Equal(p.workers, p0.workers) {
+		t.Fatalf("%d reloads, workers %v; want 0, %v\noutput:\n%s", p.reloads-p0.reloads, p.workers, p0.workers, r.out)
+	}
+	out := r.out.String()[out0:]
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "server replaced") {
+			t.Log(line)
+		}
+	}
+	if n := strings.Count(out, "server replaced"); n != len(steps) {
+		t.Fatalf("%d servers replaced at run time, want %d:\n%s", n, len(steps), out)
+	}
+	if !strings.Contains(out, "health check passed") || strings.Contains(out, "apply fallback") {
+		t.Fatalf("a replaced server did not go in service after its health check, or a change fell back:\n%s", out)
+	}
+}
+
+// TestHAProxyRuntimeReplaceOnly changes, under load, the options of the
+// only server in service of the backend (s0 made a backup server):
+// replacing it would leave no server to take its traffic meanwhile, so the
+// change falls back to the reload, logged with that reason, before s0
+// leaves. The other server, s1, is out of service by the data (disabled,
+// at run time: the plan says so), or by HAProxy's health check (its
+// backend stopped: HAProxy's "show servers state" says so). One reload,
+// no failed request, dest is the render and HAProxy's servers the data's.
+func TestHAProxyRuntimeReplaceOnly(t *testing.T) {
+	tests := []struct {
+		name string
+		why  string // in the fallback's log line
+		// out takes s1 out of service, without a reload.
+		out func(t *testing.T, r *hxRig)
+	}{
+		{"the other disabled", "server s0: options changed, and it is the only server in service",
+			func(_ *testing.T, r *hxRig) {
+				s1 := r.servers["s1"]
+				s1.maint = true
+				t0 := r.set("s1", s1, false)
+				r.waitApplied("s1 disabled")
+				r.waitTraffic("s1 disabled", &t0)
+			}},
+		{"the other down", "server s0: options changed, and no other server of the backend is up",
+			func(t *testing.T, r *hxRig) {
+				l, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+					_, _ = io.WriteString(w, "own")
+				}), ReadHeaderTimeout: 10 * time.Second}
+				go func() { _ = srv.Serve(l) }()
+				t.Cleanup(func() { _ = srv.Close() })
+				t0 := r.set("s1", hxSrv{weight: 1, fixed: l.Addr().(*net.TCPAddr).Port, name: "own"}, false)
+				r.waitApplied("s1 at the test's own backend")
+				r.waitTraffic("s1 at the test's own backend", &t0)
+				// Stopped gracefully: HAProxy's check counts s1 down,
+				// and requests on their way to it go to s0.
+				if err := srv.Shutdown(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				s1 := r.servers["s1"]
+				s1.down = true
+				r.servers["s1"] = s1
+				r.until("HAProxy to count s1 down", func() bool {
+					down, err := r.down()
+					return err == nil && slices.Contains(down, "s1")
+				})
+				r.waitTraffic("s1 down", nil)
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newHXRig(t, hxOptions{apply: true, reloadCmd: true, srvOpts: "check inter 100ms"})
+			p0 := r.mustProc()
+			ctx, stop := context.WithCancel(t.Context())
+			defer stop()
+			load := r.startLoad(ctx, 3)
+			out0 := len(r.out.String()) // the first render's fallback before
+
+			tt.out(t, r)
+			if p := r.mustProc(); p.reloads != p0.reloads {
+				t.Fatalf("s1 out of service: %d reloads, want 0\noutput:\n%s", p.reloads-p0.reloads, r.out)
+			}
+			s0 := r.servers["s0"]
+			s0.backup = true
+			t0 := r.set("s0", s0, false)
+			r.until("the fallback reload", func() bool { return r.reloads() == p0.reloads+1 })
+			r.waitApplied("s0 backup")
+			r.waitTraffic("s0 backup, the only server in service", &t0)
+			time.Sleep(time.Second) // a while under load, then the count
+			stop()
+			load.wg.Wait()
+			t.Logf("load: %d requests, %d failed", load.ok.Load(), load.failed.Load())
+			if n := load.failed.Load(); n != 0 {
+				t.Fatalf("%d requests failed: %q", n, load.errs)
+			}
+			if load.ok.Load() == 0 {
+				t.Fatal("no request succeeded")
+			}
+			if p := r.mustProc(); p.reloads != p0.reloads+1 {
+				t.Fatalf("%d reloads, want 1", p.reloads-p0.reloads)
+			}
+			out := r.out.String()[out0:]
+			var fallback []string
+			for _, line := range strings.Split(out, "\n") {
+				if strings.Contains(line, "apply fallback") {
+					fallback = append(fallback, line)
+				}
+			}
+			if len(fallback) != 1 || !strings.Contains(fallback[0], "reason=unsupported") || !strings.Contains(fallback[0], tt.why) {
+				t.Fatalf("fallbacks %q, want one, unsupported, with %q\noutput:\n%s", fallback, tt.why, r.out)
+			}
+			t.Log(fallback[0])
+			if strings.Contains(out, "server replaced") || strings.Contains(out, "web/s0 is going DOWN for maintenance") {
+				t.Fatalf("s0 was taken out of service:\n%s", out)
+			}
+		})
+	}
+}
+
+// waitApplied waits until the data's change is applied: dest is the
+// render, and HAProxy's servers (backup flag included) are the data's.
+func (r *hxRig) waitApplied(what string) {
+	r.tb.Helper()
+	want := r.render()
+	r.until(what+": dest to be the new render", func() bool {
+		b, err := os.ReadFile(r.cfg)
+		return err == nil && string(b) == want
+	})
+	r.until(what+": HAProxy's servers to be the data's", func() bool {
+		v, err := r.view()
+		if err != nil || !maps.Equal(v, r.wantView()) {
+			return false
+		}
+		bck, err := r.backups()
+		return err == nil && maps.Equal(bck, r.wantBackups())
+	})
 }
 
 // TestHAProxyRuntimeFallback checks that a server change the applier

@@ -124,8 +124,8 @@ func TestPluginRedisConformance(t *testing.T) {
 }
 
 // TestPluginRedisKvconf renders a template with kvconf -onetime from a
-// named backend of type plugin running kvconf-backend-redis, on database 3
-// of a real Redis.
+// named backend of type plugin running kvconf-backend-redis, then of type
+// redis (the plugin found by name), on database 3 of a real Redis.
 func TestPluginRedisKvconf(t *testing.T) {
 	addr := startRedis(t)
 	plug := redisPlugin(t)
@@ -135,13 +135,23 @@ func TestPluginRedisKvconf(t *testing.T) {
 	redisMust(t, addr, "MSET", "/myapp/database/url", "db.example.com", "/myapp/database/user", "rob")
 	redisMust(t, addr, "SWAPDB", "0", "3")
 
+	// The plugin backend running the plugin by its path, and the plugin
+	// found by its name (next to kvconf) as the table's type, with confd's
+	// option names.
+	for _, cfg := range []string{
+		fmt.Sprintf("[backends.r]\ntype = \"plugin\"\ncommand = [%q]\noptions = { address = %q, db = \"3\" }\n", plug, addr),
+		fmt.Sprintf("[backends.r]\ntype = \"redis\"\nnodes = [%q]\n", addr+"/3"),
+	} {
+		renderMyapp(t, kv, cfg)
+	}
+}
+
+// renderMyapp renders myapp.conf with kvconf -onetime from the backend r
+// of the config file cfg, and checks it.
+func renderMyapp(t *testing.T, kv, cfg string) {
+	t.Helper()
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "myapp.conf")
-	cfg := fmt.Sprintf(`[backends.r]
-type = "plugin"
-command = [%q]
-options = { address = %q, db = "3" }
-`, plug, addr)
 	files := map[string]string{
 		"kvconf.toml": cfg,
 		"conf.d/myapp.toml": fmt.Sprintf("[template]\nsrc = \"myapp.conf.tmpl\"\ndest = %q\nprefix = \"/myapp\"\nkeys = [\"/database\"]\nbackend = \"r\"\n",
@@ -159,14 +169,14 @@ options = { address = %q, db = "3" }
 	cmd := exec.CommandContext(t.Context(), kv, "-onetime", "-config-file", filepath.Join(dir, "kvconf.toml"),
 		"-confdir", dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("kvconf: %v\n%s", err, out)
+		t.Fatalf("kvconf with %s: %v\n%s", cfg, err, out)
 	}
 	got, err := os.ReadFile(dest)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "url = db.example.com\nuser = rob\n"; string(got) != want {
-		t.Errorf("myapp.conf = %q, want %q", got, want)
+		t.Errorf("with %s: myapp.conf = %q, want %q", cfg, got, want)
 	}
 }
 

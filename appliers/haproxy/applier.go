@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,7 +35,7 @@ type Config struct {
 	// Timeout bounds each Runtime API command, as a Go duration; empty
 	// means 5s.
 	Timeout string `toml:"timeout"`
-	// DrainTimeout bounds how long a removed server may keep sessions
+	// DrainTimeout bounds how long a removed (or replaced) server may keep sessions
 	// before the applier gives up and falls back to a reload; empty
 	// means 10s.
 	DrainTimeout string `toml:"drain_timeout"`
@@ -116,7 +117,8 @@ func (a *Applier) Apply(ctx context.Context, c appliers.Change, env appliers.Env
 	for _, o := range p.ops {
 		if o.kind == opRemove && len(waits) > 0 {
 			// The servers coming in service first, so that the backend
-			// never has fewer than it will.
+			// never has fewer than it will, and a replaced server back
+			// in service before the next one leaves it.
 			if err := a.settle(ctx, waits, env); err != nil {
 				return err
 			}
@@ -130,7 +132,10 @@ func (a *Applier) Apply(ctx context.Context, c appliers.Change, env appliers.Env
 		if w != nil {
 			waits = append(waits, w)
 		}
-		if o.kind == opRemove {
+		switch {
+		case o.kind == opRemove && o.cmd != "":
+			env.Logger.Debug("server replaced", "backend", o.backend, "server", o.server, "elapsed", time.Since(start))
+		case o.kind == opRemove:
 			env.Logger.Debug("server removed", "backend", o.backend, "server", o.server, "elapsed", time.Since(start))
 		}
 	}
@@ -148,7 +153,15 @@ func (a *Applier) Apply(ctx context.Context, c appliers.Change, env appliers.Env
 // health check, run returns the wait for it; [Applier.settle] ends it.
 func (a *Applier) run(ctx context.Context, o op) (*wait, error) {
 	if o.kind == opRemove {
-		return nil, a.remove(ctx, o)
+		if o.cover {
+			if err := a.cover(ctx, o); err != nil {
+				return nil, err
+			}
+		}
+		if err := a.remove(ctx, o); err != nil || o.cmd == "" {
+			return nil, err
+		}
+		// A replacement: the server comes back with its new options.
 	}
 	for _, cmd := range o.before {
 		if err := a.client.run(ctx, cmd); err != nil {
@@ -157,7 +170,7 @@ func (a *Applier) run(ctx context.Context, o op) (*wait, error) {
 	}
 	switch {
 	case o.cmd == "":
-	case o.kind == opAdd:
+	case o.adds():
 		if err := a.client.run(ctx, o.cmd, "New server registered"); err != nil {
 			return nil, err
 		}
@@ -217,6 +230,25 @@ func (a *Applier) remove(ctx context.Context, o op) error {
 	return nil
 }
 
+// cover returns nil when a server of backend o.backend other than
+// o.server is up, in service and of a weight above 0, to take o.server's
+// traffic while it is replaced; else an error wrapping
+// [appliers.ErrUnsupported]. (The plan made sure the file has one; this is
+// HAProxy's word that its health check has it up.)
+func (a *Applier) cover(ctx context.Context, o op) error {
+	got, err := a.client.serversState(ctx, o.backend)
+	if err != nil {
+		return err
+	}
+	for name, st := range got[o.backend] {
+		if name != o.server && (st.op == srvStarting || st.op == srvRunning) && st.admin&(adminMaint|adminDrain) == 0 && st.weight > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("haproxy: %w: backend %s: server %s: options changed, and no other server of the backend is up to take its traffic while it is replaced",
+		appliers.ErrUnsupported, o.backend, o.server)
+}
+
 // verify compares HAProxy's servers with the plan's.
 func (a *Applier) verify(ctx context.Context, p *plan) error {
 	got, err := a.client.serversState(ctx, "")
@@ -239,6 +271,28 @@ func (a *Applier) verify(ctx context.Context, p *plan) error {
 				return fmt.Errorf("haproxy: verify: server %s/%s has weight %d, want %d", b, name, h.weight, w.weight)
 			case (h.admin&adminMaint != 0) != w.maint:
 				return fmt.Errorf("haproxy: verify: server %s/%s has admin state %#x, want maintenance %v", b, name, h.admin, w.maint)
+			}
+		}
+	}
+	// "show servers state" has no backup flag; "show stat" has, as bck.
+	// Only the backends the plan changed can have changed.
+	var done []string
+	for _, o := range p.ops {
+		if slices.Contains(done, o.backend) {
+			continue
+		}
+		done = append(done, o.backend)
+		st, err := a.client.stat(ctx, o.backend)
+		if err != nil {
+			return err
+		}
+		for name, w := range p.state[o.backend] {
+			h, ok := st[o.backend][name]
+			switch {
+			case !ok:
+				return fmt.Errorf("haproxy: verify: show stat has no server %s/%s", o.backend, name)
+			case w.backupKnown && h.backup != w.backup:
+				return fmt.Errorf("haproxy: verify: server %s/%s has backup %v, want %v", o.backend, name, h.backup, w.backup)
 			}
 		}
 	}

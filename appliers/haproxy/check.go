@@ -73,9 +73,9 @@ func (e *CheckError) Error() string {
 // wait.
 func (a *Applier) arm(ctx context.Context, o op) (*wait, error) {
 	id := o.backend + "/" + o.server
-	if o.kind == opAdd && !o.health {
-		// An added server has no check but from its line (add server
-		// takes no default-server).
+	if o.adds() && !o.health {
+		// An added (or replaced) server has no check but from its line
+		// (add server takes no default-server).
 		return nil, a.client.run(ctx, "set server "+id+" state ready")
 	}
 	got, err := a.client.serversState(ctx, o.backend)
@@ -115,7 +115,8 @@ func (a *Applier) settle(ctx context.Context, ws []*wait, env appliers.Env) erro
 			b = ""
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, a.check)
+	deadline := time.Now().Add(a.check)
+	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	var last *wait // the first server still waiting at the last poll
 	err := backoff.Retry(wctx, backoff.Policy{Min: 20 * time.Millisecond, Max: 250 * time.Millisecond},
@@ -161,7 +162,12 @@ func (a *Applier) settle(ctx context.Context, ws []*wait, env appliers.Env) erro
 	case err == nil:
 		return nil
 	case errors.As(err, &ce):
-	case ctx.Err() == nil && wctx.Err() != nil && last != nil:
+	case ctx.Err() == nil && !time.Now().Before(deadline) && pending(ws, last) != nil:
+		// No verdict within check_timeout, even when the time ran out
+		// during a poll (before the first one saw a server waiting): the
+		// poll's read deadline may pass a moment before wctx's timer
+		// fires, so the clock decides.
+		last = pending(ws, last)
 		ce = &CheckError{Backend: last.backend, Server: last.server, Timeout: a.check}
 	default:
 		return fmt.Errorf("haproxy: health check wait: %w", err)
@@ -171,4 +177,18 @@ func (a *Applier) settle(ctx context.Context, ws []*wait, env appliers.Env) erro
 		ce.Status, ce.Desc = cs.status, cs.desc
 	}
 	return ce
+}
+
+// pending returns last when it is not nil, else the first of ws still
+// waiting, or nil.
+func pending(ws []*wait, last *wait) *wait {
+	if last != nil {
+		return last
+	}
+	for _, w := range ws {
+		if !w.done {
+			return w
+		}
+	}
+	return nil
 }

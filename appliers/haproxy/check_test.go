@@ -3,8 +3,12 @@ package haproxy
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,6 +73,34 @@ func TestParseCheckStat(t *testing.T) {
 				t.Fatalf("parseCheckStat = %+v, %v; want %+v, error %v", got, err, tt.want, tt.err)
 			}
 		})
+	}
+}
+
+// TestParseStatBackup reads bck, the backup flag that "show servers state"
+// lacks, from "show stat": the reply of HAProxy 2.6.12 with server m made
+// a backup server.
+func TestParseStatBackup(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("testdata/show-stat.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The columns status,weight,act,bck of server m.
+	out := strings.Replace(string(b), "web,m,0,0,0,0,,0,0,0,,0,,0,0,0,0,DRAIN,1,1,0,", "web,m,0,0,0,0,,0,0,0,,0,,0,0,0,0,DRAIN,1,0,1,", 1)
+	if out == string(b) {
+		t.Fatal("testdata/show-stat.csv: no row for server m")
+	}
+	got, err := parseStat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, backup := range map[string]bool{"a": false, "b": false, "m": true, "n": false} {
+		if s, ok := got["web"][name]; !ok || s.backup != backup {
+			t.Errorf("server %s: %+v (found %v), want backup %v", name, s, ok, backup)
+		}
+	}
+	if _, err := parseStat("# pxname,svname,status\nweb,a,UP\n"); err == nil {
+		t.Error("a reply without bck accepted")
 	}
 }
 
@@ -150,5 +182,42 @@ func TestSample(t *testing.T) {
 	}
 	if a := ap.(*Applier); c.Type != "haproxy-runtime" || a.check != 10*time.Second || a.drain != 10*time.Second {
 		t.Fatalf("sample: type %q, check_timeout %v, drain_timeout %v", c.Type, a.check, a.drain)
+	}
+}
+
+// TestSettleTimeoutInPoll: when check_timeout runs out while the first
+// poll of "show servers state" waits for its reply, the server had no
+// verdict in time: a *CheckError with the timeout, not an API error.
+// (A socket that accepts and never answers stands in for a HAProxy too
+// busy to answer, which a test cannot make the real one be.)
+func TestSettleTimeoutInPoll(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held sync.WaitGroup
+	t.Cleanup(func() { _ = l.Close(); held.Wait() })
+	held.Go(func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // read nothing, answer nothing
+		}
+	})
+	a := &Applier{client: newClient(sock, 300*time.Millisecond), check: 100 * time.Millisecond}
+	err = a.settle(t.Context(), []*wait{{backend: "web", server: "s2"}}, appliers.Env{Logger: slog.New(slog.DiscardHandler)})
+	var ce *CheckError
+	if !errors.As(err, &ce) || ce.Backend != "web" || ce.Server != "s2" || ce.Timeout != 100*time.Millisecond {
+		t.Fatalf("settle: %v; want a CheckError for web/s2 with timeout 100ms", err)
 	}
 }

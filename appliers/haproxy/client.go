@@ -109,8 +109,15 @@ const (
 	// adminMaint is the mask of the srv_admin_state flags that mean
 	// maintenance (SRV_ADMF_FMAINT, IMAINT and RMAINT).
 	adminMaint = 0x23
-	// srvStopped is the srv_op_state of a server that is down.
-	srvStopped = 0
+	// adminDrain is the mask of the srv_admin_state flags that mean drain
+	// (SRV_ADMF_FDRAIN and IDRAIN).
+	adminDrain = 0x18
+	// srvStopped is the srv_op_state of a server that is down;
+	// srvStarting (in its slowstart) and srvRunning of one that is up and
+	// takes new traffic (unlike SRV_ST_STOPPING).
+	srvStopped  = 0
+	srvStarting = 1
+	srvRunning  = 2
 	// chkFailed is the srv_check_result of a failed check (CHK_RES_FAILED).
 	chkFailed = 2
 	// chkEnabled is the srv_check_state flag of a check that is
@@ -207,6 +214,22 @@ type checkStat struct {
 	desc   string // check_desc, such as "Layer4 connection problem"
 }
 
+// statRow is what "show stat" says of a server.
+type statRow struct {
+	check  checkStat
+	backup bool // bck: the server is a backup server
+}
+
+// stat returns what "show stat" says of the servers of backend b, by
+// backend and name.
+func (c *client) stat(ctx context.Context, b string) (map[string]map[string]statRow, error) {
+	out, err := c.do(ctx, "show stat "+b+" 4 -1")
+	if err != nil {
+		return nil, err
+	}
+	return parseStat(out)
+}
+
 // checkStat returns what "show stat" says of the health check of server
 // s of backend b.
 func (c *client) checkStat(ctx context.Context, b, s string) (checkStat, error) {
@@ -217,21 +240,40 @@ func (c *client) checkStat(ctx context.Context, b, s string) (checkStat, error) 
 	return parseCheckStat(out, b, s)
 }
 
-// parseCheckStat finds server s of backend b in the CSV of "show stat"
-// (its first line the "# pxname,svname,..." header) and returns its
-// check_status, without the "* " that marks a check in progress, and
-// check_desc.
+// parseCheckStat returns what the CSV of "show stat" says of the health
+// check of server s of backend b.
 func parseCheckStat(out, b, s string) (checkStat, error) {
+	rows, err := parseStat(out)
+	if err != nil {
+		return checkStat{}, err
+	}
+	row, ok := rows[b][s]
+	if !ok {
+		return checkStat{}, fmt.Errorf("haproxy: show stat: no server %s/%s", b, s)
+	}
+	return row.check, nil
+}
+
+// parseStat parses the CSV of "show stat" (its first line the "#
+// pxname,svname,..." header) and returns its servers, by backend and
+// name: check_status, without the "* " that marks a check in progress,
+// check_desc, and bck. Rows of frontends and backends are left out.
+func parseStat(out string) (map[string]map[string]statRow, error) {
 	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(out, "# ")))
 	r.FieldsPerRecord = -1
 	r.LazyQuotes = true
 	head, err := r.Read()
 	if err != nil {
-		return checkStat{}, fmt.Errorf("haproxy: show stat: %w", err)
+		return nil, fmt.Errorf("haproxy: show stat: %w", err)
 	}
 	col := map[string]int{}
 	for i, name := range head {
 		col[name] = i
+	}
+	for _, name := range []string{"pxname", "svname", "bck"} {
+		if _, ok := col[name]; !ok {
+			return nil, fmt.Errorf("haproxy: show stat: no column %s", name)
+		}
 	}
 	field := func(rec []string, name string) string {
 		if i, ok := col[name]; ok && i < len(rec) {
@@ -239,16 +281,25 @@ func parseCheckStat(out, b, s string) (checkStat, error) {
 		}
 		return ""
 	}
+	res := map[string]map[string]statRow{}
 	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
-			return checkStat{}, fmt.Errorf("haproxy: show stat: no server %s/%s", b, s)
+			return res, nil
 		}
 		if err != nil {
-			return checkStat{}, fmt.Errorf("haproxy: show stat: %w", err)
+			return nil, fmt.Errorf("haproxy: show stat: %w", err)
 		}
-		if field(rec, "pxname") == b && field(rec, "svname") == s {
-			return checkStat{status: strings.TrimPrefix(field(rec, "check_status"), "* "), desc: field(rec, "check_desc")}, nil
+		b, s := field(rec, "pxname"), field(rec, "svname")
+		if s == "FRONTEND" || s == "BACKEND" || b == "" {
+			continue
+		}
+		if res[b] == nil {
+			res[b] = map[string]statRow{}
+		}
+		res[b][s] = statRow{
+			check:  checkStat{status: strings.TrimPrefix(field(rec, "check_status"), "* "), desc: field(rec, "check_desc")},
+			backup: field(rec, "bck") == "1",
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -205,6 +206,27 @@ func newServer(name, addr string, opts []string, line int) *server {
 		}
 	}
 	return s
+}
+
+// isBackup reports whether s is a backup server, and whether its line
+// says so for certain: known is false when s has an option of which the
+// applier does not know how many words follow (one that [addArgs] lacks),
+// so that "backup" may be that option's value.
+func (s *server) isBackup() (backup, known bool) {
+	if !slices.Contains(s.opts, "backup") {
+		return false, true
+	}
+	for i := 0; i < len(s.opts); i++ {
+		n, ok := addArgs[s.opts[i]]
+		if !ok {
+			return false, false
+		}
+		if s.opts[i] == "backup" {
+			backup = true
+		}
+		i += n
+	}
+	return backup, true
 }
 
 // splitAddr splits a server address into an IP and a plain port, such as

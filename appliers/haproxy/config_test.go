@@ -132,8 +132,23 @@ func TestDiff(t *testing.T) {
 			[]string{"set server web/a state maint", "set server web/b state maint"}, ""},
 		{"remove", func(s string) string { return r(s, "    server a 10.0.0.1:80 weight 10\n", "", 1) },
 			[]string{"remove web/a"}, ""},
+		// An option set changes by a replacement: the server leaves (as a
+		// removed one does), then comes back with its new options.
 		{"backup flip", func(s string) string { return r(s, "weight 10", "weight 10 backup", 1) },
-			[]string{"add server web/a 10.0.0.1:80 weight 10 backup", "ready web/a", "remove web/a"}, ""},
+			[]string{"remove web/a", "add server web/a 10.0.0.1:80 weight 10 backup", "ready web/a"}, ""},
+		{"backup flip with check", func(s string) string { return r(s, "10.0.0.2:80 check", "10.0.0.2:80 backup check", 1) },
+			[]string{"remove web/b", "add server web/b 10.0.0.2:80 backup check", "enable health web/b", "ready web/b"}, ""},
+		{"backup flip to maintenance", func(s string) string { return r(s, "weight 10", "weight 10 backup disabled", 1) },
+			[]string{"remove web/a", "add server web/a 10.0.0.1:80 weight 10 backup disabled"}, ""},
+		{"add, replace, remove", func(s string) string {
+			s = r(s, "    server b 10.0.0.2:80 check\n", "", 1)
+			s = r(s, "weight 10", "weight 10 backup", 1)
+			return r(s, "    server-template", "    server c 10.0.0.3:80\n    server-template", 1)
+		},
+			// The new server first, then the replacement while the
+			// removed server still serves, then the removal.
+			[]string{"add server web/c 10.0.0.3:80", "ready web/c", "remove web/a",
+				"add server web/a 10.0.0.1:80 weight 10 backup", "ready web/a", "remove web/b"}, ""},
 		{"template slots", func(s string) string { return r(s, "t 1-2", "t 1-3", 1) },
 			[]string{"add server web/t3 10.0.1.1:8080 check", "enable health web/t3", "ready web/t3"}, ""},
 		{"template address", func(s string) string { return r(s, "10.0.1.1:8080", "10.0.1.2:8080", 1) },
@@ -181,7 +196,122 @@ func TestDiff(t *testing.T) {
 	}
 }
 
-// commands lists what a plan sends: "remove B/S" for a removal, "ready
+// TestDiffReplace checks when a server whose option set changed is
+// replaced at run time, and when it is left to the reload: when no other
+// server would take its traffic meanwhile.
+func TestDiffReplace(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, old, cur string
+		want           []string // the commands; nil for unsupported
+	}{
+		{"only server in service",
+			"    server a 10.0.0.1:80\n    server b 10.0.0.2:80 disabled\n",
+			"    server a 10.0.0.1:80 backup\n    server b 10.0.0.2:80 disabled\n", nil},
+		{"the other at weight 0",
+			"    server a 10.0.0.1:80 check\n    server b 10.0.0.2:80 weight 0\n",
+			"    server a 10.0.0.1:80 check inter 1s\n    server b 10.0.0.2:80 weight 0\n", nil},
+		{"the other goes in maintenance",
+			"    server a 10.0.0.1:80\n    server b 10.0.0.2:80\n",
+			"    server a 10.0.0.1:80 backup\n    server b 10.0.0.2:80 disabled\n", nil},
+		{"the only server, in maintenance",
+			"    server a 10.0.0.1:80 disabled\n",
+			"    server a 10.0.0.1:80 disabled backup\n",
+			[]string{"remove web/a", "add server web/a 10.0.0.1:80 disabled backup"}},
+		{"a backup takes the traffic",
+			"    server a 10.0.0.1:80\n    server b 10.0.0.2:80 backup\n",
+			"    server a 10.0.0.1:80 check\n    server b 10.0.0.2:80 backup\n",
+			[]string{"remove web/a", "add server web/a 10.0.0.1:80 check", "enable health web/a", "ready web/a"}},
+		{"an added server takes the traffic",
+			"    server a 10.0.0.1:80\n",
+			"    server a 10.0.0.1:80 backup\n    server c 10.0.0.3:80\n",
+			[]string{"add server web/c 10.0.0.3:80", "ready web/c", "remove web/a", "add server web/a 10.0.0.1:80 backup", "ready web/a"}},
+		{"two replaced, one at a time",
+			"    server a 10.0.0.1:80\n    server b 10.0.0.2:80\n",
+			"    server a 10.0.0.1:80 backup\n    server b 10.0.0.2:80 backup\n",
+			[]string{"remove web/a", "add server web/a 10.0.0.1:80 backup", "ready web/a",
+				"remove web/b", "add server web/b 10.0.0.2:80 backup", "ready web/b"}},
+		{"two replaced, one out of service after",
+			"    server a 10.0.0.1:80\n    server b 10.0.0.2:80\n",
+			"    server a 10.0.0.1:80 backup disabled\n    server b 10.0.0.2:80 backup\n", nil},
+		{"agent check",
+			"    server a 10.0.0.1:80 agent-check agent-port 81\n    server b 10.0.0.2:80\n",
+			"    server a 10.0.0.1:80 agent-check agent-port 82\n    server b 10.0.0.2:80\n",
+			[]string{"disable agent web/a", "remove web/a", "add server web/a 10.0.0.1:80 agent-check agent-port 82",
+				"ready web/a", "enable agent web/a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			old, err := parse([]byte("backend web\n" + tt.old))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur, err := parse([]byte("backend web\n" + tt.cur))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := diff(old, cur)
+			if tt.want == nil {
+				if !errors.Is(err, appliers.ErrUnsupported) || !strings.Contains(err.Error(), "the only server in service") {
+					t.Fatalf("diff: %v; want unsupported, the only server in service", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, o := range p.ops {
+				if o.kind == opRemove && o.agent {
+					got = append(got, "disable agent "+o.backend+"/"+o.server)
+				}
+				got = append(got, commands(&plan{ops: []op{o}})...)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("commands:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+// TestPlanBackup checks the backup flag the plan wants HAProxy to report,
+// and that it is not compared where the file does not say it for certain.
+func TestPlanBackup(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, cfg     string
+		backup, known bool
+	}{
+		{"backup", "backend web\n    server a 10.0.0.1:80 weight 2 backup\n", true, true},
+		{"active", "backend web\n    server a 10.0.0.1:80 check inter 1s\n", false, true},
+		{"a value", "backend web\n    server a 10.0.0.1:80 cookie backup\n", false, false},
+		{"an unknown option before", "backend web\n    server a 10.0.0.1:80 cookie x backup\n", false, false},
+		{"a value of a known option", "backend web\n    server a 10.0.0.1:80 agent-send backup agent-check\n", false, true},
+		{"default-server", "backend web\n    default-server backup\n    server a 10.0.0.1:80\n", false, false},
+		{"default-server in defaults", "defaults\n    default-server inter 1s\nbackend web\n    server a 10.0.0.1:80\n", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := parse([]byte(tt.cfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := diff(c, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := p.state["web"]["a"]
+			if w.backup != tt.backup || w.backupKnown != tt.known {
+				t.Fatalf("want backup %v known %v; plan has %v known %v", tt.backup, tt.known, w.backup, w.backupKnown)
+			}
+		})
+	}
+}
+
+// commands lists what a plan sends: "remove B/S" for a removal (then, for
+// a replacement, the add server), "ready
 // B/S" for a server put in service once its health check passed (after
 // "enable health B/S" when the op enables it).
 func commands(p *plan) []string {
@@ -190,7 +320,9 @@ func commands(p *plan) []string {
 		id := o.backend + "/" + o.server
 		if o.kind == opRemove {
 			got = append(got, "remove "+id)
-			continue
+			if o.cmd == "" {
+				continue
+			}
 		}
 		got = append(got, o.before...)
 		if o.cmd != "" {

@@ -44,13 +44,15 @@ const (
 )
 
 // op is one step of a plan: a Runtime API command, or for opRemove the
-// sequence that removes a server.
+// sequence that removes a server. An opRemove with a cmd is a
+// replacement: the server, its option set changed, is removed and cmd
+// ("add server") adds it again, to be put in service like an added one.
 type op struct {
 	kind    opKind
 	backend string
 	server  string
 	before  []string // commands to send before cmd
-	cmd     string   // the command, for all but opRemove; "" for none
+	cmd     string   // the command; "" for none (opRemove: the add server of a replacement)
 	// ready: after cmd, the server, in maintenance, goes in service once
 	// its health check passed, if it has one (see [Applier.arm]); after
 	// runs then.
@@ -58,6 +60,16 @@ type op struct {
 	health bool     // with ready: "enable health" first (a server added with check)
 	after  []string // commands to send after cmd, or with ready once in service
 	agent  bool     // opRemove: the server has an agent check to disable first
+	// cover: a replacement of a server that takes traffic, which may
+	// start only while another server of the backend is up (see
+	// [Applier.cover]).
+	cover bool
+}
+
+// adds reports whether o's cmd is an "add server": an added server, or a
+// replaced one.
+func (o op) adds() bool {
+	return o.kind == opAdd || o.kind == opRemove && o.cmd != ""
 }
 
 // want is what HAProxy should report of a server once the plan ran.
@@ -66,6 +78,10 @@ type want struct {
 	port   int
 	weight int
 	maint  bool
+	// backup is whether the server is a backup server, compared when
+	// backupKnown: when the file says so for certain (see
+	// [server.isBackup]) and no default-server line applies.
+	backup, backupKnown bool
 }
 
 // plan is the Runtime API work that turns the old configuration into the
@@ -88,7 +104,7 @@ func diff(old, cur *config) (*plan, error) {
 		return nil, unsupported("sections added or removed")
 	}
 	p := &plan{state: map[string]map[string]want{}}
-	var adds, sets, removes []op
+	var adds, sets, replaces, removes []op
 	var defaults *section // the last defaults section before the backend
 	for i, cs := range cur.sections {
 		os := old.sections[i]
@@ -105,7 +121,7 @@ func diff(old, cur *config) (*plan, error) {
 			continue
 		}
 		if slices.Equal(serverKeys(os), serverKeys(cs)) {
-			p.record(cs)
+			p.record(cs, defaults)
 			continue
 		}
 		b := cs.name
@@ -121,12 +137,22 @@ func diff(old, cur *config) (*plan, error) {
 		for _, s := range cs.servers {
 			o, ok := os.byName[s.name]
 			if ok && !slices.Equal(o.rest, s.rest) {
-				// An option set cannot be changed: replace the server.
+				// An option set (backup, check, ...) cannot be changed in
+				// place: the server is removed, as a removed server is,
+				// and added again with its new options.
 				if canAdd != nil {
 					return nil, unsupported("backend %s: server %s: options changed, and %v", b, s.name, canAdd)
 				}
-				removes = append(removes, removeOp(b, o))
-				ok = false
+				if serves(o) && !covered(os, cs, s.name) {
+					return nil, unsupported("backend %s: server %s: options changed, and it is the only server in service: none would take its traffic while it is replaced", b, s.name)
+				}
+				r, err := replaceOp(b, o, s)
+				if err != nil {
+					return nil, err
+				}
+				r.cover = serves(o)
+				replaces = append(replaces, r)
+				continue
 			}
 			if !ok {
 				if canAdd != nil {
@@ -174,18 +200,48 @@ func diff(old, cur *config) (*plan, error) {
 				removes = append(removes, removeOp(b, o))
 			}
 		}
-		p.record(cs)
+		p.record(cs, defaults)
 	}
-	// New servers first, so that the backend never has fewer than it will.
-	p.ops = slices.Concat(adds, sets, removes)
+	// New servers first, so that the backend never has fewer than it will;
+	// then the replacements, while the removed servers still serve.
+	p.ops = slices.Concat(adds, sets, replaces, removes)
 	return p, nil
+}
+
+// serves reports whether s takes traffic when it is up: it is not
+// disabled and its weight is not 0.
+func serves(s *server) bool {
+	return !s.maint && s.weight > 0
+}
+
+// covered reports whether backend cur (old before the change) has a
+// server other than name that serves while name is replaced: one that
+// serves in cur and, if it is replaced too, in old as well (replacements
+// go one at a time, each back in service before the next starts). A
+// backup server counts: HAProxy sends it the traffic when no other
+// server is up.
+func covered(old, cur *section, name string) bool {
+	for _, s := range cur.servers {
+		if s.name == name || !serves(s) {
+			continue
+		}
+		if o, ok := old.byName[s.name]; ok && !slices.Equal(o.rest, s.rest) && !serves(o) {
+			continue
+		}
+		return true
+	}
+	return false
 }
 
 // othersInService reports whether backend s has, in the new
 // configuration, a server other than name in service.
 func othersInService(s *section, name string) bool {
 	for _, srv := range s.servers {
-		if srv.name != name && !srv.maint && srv.weight > 0 && !slices.Contains(srv.rest, "backup") {
+		b, known := srv.isBackup()
+		if !known {
+			b = slices.Contains(srv.rest, "backup") // to be safe
+		}
+		if srv.name != name && serves(srv) && !b {
 			return true
 		}
 	}
@@ -201,11 +257,16 @@ func serverKeys(s *section) []string {
 	return out
 }
 
-// record notes the servers of backend s as HAProxy should have them.
-func (p *plan) record(s *section) {
+// record notes the servers of backend s (defaults the defaults section
+// that applies to it, or nil) as HAProxy should have them.
+func (p *plan) record(s, defaults *section) {
 	m := map[string]want{}
+	// A default-server line may make servers backup (or not).
+	inherit := hasDefaultServer(s) || defaults != nil && hasDefaultServer(defaults)
 	for _, srv := range s.servers {
 		w := want{port: srv.port, weight: srv.weight, maint: srv.maint}
+		w.backup, w.backupKnown = srv.isBackup()
+		w.backupKnown = w.backupKnown && !inherit
 		if srv.ipOK {
 			w.host = srv.host.String()
 		} else {
@@ -214,6 +275,16 @@ func (p *plan) record(s *section) {
 		m[srv.name] = w
 	}
 	p.state[s.name] = m
+}
+
+// hasDefaultServer reports whether section s has a default-server line.
+func hasDefaultServer(s *section) bool {
+	for _, l := range s.lines {
+		if l == "default-server" || strings.HasPrefix(l, "default-server ") {
+			return true
+		}
+	}
+	return false
 }
 
 // addable returns nil when servers can be added to backend b at run
@@ -225,11 +296,13 @@ func addable(b, defaults *section) error {
 			continue
 		}
 		for _, l := range s.lines {
-			ws := strings.Fields(l)
-			switch ws[0] {
+			// A line is its words joined by one space (see [section]);
+			// a word may hold other white space, such as a form feed.
+			keyword, rest, _ := strings.Cut(l, " ")
+			switch keyword {
 			case "balance":
-				if len(ws) > 1 {
-					algo = ws[1]
+				if rest != "" {
+					algo, _, _ = strings.Cut(rest, " ")
 				}
 			case "default-server":
 				return fmt.Errorf("a default-server line does not apply to added servers")
@@ -297,6 +370,18 @@ func netipPort(s *server) string {
 // removeOp returns the op that removes server o from backend b.
 func removeOp(b string, o *server) op {
 	return op{kind: opRemove, backend: b, server: o.name, agent: slices.Contains(o.opts, "agent-check")}
+}
+
+// replaceOp returns the op that replaces server o of backend b by s, the
+// same name with other options: o's removal, then s's add.
+func replaceOp(b string, o, s *server) (op, error) {
+	a, err := addOp(b, s)
+	if err != nil {
+		return op{}, err
+	}
+	r := removeOp(b, o)
+	r.cmd, r.health, r.ready, r.after = a.cmd, a.health, a.ready, a.after
+	return r, nil
 }
 
 // safeWord reports whether w can be sent as one word of a Runtime API

@@ -13,8 +13,9 @@
 // The old and new files are parsed (sections, and the server and
 // server-template lines of backend sections; never a regular expression
 // over the file) and compared. When every other line is the same, and the
-// servers differ only in address, port, weight, disabled, or in being
-// added or removed, the applier sends:
+// servers differ only in address, port, weight, disabled, other options
+// that "add server" takes (backup, check, ...), or in being added or
+// removed, the applier sends:
 //
 //	add server B/S ADDR:PORT OPTIONS...     (then enable health, enable agent)
 //	set server B/S addr A port P
@@ -22,8 +23,14 @@
 //	set server B/S state ready|maint
 //	set server B/S state maint; del server B/S   (retried until its sessions drained)
 //
-// then reads "show servers state" and compares HAProxy's view with the new
-// file. A server that goes in service (added, re-addressed through
+// A server whose other options changed is replaced: removed as above, then
+// added again with its new options, one server at a time, after the new
+// servers came in service and before the removals; unless it is the only
+// server of its backend in service (by the file, or by HAProxy's health
+// checks just before it would leave), which falls back to the reload. Then
+// the applier reads "show servers state" and "show stat" (for the backup
+// flag, bck) and compares HAProxy's view with the new file. A server that
+// goes in service (added, replaced, re-addressed through
 // maintenance, no longer disabled) and has a health check gets no
 // load-balanced traffic before the check passed: it goes from maintenance
 // to "state drain" (checked, not load balanced) with "health down", and to
