@@ -730,8 +730,9 @@ func (c *Client) run(ctx context.Context, s *session, g *group, from uint64) {
 // follow runs query as a chain of blocking queries until ctx is done: the
 // first from index from (without blocking if from is 0), each later one
 // from the index of the last answer, paced, and without blocking after a
-// node was unreachable or when the query went out on a new connection
-// (maybe to an agent restarted since, whose index may have gone back).
+// failure, after a node was unreachable or when the query went out on a
+// new connection (maybe to an agent restarted since, whose index may have
+// gone back).
 // Failures are reported to s for g and retried with backoff. answered is
 // called with each answer's index, the index before it, and whether the
 // query blocked.
@@ -766,6 +767,11 @@ func (c *Client) follow(ctx context.Context, s *session, g *group, from uint64,
 			}
 			fails++
 			c.failed(s, g, err)
+			// Whatever failed, the index may be stale: an agent that
+			// restarts answers "No cluster leader" (HTTP 500) on the
+			// connection it just accepted, whose next query would then
+			// block from the old agent's index, above the new one's.
+			recheck = true
 			if backoff.Sleep(ctx, retry.Delay(fails)) != nil {
 				return
 			}

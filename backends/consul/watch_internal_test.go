@@ -1,6 +1,8 @@
 package consul
 
 import (
+	"context"
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -9,7 +11,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/kvconf/kvconf/backends"
 	"github.com/kvconf/kvconf/backends/consul/catalog"
@@ -326,5 +330,70 @@ func BenchmarkSplit(b *testing.B) {
 	kvs, members, names := groupListing(100, 50)
 	for b.Loop() {
 		split(kvs, members, names)
+	}
+}
+
+// TestWatchRechecksAfterError: an agent restarted (its index back from 35
+// to 30) first answers a blocking query with an error, as a dev agent
+// without a leader yet does (HTTP 500) on the connection it just
+// accepted. The next query must not block from the old index, which the
+// new agent would hold until its own index passed it (60 s, or forever
+// on a quiet store): the watch must see the new store. A small fake of
+// the agent, since a real one cannot be made to answer so at will.
+func TestWatchRechecksAfterError(t *testing.T) {
+	t.Parallel()
+	entry := func(v string) string {
+		return `[{"LockIndex":0,"Key":"app/k","Flags":0,"Value":"` + base64.StdEncoding.EncodeToString([]byte(v)) +
+			`","CreateIndex":5,"ModifyIndex":5}]`
+	}
+	var mu sync.Mutex
+	restarted := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		blocking := r.URL.Query().Has("index")
+		switch {
+		case !blocking && !restarted:
+			mu.Unlock()
+			w.Header().Set("X-Consul-Index", "35")
+			_, _ = w.Write([]byte(entry("old")))
+		case !blocking:
+			mu.Unlock()
+			w.Header().Set("X-Consul-Index", "30")
+			_, _ = w.Write([]byte(entry("new")))
+		case !restarted:
+			restarted = true
+			mu.Unlock()
+			http.Error(w, "No cluster leader", http.StatusInternalServerError)
+		default:
+			// Nothing changes: Consul holds the query for its wait.
+			mu.Unlock()
+			<-r.Context().Done()
+		}
+	}))
+	defer srv.Close()
+	c, err := New(t.Context(), Config{Nodes: []string{srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }() // the fake holds a query open: Close cancels it
+	prefixes := []string{"/app"}
+	s, err := c.Snapshot(t.Context(), prefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		u, err := c.Watch(ctx, prefixes, s.Rev)
+		if ctx.Err() != nil {
+			t.Fatalf("the watch never saw the restarted agent's store: %v", err)
+		}
+		if err != nil {
+			continue // the agent's error, reported once
+		}
+		if u.Full == nil || u.Full.KVs["/app/k"] != "new" {
+			t.Fatalf("Watch = %+v, want a full snapshot of the new store", u)
+		}
+		return
 	}
 }
