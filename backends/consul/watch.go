@@ -741,7 +741,11 @@ func (c *Client) follow(ctx context.Context, s *session, g *group, from uint64,
 	idx := from
 	var last time.Time
 	epoch := c.epoch.Load()
-	recheck := false // the next query must not block
+	// The next query must not block. The first one goes out without
+	// blocking too: it usually needs a new connection, and a blocking
+	// query on a new connection is dropped (see [withFreshConn]), a
+	// connection opened for nothing that the agent may still count.
+	recheck := true
 	for fails := 0; ctx.Err() == nil; {
 		wait := idx
 		if recheck || c.epoch.Load() != epoch {
