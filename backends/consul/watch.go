@@ -746,6 +746,7 @@ func (c *Client) follow(ctx context.Context, s *session, g *group, from uint64,
 	// query on a new connection is dropped (see [withFreshConn]), a
 	// connection opened for nothing that the agent may still count.
 	recheck := true
+	first := true // no answer yet
 	for fails := 0; ctx.Err() == nil; {
 		wait := idx
 		if recheck || c.epoch.Load() != epoch {
@@ -783,8 +784,15 @@ func (c *Client) follow(ctx context.Context, s *session, g *group, from uint64,
 		}
 		fails, recheck = 0, false
 		c.seen(i)
-		answered(i, idx, wait > 0)
-		idx = i
+		if first {
+			// from is the caller's revision, the highest index of all it
+			// read, which this query's own index may well be below
+			// without a reset.
+			answered(i, 0, wait > 0)
+		} else {
+			answered(i, idx, wait > 0)
+		}
+		first, idx = false, i
 	}
 }
 
