@@ -301,6 +301,9 @@ func TestReadStateNoFollow(t *testing.T) {
 	}
 	fifo := filepath.Join(dir, "fifo")
 	if err := mkfifo(fifo); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("mkfifo %s: %v, and CI is set", fifo, err)
+		}
 		t.Skipf("no FIFOs here: %v", err)
 	}
 	done := make(chan error, 1)

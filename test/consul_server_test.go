@@ -41,22 +41,7 @@ type consulAgent struct {
 // fails the test under CI and skips it elsewhere.
 func consulBin(t testing.TB) string {
 	t.Helper()
-	const hint = `set CONSUL_BIN="$(./scripts/consul-bin)" (it builds consul v1.19.2 once), or run make test`
-	bin := os.Getenv("CONSUL_BIN")
-	switch {
-	case bin != "" && isExecutable(bin):
-		return bin
-	case bin != "":
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CONSUL_BIN=%s is not an executable file and CI is set: %s", bin, hint)
-		}
-		t.Skipf("CONSUL_BIN=%s is not an executable file: %s", bin, hint)
-	case os.Getenv("CI") != "":
-		t.Fatalf("CONSUL_BIN not set and CI is set: %s", hint)
-	default:
-		t.Skipf("CONSUL_BIN not set: %s", hint)
-	}
-	return ""
+	return binFromEnv(t, "CONSUL_BIN", `set CONSUL_BIN="$(./scripts/consul-bin)" (it builds consul v1.19.2 once), or run make test`)
 }
 
 // startConsul starts a dev agent, with ACLs (default deny, management

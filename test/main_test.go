@@ -50,6 +50,28 @@ func requireTool(t *testing.T, name, hint string) string {
 	return ""
 }
 
+// binFromEnv returns the server binary named by the environment variable
+// env, such as CONSUL_BIN. Unset or not an executable file, it fails the
+// test under CI and skips it elsewhere, with hint saying how to get one.
+func binFromEnv(t testing.TB, env, hint string) string {
+	t.Helper()
+	bin := os.Getenv(env)
+	switch {
+	case bin != "" && isExecutable(bin):
+		return bin
+	case bin != "":
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s=%s is not an executable file and CI is set: %s", env, bin, hint)
+		}
+		t.Skipf("%s=%s is not an executable file: %s", env, bin, hint)
+	case os.Getenv("CI") != "":
+		t.Fatalf("%s not set and CI is set: %s", env, hint)
+	default:
+		t.Skipf("%s not set: %s", env, hint)
+	}
+	return ""
+}
+
 func isExecutable(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0

@@ -48,22 +48,7 @@ type vaultServer struct {
 // fails the test under CI and skips it elsewhere.
 func vaultBin(t testing.TB) string {
 	t.Helper()
-	const hint = `set VAULT_BIN="$(./scripts/vault-bin)" (it builds vault v1.21.4 once), or run make test`
-	bin := os.Getenv("VAULT_BIN")
-	switch {
-	case bin != "" && isExecutable(bin):
-		return bin
-	case bin != "":
-		if os.Getenv("CI") != "" {
-			t.Fatalf("VAULT_BIN=%s is not an executable file and CI is set: %s", bin, hint)
-		}
-		t.Skipf("VAULT_BIN=%s is not an executable file: %s", bin, hint)
-	case os.Getenv("CI") != "":
-		t.Fatalf("VAULT_BIN not set and CI is set: %s", hint)
-	default:
-		t.Skipf("VAULT_BIN not set: %s", hint)
-	}
-	return ""
+	return binFromEnv(t, "VAULT_BIN", `set VAULT_BIN="$(./scripts/vault-bin)" (it builds vault v1.21.4 once), or run make test`)
 }
 
 // startVault starts, initialises and unseals a server, with a KV version

@@ -672,6 +672,19 @@ type proxy struct {
 	wg    sync.WaitGroup
 }
 
+// proxiedClient opens a client of cfg (its nodes and session timeout
+// set here: the proxy p, 20 s) and closes it when the test ends.
+func proxiedClient(ctx context.Context, t *testing.T, p *proxy, cfg zookeeper.Config) *zookeeper.Client {
+	t.Helper()
+	cfg.Nodes, cfg.SessionTimeout = []string{p.l.Addr().String()}, "20s"
+	c, err := zookeeper.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 func startProxy(t *testing.T, target string) *proxy {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -760,11 +773,7 @@ func TestWatchReadCutShort(t *testing.T) {
 	p := startProxy(t, s.Addr)
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
-	c, err := zookeeper.New(ctx, zookeeper.Config{Nodes: []string{p.l.Addr().String()}, SessionTimeout: "20s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := proxiedClient(ctx, t, p, zookeeper.Config{})
 	w := newWatcher(t, c, "/cut/")
 
 	// Hold the client's requests, so that the re-read of /cut/a that the
@@ -777,7 +786,7 @@ func TestWatchReadCutShort(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // the events arrive, the reads wait
 	p.cut()
 	p.setHold(false)
-	err = <-done
+	err := <-done
 	if err == nil || !strings.Contains(err.Error(), "read") {
 		t.Fatalf("Watch with its re-read cut short = %v, want the read's error", err)
 	}
@@ -805,18 +814,14 @@ func TestWatchOtherPrefixesCutShort(t *testing.T) {
 	p := startProxy(t, s.Addr)
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
-	c, err := zookeeper.New(ctx, zookeeper.Config{Nodes: []string{p.l.Addr().String()}, SessionTimeout: "20s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := proxiedClient(ctx, t, p, zookeeper.Config{})
 	w := newWatcher(t, c, "/alt/a/")
 
 	// Hold the client's requests so that the call with other prefixes
 	// gives up while they wait, then let them through.
 	p.setHold(true)
 	short, stop := context.WithTimeout(ctx, 2*time.Second)
-	_, err = c.Watch(short, []string{"/alt/b/"}, w.rev)
+	_, err := c.Watch(short, []string{"/alt/b/"}, w.rev)
 	stop()
 	p.setHold(false)
 	if !errors.Is(err, context.DeadlineExceeded) {
@@ -870,11 +875,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
-	c, err := zookeeper.New(ctx, zookeeper.Config{Nodes: []string{p.l.Addr().String()}, Username: "kvconf", Password: password, SessionTimeout: "20s", Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := proxiedClient(ctx, t, p, zookeeper.Config{Username: "kvconf", Password: password, Logger: log})
 	w := newWatcher(t, c, "/sec/")
 	if w.kvs["/sec/db/password"] != secret {
 		t.Fatalf("watched state = %v, want the secret", w.kvs)
@@ -883,7 +884,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	zktest.Put(t, admin, "/sec/db/password", secret2, nil)
 	w.until(t, map[string]string{"/sec/db/password": secret2})
 	wrong := open(t, s, zookeeper.Config{Username: "kvconf", Password: password + "-wrong", Logger: log})
-	_, err = wrong.Snapshot(ctx, []string{"/sec/"})
+	_, err := wrong.Snapshot(ctx, []string{"/sec/"})
 	if err == nil {
 		t.Fatal("Snapshot with a wrong password read the secret")
 	}
